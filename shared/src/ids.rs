@@ -1,0 +1,82 @@
+//! Identifier rules and message id generation.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use ulid::Ulid;
+
+use crate::error::{Error, Result};
+
+/// Every message id starts with this, followed by a ULID so that id order is creation order.
+pub const MESSAGE_ID_PREFIX: &str = "msg_";
+/// Inbox message ids: the same scheme with their own prefix.
+pub const INBOX_ID_PREFIX: &str = "inb_";
+
+/// Checks an id taken from a path or body: 1..=max characters, no control characters, and no
+/// `#` (the storage key separator) or `/` (it could never be addressed in a path).
+pub fn validate_id(kind: &str, id: &str, max_chars: usize) -> Result<()> {
+    let chars = id.chars().count();
+    if chars == 0 {
+        return Err(Error::invalid(format!("{kind} must not be empty")));
+    }
+    if chars > max_chars {
+        return Err(Error::invalid(format!(
+            "{kind} is {chars} characters long; the most is {max_chars}"
+        )));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Err(Error::invalid(format!(
+            "{kind} contains the control character U+{:04X}",
+            c as u32
+        )));
+    }
+    if let Some(c) = id.chars().find(|c| matches!(c, '#' | '/')) {
+        return Err(Error::invalid(format!("{kind} must not contain {c:?}")));
+    }
+    Ok(())
+}
+
+/// A new message id for a message created at `created_ms`.
+pub fn new_message_id(created_ms: i64) -> String {
+    format!("{MESSAGE_ID_PREFIX}{}", ulid_at(created_ms))
+}
+
+/// A new inbox message id.
+pub fn new_inbox_id(created_ms: i64) -> String {
+    format!("{INBOX_ID_PREFIX}{}", ulid_at(created_ms))
+}
+
+fn ulid_at(ms: i64) -> Ulid {
+    Ulid::from_datetime(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
+/// The smallest message id that could have been created at or after `ms`; ids compare as
+/// strings, so this bounds key-range queries by time.
+pub fn message_id_floor(ms: i64) -> String {
+    let ulid = Ulid::from_parts(ms.max(0) as u64, 0);
+    format!("{MESSAGE_ID_PREFIX}{ulid}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_sort_by_time() {
+        let a = new_message_id(1_700_000_000_000);
+        let b = new_message_id(1_700_000_000_001);
+        assert!(a < b);
+        assert!(a.starts_with("msg_"));
+        assert!(message_id_floor(1_700_000_000_001) <= b);
+        assert!(message_id_floor(1_700_000_000_001) > a);
+    }
+
+    #[test]
+    fn id_rules() {
+        assert!(validate_id("userId", "kbadk:github", 128).is_ok());
+        assert!(validate_id("userId", "", 128).is_err());
+        assert!(validate_id("userId", &"a".repeat(129), 128).is_err());
+        assert!(validate_id("userId", &"é".repeat(128), 128).is_ok());
+        assert!(validate_id("userId", "a\u{7}b", 128).is_err());
+        assert!(validate_id("userId", "a#b", 128).is_err());
+    }
+}

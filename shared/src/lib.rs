@@ -1,0 +1,16 @@
+//! natter's library: everything the Lambda functions and the local gateway share.
+//!
+//! Layers, top-down: `http` and `authorizer` translate API Gateway events into calls of `domain`,
+//! which applies the product's rules and talks to storage only through the `store::Store` trait.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod content;
+pub mod emoji;
+pub mod error;
+pub mod format;
+pub mod ids;
+pub mod model;
+pub mod routes;
+pub mod store;

@@ -1,0 +1,145 @@
+//! The route table: every HTTP route and the Lambda function that serves it.
+//!
+//! This is the one source of truth for routing. The local gateway dispatches with it, and tests
+//! check that `template.yaml` and `docs/openapi.yaml` declare exactly these routes.
+
+/// One HTTP API route: method, path template (API Gateway syntax) and the function behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// The binary name in `functions/` and the function's logical name in `template.yaml`
+    /// (kebab-case here, PascalCase + `Function` there).
+    pub function: &'static str,
+}
+
+const fn route(method: &'static str, path: &'static str, function: &'static str) -> HttpRoute {
+    HttpRoute {
+        method,
+        path,
+        function,
+    }
+}
+
+pub const HTTP_ROUTES: &[HttpRoute] = &[
+    route("PUT", "/v1/users/{userId}", "put-user"),
+    route("GET", "/v1/users/{userId}", "get-user"),
+    route("PUT", "/v1/conversations/{conversationId}", "put-conversation"),
+    route("GET", "/v1/conversations/{conversationId}", "get-conversation"),
+    route(
+        "PUT",
+        "/v1/conversations/{conversationId}/participants/{userId}",
+        "put-participant",
+    ),
+    route(
+        "DELETE",
+        "/v1/conversations/{conversationId}/participants/{userId}",
+        "delete-participant",
+    ),
+    route(
+        "POST",
+        "/v1/conversations/{conversationId}/messages",
+        "send-message",
+    ),
+    route(
+        "GET",
+        "/v1/conversations/{conversationId}/messages",
+        "list-messages",
+    ),
+    route(
+        "GET",
+        "/v1/conversations/{conversationId}/messages/{messageId}",
+        "get-message",
+    ),
+    route(
+        "PATCH",
+        "/v1/conversations/{conversationId}/messages/{messageId}",
+        "edit-message",
+    ),
+    route(
+        "DELETE",
+        "/v1/conversations/{conversationId}/messages/{messageId}",
+        "delete-message",
+    ),
+    route(
+        "PUT",
+        "/v1/conversations/{conversationId}/messages/{messageId}/reactions/{emoji}",
+        "add-reaction",
+    ),
+    route(
+        "DELETE",
+        "/v1/conversations/{conversationId}/messages/{messageId}/reactions/{emoji}",
+        "remove-reaction",
+    ),
+    route(
+        "POST",
+        "/v1/import/conversations/{conversationId}/messages",
+        "import-messages",
+    ),
+];
+
+/// Matches a concrete request path against a route's template, returning the path parameters
+/// (still percent-encoded, as API Gateway passes them in `pathParameters` after decoding; see
+/// the gateway for decoding).
+pub fn match_path<'a>(template: &str, path: &'a str) -> Option<Vec<(String, &'a str)>> {
+    let mut params = Vec::new();
+    let mut want = template.trim_matches('/').split('/');
+    let mut got = path.trim_matches('/').split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) => {
+                if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                    if g.is_empty() {
+                        return None;
+                    }
+                    params.push((name.to_string(), g));
+                } else if w != g {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Finds the route for a method and path. `Err(true)` means the path exists with another method.
+pub fn find_route<'a>(
+    method: &str,
+    path: &'a str,
+) -> Result<(&'static HttpRoute, Vec<(String, &'a str)>), bool> {
+    let mut path_exists = false;
+    for route in HTTP_ROUTES {
+        if let Some(params) = match_path(route.path, path) {
+            if route.method.eq_ignore_ascii_case(method) {
+                return Ok((route, params));
+            }
+            path_exists = true;
+        }
+    }
+    Err(path_exists)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_routes_and_params() {
+        let (route, params) =
+            find_route("PUT", "/v1/conversations/c1/messages/m1/reactions/%F0%9F%91%8D").unwrap();
+        assert_eq!(route.function, "add-reaction");
+        assert_eq!(params[2], ("emoji".to_string(), "%F0%9F%91%8D"));
+        assert_eq!(find_route("POST", "/v1/users/u1").unwrap_err(), true);
+        assert_eq!(find_route("GET", "/v1/nope").unwrap_err(), false);
+        assert!(find_route("GET", "/v1/users/").is_err());
+    }
+
+    #[test]
+    fn every_function_name_is_unique_per_route() {
+        let mut seen = std::collections::HashSet::new();
+        for r in HTTP_ROUTES {
+            assert!(seen.insert((r.method, r.path)), "duplicate route {r:?}");
+        }
+    }
+}

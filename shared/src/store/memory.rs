@@ -1,0 +1,585 @@
+//! The embedded store: every access pattern of the DynamoDB store, kept in memory behind one
+//! lock, so that each method is atomic exactly like its DynamoDB transaction.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
+    ReactionGuard, ReactionOutcome, Store, StoreError, StoreResult,
+};
+use crate::model::{
+    Access, ConversationPatch, ConversationRecord, MessageEdit, MessageRecord, ParticipantRecord,
+    ReactionCount, UserPatch, UserRecord,
+};
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, UserRecord>,
+    conversations: HashMap<String, ConversationRecord>,
+    /// conversation id → user id → participant
+    participants: HashMap<String, BTreeMap<String, ParticipantRecord>>,
+    /// conversation id → message id → message (ids sort by time)
+    messages: HashMap<String, BTreeMap<String, StoredMessage>>,
+    /// (conversation id, scoped key) → (message id, expiresAt)
+    idempotency: HashMap<(String, String), (String, i64)>,
+    /// (conversation id, user id) → (message id, emoji) → expiresAt
+    user_reactions: HashMap<(String, String), BTreeMap<(String, String), i64>>,
+}
+
+/// A message with its reaction counts, zero counts included: like the DynamoDB item, an emoji
+/// whose count fell to zero still takes a slot until an add at the limit sweeps it away.
+#[derive(Clone)]
+struct StoredMessage {
+    record: MessageRecord,
+    reactions: Vec<ReactionCount>,
+}
+
+impl StoredMessage {
+    fn snapshot(&self) -> MessageRecord {
+        let mut record = self.record.clone();
+        record.reactions = visible_reactions(&self.reactions);
+        record
+    }
+}
+
+/// Reactions with a count above zero, in first-added order.
+pub(crate) fn visible_reactions(all: &[ReactionCount]) -> Vec<ReactionCount> {
+    let mut shown: Vec<ReactionCount> = all.iter().filter(|r| r.count > 0).cloned().collect();
+    shown.sort_by(|a, b| {
+        (a.first_added_at, &a.emoji).cmp(&(b.first_added_at, &b.emoji))
+    });
+    shown
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))
+    }
+}
+
+impl State {
+    fn live_participant(&self, cid: &str, uid: &str, now_ms: i64) -> Option<&ParticipantRecord> {
+        self.participants
+            .get(cid)
+            .and_then(|ps| ps.get(uid))
+            .filter(|p| !is_expired(p.expires_at, now_ms))
+    }
+
+    fn live_conversation(&self, cid: &str, now_ms: i64) -> Option<&ConversationRecord> {
+        self.conversations
+            .get(cid)
+            .filter(|c| !is_expired(c.expires_at, now_ms))
+    }
+
+    fn live_message(&self, cid: &str, mid: &str, now_ms: i64) -> Option<&StoredMessage> {
+        self.messages
+            .get(cid)
+            .and_then(|ms| ms.get(mid))
+            .filter(|m| !is_expired(m.record.expires_at, now_ms))
+    }
+
+    fn live_message_mut(
+        &mut self,
+        cid: &str,
+        mid: &str,
+        now_ms: i64,
+    ) -> Option<&mut StoredMessage> {
+        self.messages
+            .get_mut(cid)
+            .and_then(|ms| ms.get_mut(mid))
+            .filter(|m| !is_expired(m.record.expires_at, now_ms))
+    }
+
+    /// Checks a reaction guard; `Some(outcome)` when it refuses.
+    fn check_guard(&self, cid: &str, guard: &ReactionGuard, now_ms: i64) -> Option<ReactionOutcome> {
+        match self.live_participant(cid, &guard.participant, now_ms) {
+            None => return Some(ReactionOutcome::NotParticipant),
+            Some(p) if guard.write_access && p.access != Access::ReadWrite => {
+                return Some(ReactionOutcome::NotParticipant)
+            }
+            Some(_) => {}
+        }
+        let stored_role = self
+            .users
+            .get(&guard.participant)
+            .filter(|u| !is_expired(u.expires_at, now_ms))
+            .and_then(|u| u.role.clone());
+        let denied = match stored_role {
+            Some(role) => guard.denied_roles.contains(&role),
+            None => guard.deny_default_role,
+        };
+        denied.then_some(ReactionOutcome::RoleDenied)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items> {
+        let state = self.lock()?;
+        let mut items = Items::default();
+        for key in keys {
+            match key {
+                ItemKey::User(id) => {
+                    if let Some(u) = state.users.get(id).filter(|u| !is_expired(u.expires_at, now_ms)) {
+                        items.users.insert(id.clone(), u.clone());
+                    }
+                }
+                ItemKey::Conversation(id) => {
+                    if let Some(c) = state.live_conversation(id, now_ms) {
+                        items.conversations.insert(id.clone(), c.clone());
+                    }
+                }
+                ItemKey::Participant { conversation_id, user_id } => {
+                    if let Some(p) = state.live_participant(conversation_id, user_id, now_ms) {
+                        items
+                            .participants
+                            .insert((conversation_id.clone(), user_id.clone()), p.clone());
+                    }
+                }
+                ItemKey::Message { conversation_id, message_id } => {
+                    if let Some(m) = state.live_message(conversation_id, message_id, now_ms) {
+                        items
+                            .messages
+                            .insert((conversation_id.clone(), message_id.clone()), m.snapshot());
+                    }
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    async fn upsert_user(
+        &self,
+        user_id: &str,
+        patch: &UserPatch,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> StoreResult<UserRecord> {
+        let mut state = self.lock()?;
+        // An expired record is gone: start over rather than reviving its fields.
+        let current = state
+            .users
+            .get(user_id)
+            .filter(|u| !is_expired(u.expires_at, now_ms))
+            .cloned();
+        let base = current.unwrap_or(UserRecord {
+            id: user_id.to_string(),
+            name: None,
+            photo_url: None,
+            role: None,
+            custom: Default::default(),
+            expires_at,
+        });
+        let user = UserRecord {
+            id: user_id.to_string(),
+            name: patch.name.clone().apply(base.name),
+            photo_url: patch.photo_url.clone().apply(base.photo_url),
+            role: patch.role.clone().apply(base.role),
+            custom: patch.custom.clone().apply(Some(base.custom)).unwrap_or_default(),
+            expires_at,
+        };
+        state.users.insert(user_id.to_string(), user.clone());
+        Ok(user)
+    }
+
+    async fn upsert_conversation(
+        &self,
+        conversation_id: &str,
+        patch: &ConversationPatch,
+        participants: &[(String, Access)],
+        now_ms: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        let mut state = self.lock()?;
+        let current = state.live_conversation(conversation_id, now_ms).cloned();
+        let base = current.unwrap_or(ConversationRecord {
+            id: conversation_id.to_string(),
+            subject: None,
+            photo_url: None,
+            custom: Default::default(),
+            created_at: now_ms,
+            expires_at,
+        });
+        let conversation = ConversationRecord {
+            id: conversation_id.to_string(),
+            subject: patch.subject.clone().apply(base.subject),
+            photo_url: patch.photo_url.clone().apply(base.photo_url),
+            custom: patch.custom.clone().apply(Some(base.custom)).unwrap_or_default(),
+            created_at: base.created_at,
+            expires_at,
+        };
+        state
+            .conversations
+            .insert(conversation_id.to_string(), conversation);
+        let members = state
+            .participants
+            .entry(conversation_id.to_string())
+            .or_default();
+        for (user_id, access) in participants {
+            members.insert(
+                user_id.clone(),
+                ParticipantRecord {
+                    conversation_id: conversation_id.to_string(),
+                    user_id: user_id.clone(),
+                    access: *access,
+                    expires_at,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn get_conversation(
+        &self,
+        conversation_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(ConversationRecord, Vec<ParticipantRecord>)>> {
+        let state = self.lock()?;
+        let Some(conversation) = state.live_conversation(conversation_id, now_ms).cloned() else {
+            return Ok(None);
+        };
+        let participants = state
+            .participants
+            .get(conversation_id)
+            .map(|ps| {
+                ps.values()
+                    .filter(|p| !is_expired(p.expires_at, now_ms))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some((conversation, participants)))
+    }
+
+    async fn put_participant(
+        &self,
+        participant: &ParticipantRecord,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut state = self.lock()?;
+        if state
+            .live_conversation(&participant.conversation_id, now_ms)
+            .is_none()
+        {
+            return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
+        }
+        state
+            .participants
+            .entry(participant.conversation_id.clone())
+            .or_default()
+            .insert(participant.user_id.clone(), participant.clone());
+        Ok(())
+    }
+
+    async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()> {
+        let mut state = self.lock()?;
+        if let Some(ps) = state.participants.get_mut(conversation_id) {
+            ps.remove(user_id);
+        }
+        Ok(())
+    }
+
+    async fn create_message(
+        &self,
+        message: &MessageRecord,
+        conditions: &CreateConditions,
+        now_ms: i64,
+    ) -> StoreResult<CreateOutcome> {
+        let mut state = self.lock()?;
+        let cid = message.conversation_id.as_str();
+        if let Some(key) = &conditions.idempotency_key {
+            if let Some((mid, expires_at)) = state.idempotency.get(&(cid.to_string(), key.clone())) {
+                if !is_expired(*expires_at, now_ms) {
+                    return Ok(CreateOutcome::Duplicate {
+                        message_id: mid.clone(),
+                    });
+                }
+            }
+        }
+        if let Some(writer) = &conditions.writer {
+            match state.live_participant(cid, writer, now_ms) {
+                Some(p) if p.access == Access::ReadWrite => {}
+                _ => return Err(StoreError::ConditionFailed(Failed::NotParticipant)),
+            }
+        }
+        if conditions.conversation_exists && state.live_conversation(cid, now_ms).is_none() {
+            return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
+        }
+        if let Some(referenced) = &conditions.referenced_message_id {
+            if state.live_message(cid, referenced, now_ms).is_none() {
+                return Err(StoreError::ConditionFailed(Failed::ReferencedMissing));
+            }
+        }
+        if let Some(key) = &conditions.idempotency_key {
+            state.idempotency.insert(
+                (cid.to_string(), key.clone()),
+                (message.id.clone(), message.expires_at),
+            );
+        }
+        state.messages.entry(cid.to_string()).or_default().insert(
+            message.id.clone(),
+            StoredMessage {
+                record: message.clone(),
+                reactions: Vec::new(),
+            },
+        );
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn import_messages(&self, messages: &[MessageRecord], now_ms: i64) -> StoreResult<()> {
+        let mut state = self.lock()?;
+        for m in messages {
+            if state.live_conversation(&m.conversation_id, now_ms).is_none() {
+                return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
+            }
+        }
+        for m in messages {
+            state
+                .messages
+                .entry(m.conversation_id.clone())
+                .or_default()
+                .insert(
+                    m.id.clone(),
+                    StoredMessage {
+                        record: m.clone(),
+                        reactions: Vec::new(),
+                    },
+                );
+        }
+        Ok(())
+    }
+
+    async fn list_messages(
+        &self,
+        conversation_id: &str,
+        before: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<MessagePage> {
+        let state = self.lock()?;
+        let Some(all) = state.messages.get(conversation_id) else {
+            return Ok(MessagePage {
+                messages: Vec::new(),
+                loaded_all: true,
+            });
+        };
+        let mut live = all
+            .iter()
+            .rev()
+            .filter(|(id, _)| before.is_none_or(|b| id.as_str() < b))
+            .map(|(_, m)| m)
+            .filter(|m| !is_expired(m.record.expires_at, now_ms));
+        let messages: Vec<MessageRecord> = live.by_ref().take(limit).map(|m| m.snapshot()).collect();
+        let loaded_all = live.next().is_none();
+        Ok(MessagePage {
+            messages,
+            loaded_all,
+        })
+    }
+
+    async fn edit_message(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        edit: &MessageEdit,
+        required_sender: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Option<MessageRecord>> {
+        let mut state = self.lock()?;
+        let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
+            return Ok(None);
+        };
+        if required_sender.is_some() && stored.record.sender_id.as_deref() != required_sender {
+            return Ok(None);
+        }
+        if let Some(content) = &edit.content {
+            stored.record.content = content.clone();
+        }
+        apply_custom_patch(&mut stored.record.custom, &edit.custom);
+        stored.record.edited_at = Some(edit.edited_at);
+        Ok(Some(stored.snapshot()))
+    }
+
+    async fn delete_message(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        required_sender: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut state = self.lock()?;
+        let Some(messages) = state.messages.get_mut(conversation_id) else {
+            return Ok(false);
+        };
+        match messages.get(message_id) {
+            None => Ok(false),
+            Some(m) if required_sender.is_some() && m.record.sender_id.as_deref() != required_sender => {
+                Err(StoreError::ConditionFailed(Failed::MessageMissing))
+            }
+            Some(_) => {
+                messages.remove(message_id);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn add_reaction(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        emoji: &str,
+        guard: &ReactionGuard,
+        max_distinct: usize,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome> {
+        let mut state = self.lock()?;
+        if let Some(refused) = state.check_guard(conversation_id, guard, now_ms) {
+            return Ok(refused);
+        }
+        let user_key = (conversation_id.to_string(), guard.participant.clone());
+        let reaction_key = (message_id.to_string(), emoji.to_string());
+        let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
+            return Ok(ReactionOutcome::MessageMissing);
+        };
+        let expires_at = stored.record.expires_at;
+        let already = state
+            .user_reactions
+            .get(&user_key)
+            .and_then(|rs| rs.get(&reaction_key))
+            .is_some_and(|exp| !is_expired(*exp, now_ms));
+        if already {
+            return Ok(ReactionOutcome::Unchanged);
+        }
+        let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
+            return Ok(ReactionOutcome::MessageMissing);
+        };
+        let count = match stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
+            Some(r) => {
+                r.count += 1;
+                r.count
+            }
+            None => {
+                if stored.reactions.len() >= max_distinct {
+                    // Sweep emoji whose count fell to zero, as the DynamoDB store does.
+                    stored.reactions.retain(|r| r.count > 0);
+                    if stored.reactions.len() >= max_distinct {
+                        return Ok(ReactionOutcome::TooManyReactions);
+                    }
+                }
+                stored.reactions.push(ReactionCount {
+                    emoji: emoji.to_string(),
+                    count: 1,
+                    first_added_at: now_ms,
+                });
+                1
+            }
+        };
+        state
+            .user_reactions
+            .entry(user_key)
+            .or_default()
+            .insert(reaction_key, expires_at);
+        Ok(ReactionOutcome::Changed { count })
+    }
+
+    async fn remove_reaction(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        emoji: &str,
+        guard: &ReactionGuard,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome> {
+        let mut state = self.lock()?;
+        if let Some(refused) = state.check_guard(conversation_id, guard, now_ms) {
+            return Ok(refused);
+        }
+        if state
+            .live_message(conversation_id, message_id, now_ms)
+            .is_none()
+        {
+            return Ok(ReactionOutcome::MessageMissing);
+        }
+        let user_key = (conversation_id.to_string(), guard.participant.clone());
+        let reaction_key = (message_id.to_string(), emoji.to_string());
+        let had = state
+            .user_reactions
+            .get_mut(&user_key)
+            .and_then(|rs| rs.remove(&reaction_key))
+            .is_some_and(|exp| !is_expired(exp, now_ms));
+        if !had {
+            return Ok(ReactionOutcome::Unchanged);
+        }
+        let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
+            return Ok(ReactionOutcome::MessageMissing);
+        };
+        let count = match stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
+            Some(r) => {
+                r.count = r.count.saturating_sub(1);
+                r.count
+            }
+            None => 0,
+        };
+        Ok(ReactionOutcome::Changed { count })
+    }
+
+    async fn user_reactions(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        low: &str,
+        high: &str,
+        now_ms: i64,
+    ) -> StoreResult<HashSet<(String, String)>> {
+        let state = self.lock()?;
+        let Some(reactions) = state
+            .user_reactions
+            .get(&(conversation_id.to_string(), user_id.to_string()))
+        else {
+            return Ok(HashSet::new());
+        };
+        Ok(reactions
+            .iter()
+            .filter(|((mid, _), exp)| {
+                mid.as_str() >= low && mid.as_str() <= high && !is_expired(**exp, now_ms)
+            })
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+}
+
+/// Applies a `custom` patch: `Null` clears the map, a `None` value removes its key.
+pub fn apply_custom_patch(
+    custom: &mut crate::model::Custom,
+    patch: &crate::model::Patch<BTreeMap<String, Option<String>>>,
+) {
+    match patch {
+        crate::model::Patch::Absent => {}
+        crate::model::Patch::Null => custom.clear(),
+        crate::model::Patch::Value(changes) => {
+            for (key, value) in changes {
+                match value {
+                    Some(v) => {
+                        custom.insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        custom.remove(key);
+                    }
+                }
+            }
+        }
+    }
+}

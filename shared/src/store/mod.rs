@@ -1,0 +1,246 @@
+//! Storage: one trait, an embedded in-memory implementation and a DynamoDB one.
+//!
+//! Each method is one access pattern with the atomicity it needs spelled out, so the domain
+//! never reads-then-writes without a condition. Every item carries `expiresAt` (seconds since the
+//! epoch, the table's TTL attribute); every read drops items whose `expiresAt` is not in the
+//! future, because DynamoDB deletes expired items late. The table design and the request count
+//! of each method are documented in `docs/storage.md`.
+
+pub mod dynamo;
+pub mod memory;
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+
+use crate::model::{
+    Access, ConversationPatch, ConversationRecord, MessageEdit, MessageRecord, ParticipantRecord,
+    UserPatch, UserRecord,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition that the domain checked a moment earlier no longer holds (a race); the
+    /// caller answers as if it had seen the new state.
+    #[error("condition failed: {0:?}")]
+    ConditionFailed(Failed),
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+/// Which condition of a write failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    ConversationMissing,
+    NotParticipant,
+    ReferencedMissing,
+    MessageMissing,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The key of an item that `get_items` can fetch in one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ItemKey {
+    User(String),
+    Conversation(String),
+    Participant { conversation_id: String, user_id: String },
+    Message { conversation_id: String, message_id: String },
+}
+
+/// What `get_items` found; missing and expired items are absent.
+#[derive(Debug, Clone, Default)]
+pub struct Items {
+    pub users: HashMap<String, UserRecord>,
+    pub conversations: HashMap<String, ConversationRecord>,
+    /// Keyed by (conversation id, user id).
+    pub participants: HashMap<(String, String), ParticipantRecord>,
+    /// Keyed by (conversation id, message id).
+    pub messages: HashMap<(String, String), MessageRecord>,
+}
+
+impl Items {
+    pub fn participant(&self, conversation_id: &str, user_id: &str) -> Option<&ParticipantRecord> {
+        self.participants
+            .get(&(conversation_id.to_string(), user_id.to_string()))
+    }
+
+    pub fn message(&self, conversation_id: &str, message_id: &str) -> Option<&MessageRecord> {
+        self.messages
+            .get(&(conversation_id.to_string(), message_id.to_string()))
+    }
+}
+
+/// Conditions that must hold, atomically, for a message to be created.
+#[derive(Debug, Clone, Default)]
+pub struct CreateConditions {
+    /// This user must be an unexpired participant with `ReadWrite` access.
+    pub writer: Option<String>,
+    /// The conversation must exist (used when no participant is checked).
+    pub conversation_exists: bool,
+    /// This message of the same conversation must exist, unexpired.
+    pub referenced_message_id: Option<String>,
+    /// A key, already scoped to its sender, that may be used once per conversation while the
+    /// message it created lives.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// The idempotency key was used before, by this message.
+    Duplicate { message_id: String },
+}
+
+/// A page of a conversation's messages, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct MessagePage {
+    pub messages: Vec<MessageRecord>,
+    /// No older unexpired message exists beyond this page.
+    pub loaded_all: bool,
+}
+
+/// Conditions on the reacting user, checked in the same transaction as the reaction write.
+#[derive(Debug, Clone, Default)]
+pub struct ReactionGuard {
+    /// Must be an unexpired participant; with `write_access`, with `ReadWrite` access.
+    pub participant: String,
+    pub write_access: bool,
+    /// When set, the user's stored role must not be one of these (roles without the react
+    /// grant); a user with no stored role has the default role.
+    pub denied_roles: Vec<String>,
+    /// Whether a user with no stored role is denied (the default role lacks the grant).
+    pub deny_default_role: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReactionOutcome {
+    /// The reaction was added or removed; carries the emoji's new count.
+    Changed { count: u64 },
+    /// Nothing to do: the user had already reacted (add) or had not (remove).
+    Unchanged,
+    MessageMissing,
+    NotParticipant,
+    /// The user's stored role may not react.
+    RoleDenied,
+    /// The message already holds the most distinct reactions.
+    TooManyReactions,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Fetches users, conversations, participants and messages by key in one round trip.
+    async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items>;
+
+    /// Creates or updates a user (an expired record counts as missing); returns the stored record.
+    async fn upsert_user(
+        &self,
+        user_id: &str,
+        patch: &UserPatch,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> StoreResult<UserRecord>;
+
+    /// Creates the conversation when missing (`created_at` = `now_ms`), applies the patch and
+    /// puts the given participants, atomically.
+    async fn upsert_conversation(
+        &self,
+        conversation_id: &str,
+        patch: &ConversationPatch,
+        participants: &[(String, Access)],
+        now_ms: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+
+    /// The conversation and its participants.
+    async fn get_conversation(
+        &self,
+        conversation_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(ConversationRecord, Vec<ParticipantRecord>)>>;
+
+    /// Adds a participant or changes their access; the conversation must exist
+    /// (`Failed::ConversationMissing`).
+    async fn put_participant(&self, participant: &ParticipantRecord, now_ms: i64)
+        -> StoreResult<()>;
+
+    /// Removes a participant; removing a missing one succeeds.
+    async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()>;
+
+    /// Creates a message when every condition holds, in one transaction. A reused idempotency
+    /// key is `CreateOutcome::Duplicate`; other failures are `StoreError::ConditionFailed`.
+    async fn create_message(
+        &self,
+        message: &MessageRecord,
+        conditions: &CreateConditions,
+        now_ms: i64,
+    ) -> StoreResult<CreateOutcome>;
+
+    /// Stores up to 100 messages of one existing conversation all at once, or none.
+    async fn import_messages(&self, messages: &[MessageRecord], now_ms: i64) -> StoreResult<()>;
+
+    /// A conversation's unexpired messages older than `before` (all when `None`), newest first.
+    async fn list_messages(
+        &self,
+        conversation_id: &str,
+        before: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<MessagePage>;
+
+    /// Applies an edit to an unexpired message (sent by `required_sender` when given); `None`
+    /// when the message is missing, expired or not that sender's.
+    async fn edit_message(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        edit: &MessageEdit,
+        required_sender: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Option<MessageRecord>>;
+
+    /// Deletes a message (only if sent by `required_sender`, when given); `true` if it was there.
+    async fn delete_message(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        required_sender: Option<&str>,
+    ) -> StoreResult<bool>;
+
+    /// Adds `user_id`'s reaction, atomically with the guard and the distinct-reaction limit.
+    async fn add_reaction(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        emoji: &str,
+        guard: &ReactionGuard,
+        max_distinct: usize,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome>;
+
+    /// Removes `guard.participant`'s reaction, atomically with the guard.
+    async fn remove_reaction(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        emoji: &str,
+        guard: &ReactionGuard,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome>;
+
+    /// The (message id, emoji) pairs `user_id` reacted with on messages whose ids lie in
+    /// `low..=high`.
+    async fn user_reactions(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        low: &str,
+        high: &str,
+        now_ms: i64,
+    ) -> StoreResult<HashSet<(String, String)>>;
+}
+
+/// True when an item with this `expiresAt` (seconds) is gone at `now_ms`.
+pub fn is_expired(expires_at: i64, now_ms: i64) -> bool {
+    expires_at * 1000 <= now_ms
+}
