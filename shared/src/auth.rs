@@ -1,1 +1,661 @@
-//! TEMPORARY STUB
+//! Bearer tokens and the identities they carry.
+//!
+//! A request is authenticated either by the deployment's secret key (for
+//! operators and back-office tools) or by an HS256 JWT issued to a user.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// The only JWT algorithm accepted or issued.
+const ALGORITHM: &str = "HS256";
+
+const SUBJECT_MAX_CHARS: usize = 128;
+
+/// Claims of a user token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// Who made a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    User {
+        user_id: String,
+        role: Option<String>,
+    },
+    /// The holder of the deployment's secret key.
+    Secret,
+}
+
+/// Why a request could not be authenticated. The messages are shown to API
+/// clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing Authorization header")]
+    MissingHeader,
+    #[error("Authorization header must be 'Bearer <token>'")]
+    NotBearer,
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token algorithm {0} is not accepted; use HS256")]
+    WrongAlgorithm(String),
+    #[error("token has expired")]
+    Expired,
+    #[error("token has no exp claim; tokens must expire")]
+    MissingExp,
+    #[error("token subject is invalid: {0}")]
+    BadSubject(String),
+    #[error("the secret key cannot open a WebSocket connection; use a user token")]
+    SecretKeyNotAllowed,
+    #[error("could not sign token: {0}")]
+    Signing(String),
+}
+
+/// Secrets used to authenticate requests.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// HMAC key for user tokens.
+    pub signing_secret: Vec<u8>,
+    /// Bearer token that authenticates as [`Identity::Secret`].
+    pub secret_key: String,
+}
+
+// Hand-written so that secrets never end up in logs.
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("signing_secret", &"[redacted]")
+            .field("secret_key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Authenticates an HTTP request from its `Authorization` header, which must
+/// be `Bearer <token>` (scheme case-insensitive). The token is either the
+/// secret key or an HS256 user token that expires after `now_secs`.
+pub fn authenticate(
+    authorization_header: Option<&str>,
+    config: &AuthConfig,
+    now_secs: u64,
+) -> Result<Identity, AuthError> {
+    let token = bearer_token(authorization_header)?;
+    if is_secret_key(token, config) {
+        return Ok(Identity::Secret);
+    }
+    verify_user_token(token, config, now_secs)
+}
+
+/// Authenticates a WebSocket connection from a bare token (a query parameter,
+/// since browsers cannot set headers there). Only user tokens are accepted:
+/// the secret key would otherwise end up in URLs and access logs.
+pub fn authenticate_token(
+    token: &str,
+    config: &AuthConfig,
+    now_secs: u64,
+) -> Result<Identity, AuthError> {
+    if token.is_empty() {
+        return Err(AuthError::Malformed("token is empty".to_owned()));
+    }
+    if is_secret_key(token, config) {
+        return Err(AuthError::SecretKeyNotAllowed);
+    }
+    verify_user_token(token, config, now_secs)
+}
+
+/// Issues an HS256 user token that expires `ttl_secs` after `now_secs` (a
+/// `ttl_secs` of 0 gives a token that is already expired).
+pub fn issue_user_token(
+    user_id: &str,
+    role: Option<&str>,
+    ttl_secs: u64,
+    now_secs: u64,
+    signing_secret: &[u8],
+) -> Result<String, AuthError> {
+    // Never issue a token that `authenticate` would refuse.
+    check_subject(user_id)?;
+    if signing_secret.is_empty() {
+        return Err(AuthError::Signing("the signing secret is empty".to_owned()));
+    }
+    let claims = Claims {
+        sub: user_id.to_owned(),
+        exp: now_secs.saturating_add(ttl_secs),
+        role: role.map(str::to_owned),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(signing_secret),
+    )
+    .map_err(|e| AuthError::Signing(e.to_string()))
+}
+
+fn bearer_token(authorization_header: Option<&str>) -> Result<&str, AuthError> {
+    let header = authorization_header
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .ok_or(AuthError::MissingHeader)?;
+    let (scheme, token) = header.split_once(' ').ok_or(AuthError::NotBearer)?;
+    let token = token.trim_start();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthError::NotBearer);
+    }
+    Ok(token)
+}
+
+fn is_secret_key(token: &str, config: &AuthConfig) -> bool {
+    // An unset secret key must not let anything through.
+    !config.secret_key.is_empty()
+        && constant_time_eq(token.as_bytes(), config.secret_key.as_bytes())
+}
+
+/// Compares in time that depends only on the lengths, so the secret key
+/// cannot be guessed byte by byte from response times.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)));
+    diff == 0
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+}
+
+/// Claims as found in a token, before the checks that give specific errors.
+#[derive(Deserialize)]
+struct RawClaims {
+    sub: Option<String>,
+    exp: Option<u64>,
+    role: Option<String>,
+}
+
+fn verify_user_token(
+    token: &str,
+    config: &AuthConfig,
+    now_secs: u64,
+) -> Result<Identity, AuthError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Malformed(
+            "expected a JWT with three dot-separated parts".to_owned(),
+        ));
+    };
+
+    // Checked here rather than left to jsonwebtoken: its header type cannot
+    // represent "none", so it would report that as a JSON error.
+    let header: RawHeader = decode_part(header, "header")?;
+    if header.alg != ALGORITHM {
+        return Err(AuthError::WrongAlgorithm(header.alg));
+    }
+    // Parsed before verifying the signature so that garbage gets a precise
+    // reason instead of "bad signature".
+    decode_part::<RawClaims>(payload, "payload")?;
+
+    // A token signed with an empty key proves nothing.
+    if config.signing_secret.is_empty() {
+        return Err(AuthError::BadSignature);
+    }
+    let mut validation = Validation::new(Algorithm::HS256);
+    // jsonwebtoken checks exp against the system clock; it is checked below
+    // against `now_secs` instead, and its absence gets its own error.
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    validation.leeway = 0;
+    // Our tokens carry no audience; with only one issuer there is nothing to match.
+    validation.validate_aud = false;
+    let claims = jsonwebtoken::decode::<RawClaims>(
+        token,
+        &DecodingKey::from_secret(&config.signing_secret),
+        &validation,
+    )
+    .map_err(|e| match e.kind() {
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        // Header and payload were decoded above, so this is the signature.
+        ErrorKind::Base64(_) => AuthError::Malformed("signature is not valid base64url".to_owned()),
+        _ => AuthError::Malformed(e.to_string()),
+    })?
+    .claims;
+
+    let exp = claims.exp.ok_or(AuthError::MissingExp)?;
+    if exp <= now_secs {
+        return Err(AuthError::Expired);
+    }
+    let sub = claims
+        .sub
+        .ok_or_else(|| AuthError::BadSubject("sub claim is missing".to_owned()))?;
+    check_subject(&sub)?;
+    Ok(Identity::User {
+        user_id: sub,
+        role: claims.role,
+    })
+}
+
+fn decode_part<T: DeserializeOwned>(part: &str, what: &str) -> Result<T, AuthError> {
+    let bytes = base64url_decode(part)
+        .ok_or_else(|| AuthError::Malformed(format!("{what} is not valid base64url")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| AuthError::Malformed(format!("invalid {what} JSON: {e}")))
+}
+
+/// Unpadded base64url (RFC 7515), as strict as jsonwebtoken's own decoder.
+/// Hand-written because the header must be read before jsonwebtoken sees it
+/// and the crate's base64 dependency is not re-exported.
+fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 2);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for byte in s.bytes() {
+        let sextet = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(sextet);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // Leftover bits must be zero, or two strings would decode the same.
+    (acc == 0).then_some(out)
+}
+
+fn check_subject(sub: &str) -> Result<(), AuthError> {
+    if sub.is_empty() {
+        return Err(AuthError::BadSubject("sub is empty".to_owned()));
+    }
+    if sub.chars().count() > SUBJECT_MAX_CHARS {
+        return Err(AuthError::BadSubject(format!(
+            "sub is longer than {SUBJECT_MAX_CHARS} characters"
+        )));
+    }
+    if sub.chars().any(char::is_control) {
+        return Err(AuthError::BadSubject(
+            "sub contains a control character".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+    const SIGNING_SECRET: &[u8] = b"test-signing-secret-0123456789abcdef";
+    const SECRET_KEY: &str = "sk_test_0123456789";
+
+    fn config() -> AuthConfig {
+        AuthConfig {
+            signing_secret: SIGNING_SECRET.to_vec(),
+            secret_key: SECRET_KEY.to_owned(),
+        }
+    }
+
+    fn base64url(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+        }
+        out
+    }
+
+    /// Signs arbitrary claims JSON with the given algorithm and secret.
+    fn sign(claims: &serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
+        jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    fn bearer(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
+    fn auth(token: &str) -> Result<Identity, AuthError> {
+        authenticate(Some(&bearer(token)), &config(), NOW)
+    }
+
+    #[test]
+    fn base64url_round_trips() {
+        for len in 0..32 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 5) as u8).collect();
+            assert_eq!(base64url_decode(&base64url(&bytes)), Some(bytes));
+        }
+        assert_eq!(base64url_decode("A"), None);
+        assert_eq!(base64url_decode("AB"), None, "non-zero trailing bits");
+        assert_eq!(base64url_decode("AA=="), None, "padding");
+        assert_eq!(base64url_decode("A+A/"), None, "standard alphabet");
+    }
+
+    #[test]
+    fn valid_user_token_without_role() {
+        let token = issue_user_token("user-1", None, 60, NOW, SIGNING_SECRET).unwrap();
+        assert_eq!(
+            auth(&token),
+            Ok(Identity::User {
+                user_id: "user-1".to_owned(),
+                role: None
+            })
+        );
+        assert_eq!(
+            authenticate_token(&token, &config(), NOW),
+            auth(&token),
+            "the WebSocket path accepts the same tokens"
+        );
+    }
+
+    #[test]
+    fn valid_user_token_with_role() {
+        let token = issue_user_token("user-1", Some("admin"), 60, NOW, SIGNING_SECRET).unwrap();
+        assert_eq!(
+            auth(&token),
+            Ok(Identity::User {
+                user_id: "user-1".to_owned(),
+                role: Some("admin".to_owned())
+            })
+        );
+    }
+
+    #[test]
+    fn issued_claims_omit_absent_role() {
+        let token = issue_user_token("u", None, 60, NOW, SIGNING_SECRET).unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&base64url_decode(payload).unwrap()).unwrap();
+        assert_eq!(json, serde_json::json!({"sub": "u", "exp": NOW + 60}));
+    }
+
+    #[test]
+    fn secret_key() {
+        assert_eq!(auth(SECRET_KEY), Ok(Identity::Secret));
+        assert_eq!(
+            authenticate(Some(&format!("bearer {SECRET_KEY}")), &config(), NOW),
+            Ok(Identity::Secret),
+            "scheme is case-insensitive"
+        );
+        assert_eq!(
+            auth(&format!("{SECRET_KEY}x")),
+            Err(AuthError::Malformed(
+                "expected a JWT with three dot-separated parts".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn empty_secret_key_matches_nothing() {
+        let config = AuthConfig {
+            secret_key: String::new(),
+            ..config()
+        };
+        assert_ne!(
+            authenticate_token("", &config, NOW),
+            Err(AuthError::SecretKeyNotAllowed)
+        );
+        assert!(!is_secret_key("", &config));
+    }
+
+    #[test]
+    fn secret_key_refused_on_websocket_path() {
+        assert_eq!(
+            authenticate_token(SECRET_KEY, &config(), NOW),
+            Err(AuthError::SecretKeyNotAllowed)
+        );
+    }
+
+    #[test]
+    fn header_errors() {
+        let cases = [
+            (None, AuthError::MissingHeader),
+            (Some(""), AuthError::MissingHeader),
+            (Some("Basic dXNlcjpwYXNz"), AuthError::NotBearer),
+            (Some(SECRET_KEY), AuthError::NotBearer),
+            (Some("Bearer"), AuthError::NotBearer),
+            (Some("Bearer "), AuthError::NotBearer),
+            (Some("Bearer    "), AuthError::NotBearer),
+        ];
+        for (header, want) in cases {
+            assert_eq!(
+                authenticate(header, &config(), NOW),
+                Err(want),
+                "header {header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_tokens() {
+        let header = base64url(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload = base64url(br#"{"sub":"u","exp":1800000000}"#);
+        let cases = [
+            (
+                "not-a-jwt".to_owned(),
+                "expected a JWT with three dot-separated parts",
+            ),
+            (
+                "a.b".to_owned(),
+                "expected a JWT with three dot-separated parts",
+            ),
+            (
+                "a.b.c.d".to_owned(),
+                "expected a JWT with three dot-separated parts",
+            ),
+            (format!("!!.{payload}.sig"), "header is not valid base64url"),
+            (
+                format!("{header}.{payload}!.sig"),
+                "payload is not valid base64url",
+            ),
+            (
+                format!("{header}.{payload}.!!"),
+                "signature is not valid base64url",
+            ),
+        ];
+        for (token, reason) in cases {
+            assert_eq!(
+                auth(&token),
+                Err(AuthError::Malformed(reason.to_owned())),
+                "token {token}"
+            );
+        }
+
+        for token in [
+            format!("{}.{payload}.sig", base64url(b"{not json")),
+            format!("{}.{payload}.sig", base64url(br#"{"typ":"JWT"}"#)),
+            format!("{header}.{}.sig", base64url(b"[1, 2]")),
+            format!("{header}.{}.sig", base64url(br#"{"sub":"u","exp":"soon"}"#)),
+        ] {
+            let err = auth(&token).unwrap_err();
+            assert!(
+                matches!(&err, AuthError::Malformed(m) if m.contains("JSON")),
+                "{token}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_signature() {
+        let token = issue_user_token("u", None, 60, NOW, b"some-other-secret").unwrap();
+        assert_eq!(auth(&token), Err(AuthError::BadSignature));
+
+        let (unsigned, _) = token.rsplit_once('.').unwrap();
+        assert_eq!(auth(&format!("{unsigned}.")), Err(AuthError::BadSignature));
+    }
+
+    #[test]
+    fn empty_signing_secret_verifies_nothing() {
+        let config = AuthConfig {
+            signing_secret: Vec::new(),
+            ..config()
+        };
+        let token = sign(
+            &serde_json::json!({"sub": "u", "exp": NOW + 60}),
+            Algorithm::HS256,
+            b"",
+        );
+        assert_eq!(
+            authenticate(Some(&bearer(&token)), &config, NOW),
+            Err(AuthError::BadSignature)
+        );
+        assert!(matches!(
+            issue_user_token("u", None, 60, NOW, b""),
+            Err(AuthError::Signing(_))
+        ));
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let token = format!(
+            "{}.{}.",
+            base64url(br#"{"alg":"none","typ":"JWT"}"#),
+            base64url(format!(r#"{{"sub":"u","exp":{}}}"#, NOW + 60).as_bytes())
+        );
+        let err = auth(&token).unwrap_err();
+        assert_eq!(err, AuthError::WrongAlgorithm("none".to_owned()));
+        assert_eq!(
+            err.to_string(),
+            "token algorithm none is not accepted; use HS256"
+        );
+        assert_eq!(authenticate_token(&token, &config(), NOW), Err(err));
+    }
+
+    #[test]
+    fn other_algorithms_are_refused() {
+        let claims = serde_json::json!({"sub": "u", "exp": NOW + 60});
+        for (alg, name) in [(Algorithm::HS384, "HS384"), (Algorithm::HS512, "HS512")] {
+            let token = sign(&claims, alg, SIGNING_SECRET);
+            assert_eq!(
+                auth(&token),
+                Err(AuthError::WrongAlgorithm(name.to_owned()))
+            );
+        }
+        // An RS256 header, as used in key-confusion attacks, is refused before
+        // any signature check.
+        let token = format!(
+            "{}.{}.c2ln",
+            base64url(br#"{"alg":"RS256","typ":"JWT"}"#),
+            base64url(br#"{"sub":"u","exp":1800000000}"#)
+        );
+        assert_eq!(
+            auth(&token),
+            Err(AuthError::WrongAlgorithm("RS256".to_owned()))
+        );
+    }
+
+    #[test]
+    fn expiry() {
+        let cases = [
+            (NOW - 1, Err(AuthError::Expired)),
+            (NOW, Err(AuthError::Expired)),
+            (
+                NOW + 1,
+                Ok(Identity::User {
+                    user_id: "u".to_owned(),
+                    role: None,
+                }),
+            ),
+        ];
+        for (exp, want) in cases {
+            let token = sign(
+                &serde_json::json!({"sub": "u", "exp": exp}),
+                Algorithm::HS256,
+                SIGNING_SECRET,
+            );
+            assert_eq!(auth(&token), want, "exp {exp}");
+        }
+        let token = issue_user_token("u", None, 0, NOW, SIGNING_SECRET).unwrap();
+        assert_eq!(auth(&token), Err(AuthError::Expired), "ttl 0");
+    }
+
+    #[test]
+    fn missing_exp() {
+        for claims in [
+            serde_json::json!({"sub": "u"}),
+            serde_json::json!({"sub": "u", "exp": null}),
+        ] {
+            let token = sign(&claims, Algorithm::HS256, SIGNING_SECRET);
+            assert_eq!(auth(&token), Err(AuthError::MissingExp), "{claims}");
+        }
+    }
+
+    #[test]
+    fn bad_subject() {
+        let long = "a".repeat(129);
+        let longest = "é".repeat(128);
+        let cases = [
+            (None, "sub claim is missing"),
+            (Some(""), "sub is empty"),
+            (Some(long.as_str()), "sub is longer than 128 characters"),
+            (Some("user\n1"), "sub contains a control character"),
+            (Some("user\u{7f}"), "sub contains a control character"),
+        ];
+        for (sub, reason) in cases {
+            let token = sign(
+                &serde_json::json!({"sub": sub, "exp": NOW + 60}),
+                Algorithm::HS256,
+                SIGNING_SECRET,
+            );
+            let want = Err(AuthError::BadSubject(reason.to_owned()));
+            assert_eq!(auth(&token), want, "sub {sub:?}");
+            if let Some(sub) = sub {
+                assert_eq!(
+                    issue_user_token(sub, None, 60, NOW, SIGNING_SECRET).map(|_| ()),
+                    want.map(|_| ()),
+                    "issuing for {sub:?}"
+                );
+            }
+        }
+        let token = issue_user_token(&longest, None, 60, NOW, SIGNING_SECRET).unwrap();
+        assert!(auth(&token).is_ok(), "128 characters (256 bytes) is fine");
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            AuthError::MissingHeader.to_string(),
+            "missing Authorization header"
+        );
+        assert_eq!(
+            AuthError::NotBearer.to_string(),
+            "Authorization header must be 'Bearer <token>'"
+        );
+        assert_eq!(
+            AuthError::SecretKeyNotAllowed.to_string(),
+            "the secret key cannot open a WebSocket connection; use a user token"
+        );
+    }
+}

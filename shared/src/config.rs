@@ -50,7 +50,7 @@ impl Default for Limits {
             max_custom_value_bytes: 4 * 1024,
             max_id_chars: 128,
             max_name_chars: 1024,
-            max_participants_per_request: 100,
+            max_participants_per_request: 50,
             max_import_messages: 100,
             max_page: 100,
             default_page: 30,

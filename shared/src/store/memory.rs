@@ -466,11 +466,8 @@ impl Store for MemoryStore {
         let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
             return Ok(ReactionOutcome::MessageMissing);
         };
-        let count = match stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
-            Some(r) => {
-                r.count += 1;
-                r.count
-            }
+        match stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
+            Some(r) => r.count += 1,
             None => {
                 if stored.reactions.len() >= max_distinct {
                     // Sweep emoji whose count fell to zero, as the DynamoDB store does.
@@ -484,15 +481,14 @@ impl Store for MemoryStore {
                     count: 1,
                     first_added_at: now_ms,
                 });
-                1
             }
-        };
+        }
         state
             .user_reactions
             .entry(user_key)
             .or_default()
             .insert(reaction_key, expires_at);
-        Ok(ReactionOutcome::Changed { count })
+        Ok(ReactionOutcome::Changed)
     }
 
     async fn remove_reaction(
@@ -526,14 +522,10 @@ impl Store for MemoryStore {
         let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
             return Ok(ReactionOutcome::MessageMissing);
         };
-        let count = match stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
-            Some(r) => {
-                r.count = r.count.saturating_sub(1);
-                r.count
-            }
-            None => 0,
-        };
-        Ok(ReactionOutcome::Changed { count })
+        if let Some(r) = stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
+            r.count = r.count.saturating_sub(1);
+        }
+        Ok(ReactionOutcome::Changed)
     }
 
     async fn user_reactions(

@@ -115,8 +115,8 @@ pub struct ReactionGuard {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReactionOutcome {
-    /// The reaction was added or removed; carries the emoji's new count.
-    Changed { count: u64 },
+    /// The reaction was added or removed.
+    Changed,
     /// Nothing to do: the user had already reacted (add) or had not (remove).
     Unchanged,
     MessageMissing,
