@@ -132,6 +132,18 @@ impl Roles {
         Ok(roles)
     }
 
+    /// The names of the configured roles whose grants match `pred`.
+    pub fn names_without(&self, pred: impl Fn(&RoleGrants) -> bool) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .roles
+            .iter()
+            .filter(|(_, g)| pred(g))
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     pub fn grants(&self, role: &str) -> &RoleGrants {
         self.roles
             .get(role)

@@ -1,8 +1,856 @@
-//! TEMPORARY STUB until the content module lands.
-use serde::{Deserialize, Serialize};
+//! Message content model: a list of blocks whose text is a tree of nodes,
+//! shaped like TalkJS message content JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A message body: one or more blocks.
 pub type Content = Vec<ContentBlock>;
+
+/// Deepest node nesting `validate` accepts (a block's direct children are level 1).
+pub const MAX_DEPTH: usize = 32;
+
+/// One top-level block of a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContentBlock(pub serde_json::Value);
-pub fn plaintext(_c: &Content) -> String { String::new() }
-pub fn uses_restricted_nodes(_c: &Content) -> bool { false }
-pub fn validate(_c: &Content) -> Result<(), String> { Ok(()) }
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum ContentBlock {
+    Text {
+        children: Vec<TextNode>,
+    },
+    File {
+        url: String,
+        filename: String,
+        size: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subtype: Option<FileSubtype>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+        /// Seconds; fractional for audio/video.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<f64>,
+    },
+    Location {
+        latitude: f64,
+        longitude: f64,
+    },
+}
+
+/// Kind of media a file block holds, when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FileSubtype {
+    Image,
+    Video,
+    Audio,
+    Voice,
+}
+
+/// A node of formatted text. `Text` is written as a bare JSON string; every
+/// other variant is an object tagged by `"type"`.
+///
+/// `remote = "Self"` makes the derive emit inherent `serialize`/`deserialize`
+/// functions for the tagged variants; the trait impls below add the bare
+/// string case on top, so errors for bad objects keep serde's precise
+/// "unknown variant"/"unknown field" messages instead of an untagged-enum
+/// catch-all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields,
+    remote = "Self"
+)]
+pub enum TextNode {
+    #[serde(skip)]
+    Text(String),
+    Bold {
+        children: Vec<TextNode>,
+    },
+    Italic {
+        children: Vec<TextNode>,
+    },
+    Strikethrough {
+        children: Vec<TextNode>,
+    },
+    CodeSpan {
+        text: String,
+    },
+    Link {
+        url: String,
+        children: Vec<TextNode>,
+    },
+    AutoLink {
+        url: String,
+        text: String,
+    },
+    ActionLink {
+        action: String,
+        #[serde(default)]
+        params: BTreeMap<String, String>,
+        children: Vec<TextNode>,
+    },
+    ActionButton {
+        action: String,
+        #[serde(default)]
+        params: BTreeMap<String, String>,
+        children: Vec<TextNode>,
+    },
+    /// `text` includes the colons, e.g. `:cat_roomba:`.
+    CustomEmoji {
+        text: String,
+    },
+    Mention {
+        id: String,
+        text: String,
+    },
+    /// Children are expected to be `BulletPoint` nodes.
+    BulletList {
+        children: Vec<TextNode>,
+    },
+    BulletPoint {
+        children: Vec<TextNode>,
+    },
+}
+
+impl Serialize for TextNode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TextNode::Text(text) => serializer.serialize_str(text),
+            // Resolves to the derive's inherent fn, not this trait method.
+            tagged => TextNode::serialize(tagged, serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TextNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NodeVisitor;
+
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = TextNode;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a text node object")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TextNode, E> {
+                Ok(TextNode::Text(v.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<TextNode, E> {
+                Ok(TextNode::Text(v))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TextNode, A::Error> {
+                TextNode::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+impl TextNode {
+    /// Child nodes of container variants; empty for leaves.
+    pub fn children(&self) -> &[TextNode] {
+        match self {
+            TextNode::Bold { children }
+            | TextNode::Italic { children }
+            | TextNode::Strikethrough { children }
+            | TextNode::Link { children, .. }
+            | TextNode::ActionLink { children, .. }
+            | TextNode::ActionButton { children, .. }
+            | TextNode::BulletList { children }
+            | TextNode::BulletPoint { children } => children,
+            TextNode::Text(_)
+            | TextNode::CodeSpan { .. }
+            | TextNode::AutoLink { .. }
+            | TextNode::CustomEmoji { .. }
+            | TextNode::Mention { .. } => &[],
+        }
+    }
+
+    /// The JSON `type` name, used in validation messages.
+    fn kind(&self) -> &'static str {
+        match self {
+            TextNode::Text(_) => "string",
+            TextNode::Bold { .. } => "bold",
+            TextNode::Italic { .. } => "italic",
+            TextNode::Strikethrough { .. } => "strikethrough",
+            TextNode::CodeSpan { .. } => "codeSpan",
+            TextNode::Link { .. } => "link",
+            TextNode::AutoLink { .. } => "autoLink",
+            TextNode::ActionLink { .. } => "actionLink",
+            TextNode::ActionButton { .. } => "actionButton",
+            TextNode::CustomEmoji { .. } => "customEmoji",
+            TextNode::Mention { .. } => "mention",
+            TextNode::BulletList { .. } => "bulletList",
+            TextNode::BulletPoint { .. } => "bulletPoint",
+        }
+    }
+}
+
+/// Visible text of the content: formatting dropped, bullet points on their
+/// own lines prefixed with "- ", files by filename, locations as "lat,lon";
+/// blocks joined with "\n".
+pub fn plaintext(content: &Content) -> String {
+    let blocks: Vec<String> = content
+        .iter()
+        .map(|block| match block {
+            ContentBlock::Text { children } => {
+                let mut out = PlainWriter::default();
+                out.nodes(children);
+                out.buf
+            }
+            ContentBlock::File { filename, .. } => filename.clone(),
+            ContentBlock::Location {
+                latitude,
+                longitude,
+            } => format!("{latitude},{longitude}"),
+        })
+        .collect();
+    blocks.join("\n")
+}
+
+/// Accumulates plaintext. Lists carry no "\n" nodes around them in the tree,
+/// so the line breaks before each point and after a list are implied here.
+#[derive(Default)]
+struct PlainWriter {
+    buf: String,
+    break_pending: bool,
+}
+
+impl PlainWriter {
+    fn push(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if self.break_pending {
+            self.buf.push('\n');
+            self.break_pending = false;
+        }
+        self.buf.push_str(text);
+    }
+
+    fn nodes(&mut self, nodes: &[TextNode]) {
+        for node in nodes {
+            self.node(node);
+        }
+    }
+
+    fn node(&mut self, node: &TextNode) {
+        match node {
+            TextNode::Text(text)
+            | TextNode::CodeSpan { text }
+            | TextNode::AutoLink { text, .. }
+            | TextNode::CustomEmoji { text }
+            | TextNode::Mention { text, .. } => self.push(text),
+            TextNode::BulletList { children } => {
+                self.nodes(children);
+                self.break_pending = true;
+            }
+            TextNode::BulletPoint { children } => {
+                // A pending break is replaced by this point's own line start.
+                self.break_pending = false;
+                if !self.buf.is_empty() {
+                    self.buf.push('\n');
+                }
+                self.buf.push_str("- ");
+                self.nodes(children);
+            }
+            other => self.nodes(other.children()),
+        }
+    }
+}
+
+/// True if any node requires a role grant to post (link, actionLink,
+/// actionButton), at any depth.
+pub fn uses_restricted_nodes(content: &Content) -> bool {
+    // Explicit stack: trees built in code are not bounded by the JSON
+    // parser's recursion limit.
+    let mut stack: Vec<&TextNode> = content
+        .iter()
+        .flat_map(|block| match block {
+            ContentBlock::Text { children } => children.as_slice(),
+            _ => &[],
+        })
+        .collect();
+    while let Some(node) = stack.pop() {
+        if matches!(
+            node,
+            TextNode::Link { .. } | TextNode::ActionLink { .. } | TextNode::ActionButton { .. }
+        ) {
+            return true;
+        }
+        stack.extend(node.children());
+    }
+    false
+}
+
+/// Checks content a client submitted.
+///
+/// # Errors
+/// A human-readable message that starts with the offending path, e.g.
+/// `content[0].children[2]: link url must start with ...`.
+pub fn validate(content: &Content) -> Result<(), String> {
+    if content.is_empty() {
+        return Err("content must contain at least one block".to_owned());
+    }
+    for (i, block) in content.iter().enumerate() {
+        let path = format!("content[{i}]");
+        match block {
+            ContentBlock::Text { children } => {
+                if children.is_empty() {
+                    return Err(format!("{path}: text block must have at least one child"));
+                }
+                validate_nodes(children, &path, 1)?;
+            }
+            ContentBlock::File {
+                url,
+                filename,
+                duration,
+                ..
+            } => {
+                if url.is_empty() {
+                    return Err(format!("{path}: file url must not be empty"));
+                }
+                if filename.is_empty() {
+                    return Err(format!("{path}: file filename must not be empty"));
+                }
+                if duration.is_some_and(|d| !d.is_finite() || d < 0.0) {
+                    return Err(format!(
+                        "{path}: file duration must be a non-negative number"
+                    ));
+                }
+            }
+            ContentBlock::Location {
+                latitude,
+                longitude,
+            } => {
+                if !latitude.is_finite() || !(-90.0..=90.0).contains(latitude) {
+                    return Err(format!(
+                        "{path}: latitude must be a number between -90 and 90"
+                    ));
+                }
+                if !longitude.is_finite() || !(-180.0..=180.0).contains(longitude) {
+                    return Err(format!(
+                        "{path}: longitude must be a number between -180 and 180"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_nodes(nodes: &[TextNode], parent: &str, depth: usize) -> Result<(), String> {
+    for (i, node) in nodes.iter().enumerate() {
+        let path = format!("{parent}.children[{i}]");
+        // Checked before descending so recursion stays bounded.
+        if depth > MAX_DEPTH {
+            return Err(format!("{path}: nesting is deeper than {MAX_DEPTH} levels"));
+        }
+        match node {
+            TextNode::Link { url, .. } | TextNode::AutoLink { url, .. }
+                if !has_allowed_scheme(url) =>
+            {
+                return Err(format!(
+                    "{path}: {} url must start with http://, https://, mailto: or tel:",
+                    node.kind()
+                ));
+            }
+            TextNode::BulletList { children } => {
+                if let Some(j) = children
+                    .iter()
+                    .position(|c| !matches!(c, TextNode::BulletPoint { .. }))
+                {
+                    return Err(format!(
+                        "{path}.children[{j}]: bulletList children must be bulletPoint nodes, found {}",
+                        children.get(j).map_or("?", TextNode::kind)
+                    ));
+                }
+            }
+            _ => {}
+        }
+        validate_nodes(node.children(), &path, depth + 1)?;
+    }
+    Ok(())
+}
+
+fn has_allowed_scheme(url: &str) -> bool {
+    // Schemes are case-insensitive (RFC 3986), so compare lowercased.
+    ["http://", "https://", "mailto:", "tel:"]
+        .iter()
+        .any(|scheme| {
+            url.get(..scheme.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn text(s: &str) -> TextNode {
+        TextNode::Text(s.to_owned())
+    }
+
+    fn block(children: Vec<TextNode>) -> Content {
+        vec![ContentBlock::Text { children }]
+    }
+
+    /// Parses `json`, checks it equals `expected`, and serializes back to
+    /// the identical JSON.
+    fn round_trip(json: serde_json::Value, expected: ContentBlock) {
+        let parsed: ContentBlock = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(parsed, expected);
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), json);
+    }
+
+    fn node_round_trip(json: serde_json::Value, expected: TextNode) {
+        round_trip(
+            json!({"type": "text", "children": [json]}),
+            ContentBlock::Text {
+                children: vec![expected],
+            },
+        );
+    }
+
+    #[test]
+    fn round_trips_blocks() {
+        round_trip(
+            json!({"type": "text", "children": ["hi"]}),
+            ContentBlock::Text {
+                children: vec![text("hi")],
+            },
+        );
+        round_trip(
+            json!({"type": "file", "url": "https://f.io/a.png", "filename": "a.png", "size": 12}),
+            ContentBlock::File {
+                url: "https://f.io/a.png".into(),
+                filename: "a.png".into(),
+                size: 12,
+                subtype: None,
+                width: None,
+                height: None,
+                duration: None,
+            },
+        );
+        round_trip(
+            json!({"type": "file", "url": "u", "filename": "v.ogg", "size": 1,
+                   "subtype": "voice", "width": 3, "height": 4, "duration": 1.5}),
+            ContentBlock::File {
+                url: "u".into(),
+                filename: "v.ogg".into(),
+                size: 1,
+                subtype: Some(FileSubtype::Voice),
+                width: Some(3),
+                height: Some(4),
+                duration: Some(1.5),
+            },
+        );
+        for (name, subtype) in [
+            ("image", FileSubtype::Image),
+            ("video", FileSubtype::Video),
+            ("audio", FileSubtype::Audio),
+        ] {
+            let parsed: FileSubtype = serde_json::from_value(json!(name)).unwrap();
+            assert_eq!(parsed, subtype);
+        }
+        round_trip(
+            json!({"type": "location", "latitude": 52.5, "longitude": -4.25}),
+            ContentBlock::Location {
+                latitude: 52.5,
+                longitude: -4.25,
+            },
+        );
+    }
+
+    #[test]
+    fn round_trips_nodes() {
+        node_round_trip(json!("plain"), text("plain"));
+        for (kind, make) in [
+            ("bold", (|c| TextNode::Bold { children: c }) as fn(_) -> _),
+            ("italic", |c| TextNode::Italic { children: c }),
+            ("strikethrough", |c| TextNode::Strikethrough { children: c }),
+            ("bulletPoint", |c| TextNode::BulletPoint { children: c }),
+        ] {
+            node_round_trip(
+                json!({"type": kind, "children": ["x"]}),
+                make(vec![text("x")]),
+            );
+        }
+        node_round_trip(
+            json!({"type": "codeSpan", "text": "a*b"}),
+            TextNode::CodeSpan { text: "a*b".into() },
+        );
+        node_round_trip(
+            json!({"type": "link", "url": "https://a.b", "children": ["a"]}),
+            TextNode::Link {
+                url: "https://a.b".into(),
+                children: vec![text("a")],
+            },
+        );
+        node_round_trip(
+            json!({"type": "autoLink", "url": "https://a.b", "text": "a.b"}),
+            TextNode::AutoLink {
+                url: "https://a.b".into(),
+                text: "a.b".into(),
+            },
+        );
+        let params: BTreeMap<String, String> = [("k".to_owned(), "v".to_owned())].into();
+        node_round_trip(
+            json!({"type": "actionLink", "action": "go", "params": {"k": "v"}, "children": ["g"]}),
+            TextNode::ActionLink {
+                action: "go".into(),
+                params: params.clone(),
+                children: vec![text("g")],
+            },
+        );
+        node_round_trip(
+            json!({"type": "actionButton", "action": "ok", "params": {"k": "v"}, "children": ["o"]}),
+            TextNode::ActionButton {
+                action: "ok".into(),
+                params,
+                children: vec![text("o")],
+            },
+        );
+        node_round_trip(
+            json!({"type": "customEmoji", "text": ":cat_roomba:"}),
+            TextNode::CustomEmoji {
+                text: ":cat_roomba:".into(),
+            },
+        );
+        node_round_trip(
+            json!({"type": "mention", "id": "u1", "text": "@ann"}),
+            TextNode::Mention {
+                id: "u1".into(),
+                text: "@ann".into(),
+            },
+        );
+        node_round_trip(
+            json!({"type": "bulletList", "children": [
+                {"type": "bulletPoint", "children": ["a", {"type": "bold", "children": ["b"]}]}
+            ]}),
+            TextNode::BulletList {
+                children: vec![TextNode::BulletPoint {
+                    children: vec![
+                        text("a"),
+                        TextNode::Bold {
+                            children: vec![text("b")],
+                        },
+                    ],
+                }],
+            },
+        );
+    }
+
+    #[test]
+    fn action_params_default_to_empty() {
+        let node: TextNode =
+            serde_json::from_value(json!({"type": "actionButton", "action": "a", "children": []}))
+                .unwrap();
+        assert_eq!(
+            node,
+            TextNode::ActionButton {
+                action: "a".into(),
+                params: BTreeMap::new(),
+                children: vec![],
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&node).unwrap(),
+            json!({"type": "actionButton", "action": "a", "params": {}, "children": []})
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_types_and_fields() {
+        let bad = [
+            json!([{"type": "video", "url": "u"}]),
+            json!([{"type": "text", "children": [], "extra": 1}]),
+            json!([{"type": "file", "url": "u", "filename": "f", "size": 1, "subtype": "gif"}]),
+            json!([{"type": "file", "url": "u", "filename": "f", "size": -1}]),
+            json!([{"type": "location", "latitude": 1, "longitude": 2, "alt": 3}]),
+            json!([{"type": "text", "children": [{"type": "underline", "children": []}]}]),
+            json!([{"type": "text", "children": [{"type": "text", "text": "x"}]}]),
+            json!([{"type": "text", "children": [{"type": "codeSpan", "text": "x", "lang": "rs"}]}]),
+            json!([{"type": "text", "children": [{"type": "bold", "children": [
+                {"type": "mention", "id": "1", "text": "x", "bold": true}]}]}]),
+            json!([{"type": "text", "children": [{"text": "no type"}]}]),
+            json!([{"type": "text", "children": [5]}]),
+        ];
+        for value in bad {
+            assert!(
+                serde_json::from_value::<Content>(value.clone()).is_err(),
+                "accepted {value}"
+            );
+        }
+        let err = serde_json::from_str::<Content>(
+            r#"[{"type":"text","children":[{"type":"blink","children":[]}]}]"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown variant `blink`"), "{err}");
+    }
+
+    #[test]
+    fn validate_accepts_good_content() {
+        let content = block(vec![
+            text("a"),
+            TextNode::AutoLink {
+                url: "HTTPS://x.io".into(),
+                text: "x.io".into(),
+            },
+            TextNode::Link {
+                url: "tel:+123".into(),
+                children: vec![],
+            },
+        ]);
+        assert_eq!(validate(&content), Ok(()));
+    }
+
+    #[test]
+    fn validate_errors() {
+        let file = |url: &str, filename: &str| ContentBlock::File {
+            url: url.into(),
+            filename: filename.into(),
+            size: 0,
+            subtype: None,
+            width: None,
+            height: None,
+            duration: None,
+        };
+        let location = |latitude, longitude| {
+            vec![ContentBlock::Location {
+                latitude,
+                longitude,
+            }]
+        };
+        let mut deep = text("x");
+        for _ in 0..MAX_DEPTH {
+            deep = TextNode::Bold {
+                children: vec![deep],
+            };
+        }
+        let deep_error = format!(
+            "content[0]{}: nesting is deeper than 32 levels",
+            ".children[0]".repeat(MAX_DEPTH + 1)
+        );
+        let cases: Vec<(Content, &str)> = vec![
+            (vec![], "content must contain at least one block"),
+            (
+                block(vec![]),
+                "content[0]: text block must have at least one child",
+            ),
+            (
+                location(90.5, 0.0),
+                "content[0]: latitude must be a number between -90 and 90",
+            ),
+            (
+                location(f64::NAN, 0.0),
+                "content[0]: latitude must be a number between -90 and 90",
+            ),
+            (
+                location(0.0, -180.1),
+                "content[0]: longitude must be a number between -180 and 180",
+            ),
+            (
+                location(0.0, f64::INFINITY),
+                "content[0]: longitude must be a number between -180 and 180",
+            ),
+            (
+                block(vec![
+                    text("a"),
+                    text("b"),
+                    TextNode::Link {
+                        url: "javascript:alert(1)".into(),
+                        children: vec![],
+                    },
+                ]),
+                "content[0].children[2]: link url must start with http://, https://, mailto: or tel:",
+            ),
+            (
+                block(vec![TextNode::Italic {
+                    children: vec![TextNode::AutoLink {
+                        url: "ftp://x".into(),
+                        text: "x".into(),
+                    }],
+                }]),
+                "content[0].children[0].children[0]: autoLink url must start with http://, https://, mailto: or tel:",
+            ),
+            (
+                vec![file("", "a.png")],
+                "content[0]: file url must not be empty",
+            ),
+            (
+                vec![ContentBlock::Text { children: vec![text("x")] }, file("u", "")],
+                "content[1]: file filename must not be empty",
+            ),
+            (
+                block(vec![TextNode::BulletList {
+                    children: vec![
+                        TextNode::BulletPoint { children: vec![] },
+                        text("stray"),
+                    ],
+                }]),
+                "content[0].children[0].children[1]: bulletList children must be bulletPoint nodes, found string",
+            ),
+            (
+                block(vec![deep]),
+                &deep_error,
+            ),
+        ];
+        for (content, expected) in cases {
+            assert_eq!(validate(&content), Err(expected.to_owned()), "{content:?}");
+        }
+    }
+
+    #[test]
+    fn validate_allows_exactly_max_depth() {
+        let mut node = text("x");
+        for _ in 1..MAX_DEPTH {
+            node = TextNode::Bold {
+                children: vec![node],
+            };
+        }
+        assert_eq!(validate(&block(vec![node])), Ok(()));
+    }
+
+    #[test]
+    fn plaintext_examples() {
+        let point = |s: &str| TextNode::BulletPoint {
+            children: vec![text(s)],
+        };
+        let cases: Vec<(Content, &str)> = vec![
+            (block(vec![text("hello")]), "hello"),
+            (
+                block(vec![
+                    TextNode::Bold {
+                        children: vec![
+                            text("Hi "),
+                            TextNode::Italic {
+                                children: vec![text("you")],
+                            },
+                        ],
+                    },
+                    text(" "),
+                    TextNode::CodeSpan { text: "*x*".into() },
+                    text(" "),
+                    TextNode::AutoLink {
+                        url: "https://x.io".into(),
+                        text: "x.io".into(),
+                    },
+                    text(" "),
+                    TextNode::CustomEmoji {
+                        text: ":wave:".into(),
+                    },
+                    text(" "),
+                    TextNode::Mention {
+                        id: "u1".into(),
+                        text: "@ann".into(),
+                    },
+                    TextNode::Link {
+                        url: "https://y.io".into(),
+                        children: vec![text("!")],
+                    },
+                ]),
+                "Hi you *x* x.io :wave: @ann!",
+            ),
+            (
+                block(vec![
+                    text("intro"),
+                    TextNode::BulletList {
+                        children: vec![point("a"), point("b")],
+                    },
+                    text("outro"),
+                ]),
+                "intro\n- a\n- b\noutro",
+            ),
+            (
+                block(vec![
+                    text("a\n"),
+                    TextNode::BulletList {
+                        children: vec![point("b")],
+                    },
+                    text("\nc"),
+                ]),
+                "a\n\n- b\n\nc",
+            ),
+            (
+                vec![
+                    ContentBlock::Text {
+                        children: vec![text("see")],
+                    },
+                    ContentBlock::File {
+                        url: "u".into(),
+                        filename: "cat.png".into(),
+                        size: 1,
+                        subtype: Some(FileSubtype::Image),
+                        width: None,
+                        height: None,
+                        duration: None,
+                    },
+                    ContentBlock::Location {
+                        latitude: 52.37,
+                        longitude: 4.9,
+                    },
+                ],
+                "see\ncat.png\n52.37,4.9",
+            ),
+        ];
+        for (content, expected) in cases {
+            assert_eq!(plaintext(&content), expected);
+        }
+    }
+
+    #[test]
+    fn detects_restricted_nodes() {
+        let nested = |node| {
+            block(vec![
+                text("x"),
+                TextNode::BulletList {
+                    children: vec![TextNode::BulletPoint {
+                        children: vec![TextNode::Bold {
+                            children: vec![node],
+                        }],
+                    }],
+                },
+            ])
+        };
+        assert!(uses_restricted_nodes(&nested(TextNode::Link {
+            url: "https://a".into(),
+            children: vec![],
+        })));
+        assert!(uses_restricted_nodes(&nested(TextNode::ActionLink {
+            action: "a".into(),
+            params: BTreeMap::new(),
+            children: vec![],
+        })));
+        assert!(uses_restricted_nodes(&nested(TextNode::ActionButton {
+            action: "a".into(),
+            params: BTreeMap::new(),
+            children: vec![],
+        })));
+        assert!(!uses_restricted_nodes(&nested(TextNode::AutoLink {
+            url: "https://a".into(),
+            text: "a".into(),
+        })));
+        assert!(!uses_restricted_nodes(&vec![ContentBlock::Location {
+            latitude: 0.0,
+            longitude: 0.0,
+        }]));
+    }
+}

@@ -14,3 +14,4 @@ pub mod ids;
 pub mod model;
 pub mod routes;
 pub mod store;
+pub mod domain;

@@ -443,6 +443,7 @@ impl Store for MemoryStore {
         emoji: &str,
         guard: &ReactionGuard,
         max_distinct: usize,
+        reaction_expires_at: i64,
         now_ms: i64,
     ) -> StoreResult<ReactionOutcome> {
         let mut state = self.lock()?;
@@ -451,10 +452,12 @@ impl Store for MemoryStore {
         }
         let user_key = (conversation_id.to_string(), guard.participant.clone());
         let reaction_key = (message_id.to_string(), emoji.to_string());
-        let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
+        if state
+            .live_message(conversation_id, message_id, now_ms)
+            .is_none()
+        {
             return Ok(ReactionOutcome::MessageMissing);
-        };
-        let expires_at = stored.record.expires_at;
+        }
         let already = state
             .user_reactions
             .get(&user_key)
@@ -487,7 +490,7 @@ impl Store for MemoryStore {
             .user_reactions
             .entry(user_key)
             .or_default()
-            .insert(reaction_key, expires_at);
+            .insert(reaction_key, reaction_expires_at);
         Ok(ReactionOutcome::Changed)
     }
 

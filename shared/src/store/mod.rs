@@ -207,7 +207,9 @@ pub trait Store: Send + Sync {
         required_sender: Option<&str>,
     ) -> StoreResult<bool>;
 
-    /// Adds `user_id`'s reaction, atomically with the guard and the distinct-reaction limit.
+    /// Adds `guard.participant`'s reaction, atomically with the guard and the distinct-reaction
+    /// limit. The per-user reaction item expires at `reaction_expires_at` (never before the
+    /// message itself; readers only consult it for live messages).
     async fn add_reaction(
         &self,
         conversation_id: &str,
@@ -215,6 +217,7 @@ pub trait Store: Send + Sync {
         emoji: &str,
         guard: &ReactionGuard,
         max_distinct: usize,
+        reaction_expires_at: i64,
         now_ms: i64,
     ) -> StoreResult<ReactionOutcome>;
 

@@ -1,0 +1,199 @@
+//! Conversations and their participants.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{conversation_not_found, participant_key, validate, Domain};
+use crate::auth::Identity;
+use crate::error::{Error, Result};
+use crate::model::{
+    Access, ConversationPatch, ConversationSnapshot, Custom, ParticipantRecord,
+    ParticipantSnapshot, Patch,
+};
+
+/// `PUT /conversations/{cid}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PutConversationBody {
+    #[serde(default)]
+    pub subject: Patch<String>,
+    #[serde(default)]
+    pub photo_url: Patch<String>,
+    #[serde(default)]
+    pub custom: Patch<Custom>,
+    /// Users to add as `ReadWrite` participants.
+    #[serde(default)]
+    pub participants: Option<Vec<String>>,
+}
+
+/// `PUT /conversations/{cid}/participants/{userId}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParticipantBody {
+    #[serde(default)]
+    pub access: Option<Access>,
+}
+
+impl Domain {
+    pub async fn put_conversation(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        body: PutConversationBody,
+    ) -> Result<ConversationSnapshot> {
+        self.check_id("conversationId", cid)?;
+        let limits = &self.config.limits;
+        for (field, value) in [("subject", &body.subject), ("photoUrl", &body.photo_url)] {
+            if let Patch::Value(v) = value {
+                validate::short_text(limits, field, v)?;
+            }
+        }
+        if let Patch::Value(custom) = &body.custom {
+            validate::custom(limits, custom)?;
+        }
+        let named = body.participants.unwrap_or_default();
+        if named.len() > limits.max_participants_per_request {
+            return Err(Error::invalid(format!(
+                "participants has {} users; the most per request is {}",
+                named.len(),
+                limits.max_participants_per_request
+            )));
+        }
+        for uid in &named {
+            self.check_id("participants[]", uid)?;
+        }
+        let now = self.now_ms();
+        let existing = self.store.get_conversation(cid, now).await?;
+        let mut added: Vec<(String, Access)> = Vec::new();
+        if let Identity::User { user_id, .. } = identity {
+            match &existing {
+                None => added.push((user_id.clone(), Access::ReadWrite)),
+                Some((_, participants)) => {
+                    match participants.iter().find(|p| &p.user_id == user_id) {
+                        None => return Err(conversation_not_found(cid)),
+                        Some(p) if p.access != Access::ReadWrite => {
+                            return Err(Error::forbidden(
+                                "Read participants cannot change the conversation",
+                            ))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        for uid in named {
+            if !added.iter().any(|(u, _)| *u == uid) {
+                added.push((uid, Access::ReadWrite));
+            }
+        }
+        let patch = ConversationPatch {
+            subject: body.subject,
+            photo_url: body.photo_url,
+            custom: body.custom,
+        };
+        self.store
+            .upsert_conversation(cid, &patch, &added, now, self.record_expiry(now))
+            .await?;
+        let (conversation, participants) = self
+            .store
+            .get_conversation(cid, now)
+            .await?
+            .ok_or_else(|| Error::Internal("conversation vanished after its write".into()))?;
+        Ok(snapshot(conversation, participants))
+    }
+
+    pub async fn get_conversation(
+        &self,
+        identity: &Identity,
+        cid: &str,
+    ) -> Result<ConversationSnapshot> {
+        self.check_id("conversationId", cid)?;
+        let (conversation, participants) = self
+            .store
+            .get_conversation(cid, self.now_ms())
+            .await?
+            .ok_or_else(|| conversation_not_found(cid))?;
+        if let Identity::User { user_id, .. } = identity {
+            if !participants.iter().any(|p| &p.user_id == user_id) {
+                return Err(conversation_not_found(cid));
+            }
+        }
+        Ok(snapshot(conversation, participants))
+    }
+
+    pub async fn put_participant(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        uid: &str,
+        body: ParticipantBody,
+    ) -> Result<()> {
+        self.check_id("conversationId", cid)?;
+        self.check_id("userId", uid)?;
+        self.require_writer(identity, cid).await?;
+        let now = self.now_ms();
+        let participant = ParticipantRecord {
+            conversation_id: cid.to_string(),
+            user_id: uid.to_string(),
+            access: body.access.unwrap_or(Access::ReadWrite),
+            expires_at: self.record_expiry(now),
+        };
+        self.store
+            .put_participant(&participant, now)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::ConditionFailed(_) => conversation_not_found(cid),
+                other => other.into(),
+            })
+    }
+
+    pub async fn delete_participant(&self, identity: &Identity, cid: &str, uid: &str) -> Result<()> {
+        self.check_id("conversationId", cid)?;
+        self.check_id("userId", uid)?;
+        let leaving_self = matches!(identity, Identity::User { user_id, .. } if user_id == uid);
+        if !leaving_self {
+            self.require_writer(identity, cid).await?;
+        }
+        self.store.delete_participant(cid, uid).await?;
+        Ok(())
+    }
+
+    /// Passes for the secret key (when the conversation exists) and for `ReadWrite` participants;
+    /// a non-participant gets 404, a `Read` participant 403.
+    async fn require_writer(&self, identity: &Identity, cid: &str) -> Result<()> {
+        let key = match identity {
+            Identity::Secret => crate::store::ItemKey::Conversation(cid.to_string()),
+            Identity::User { user_id, .. } => participant_key(cid, user_id),
+        };
+        let items = self.get(vec![key]).await?;
+        match identity {
+            Identity::Secret if items.conversations.contains_key(cid) => Ok(()),
+            Identity::Secret => Err(conversation_not_found(cid)),
+            Identity::User { user_id, .. } => match items.participant(cid, user_id) {
+                None => Err(conversation_not_found(cid)),
+                Some(p) if p.access != Access::ReadWrite => Err(Error::forbidden(
+                    "Read participants cannot change participants",
+                )),
+                Some(_) => Ok(()),
+            },
+        }
+    }
+}
+
+fn snapshot(
+    conversation: crate::model::ConversationRecord,
+    participants: Vec<ParticipantRecord>,
+) -> ConversationSnapshot {
+    ConversationSnapshot {
+        id: conversation.id,
+        subject: conversation.subject,
+        photo_url: conversation.photo_url,
+        custom: conversation.custom,
+        created_at: conversation.created_at,
+        participants: participants
+            .into_iter()
+            .map(|p| (p.user_id, ParticipantSnapshot { access: p.access }))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}

@@ -1,0 +1,530 @@
+//! Conversation messages: send, import, read, edit and delete.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    conversation_not_found, message_key, message_not_found, participant_key, validate,
+    Domain,
+};
+use crate::auth::Identity;
+use crate::content::{uses_restricted_nodes, Content};
+use crate::error::{Error, Result};
+use crate::ids::new_message_id;
+use crate::model::{
+    Access, Custom, MessageEdit, MessageRecord, MessageSnapshot, MessageType, Origin, Patch,
+};
+use crate::store::{CreateConditions, CreateOutcome, Failed, ItemKey, Items, StoreError};
+
+/// `POST /conversations/{cid}/messages`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendMessageBody {
+    pub text: Option<String>,
+    pub content: Option<Content>,
+    pub custom: Option<Custom>,
+    pub referenced_message_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// Secret key only: send as this user.
+    pub sender: Option<String>,
+    /// Secret key only: `SystemMessage` sends a message without a sender.
+    #[serde(rename = "type")]
+    pub kind: Option<MessageType>,
+}
+
+/// `PATCH /conversations/{cid}/messages/{mid}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EditMessageBody {
+    pub text: Option<String>,
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub custom: Patch<BTreeMap<String, Option<String>>>,
+}
+
+/// One message of `POST /import/conversations/{cid}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportMessage {
+    pub sender: String,
+    pub text: Option<String>,
+    pub content: Option<Content>,
+    pub created_at: i64,
+    pub custom: Option<Custom>,
+}
+
+/// A page of the message list.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePageSnapshot {
+    pub data: Vec<MessageSnapshot>,
+    pub loaded_all: bool,
+}
+
+impl Domain {
+    pub async fn send_message(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        body: SendMessageBody,
+    ) -> Result<MessageSnapshot> {
+        self.check_id("conversationId", cid)?;
+        let limits = &self.config.limits;
+        let kind = body.kind.unwrap_or(MessageType::UserMessage);
+        let (sender, role_claim, origin) = match identity {
+            Identity::User { user_id, role } => {
+                if body.sender.is_some() || body.kind.is_some() {
+                    return Err(Error::forbidden(
+                        "only the secret key can set sender or type",
+                    ));
+                }
+                (Some(user_id.clone()), role.as_deref(), Origin::Web)
+            }
+            Identity::Secret => match (kind, body.sender.clone()) {
+                (MessageType::SystemMessage, None) => (None, None, Origin::Rest),
+                (MessageType::SystemMessage, Some(_)) => {
+                    return Err(Error::invalid("a SystemMessage has no sender"));
+                }
+                (MessageType::UserMessage, Some(sender)) => {
+                    self.check_id("sender", &sender)?;
+                    (Some(sender), None, Origin::Rest)
+                }
+                (MessageType::UserMessage, None) => {
+                    return Err(Error::invalid(
+                        "with the secret key, give sender or type: \"SystemMessage\"",
+                    ));
+                }
+            },
+        };
+        if let Some(rid) = &body.referenced_message_id {
+            self.check_id("referencedMessageId", rid)?;
+            if sender.is_none() {
+                return Err(Error::invalid("a SystemMessage cannot reply to a message"));
+            }
+        }
+        if let Some(key) = &body.idempotency_key {
+            self.check_id("idempotencyKey", key)?;
+        }
+        let custom = body.custom.unwrap_or_default();
+        validate::custom(limits, &custom)?;
+        let content = validate::message_content(limits, body.text, body.content)?;
+
+        // Round trip 1: the sender's participation and user record, and the referenced message.
+        let mut keys = Vec::new();
+        match &sender {
+            Some(uid) => {
+                keys.push(participant_key(cid, uid));
+                keys.push(ItemKey::User(uid.clone()));
+            }
+            None => keys.push(ItemKey::Conversation(cid.to_string())),
+        }
+        if let Some(rid) = &body.referenced_message_id {
+            keys.push(message_key(cid, rid));
+        }
+        let items = self.get(keys).await?;
+        match &sender {
+            None if !items.conversations.contains_key(cid) => {
+                return Err(conversation_not_found(cid))
+            }
+            None => {}
+            Some(uid) => {
+                match items.participant(cid, uid) {
+                    None if *identity == Identity::Secret => {
+                        // The secret key may know the conversation exists; say what is wrong.
+                        return Err(Error::forbidden(format!(
+                            "sender {uid:?} is not a participant of this conversation"
+                        )));
+                    }
+                    None => return Err(conversation_not_found(cid)),
+                    Some(p) if p.access != Access::ReadWrite => {
+                        return Err(Error::forbidden("Read participants cannot send messages"));
+                    }
+                    Some(_) => {}
+                }
+                if *identity != Identity::Secret {
+                    let grants = self.grants(role_claim, &items, uid);
+                    if uses_restricted_nodes(&content) && !grants.send_links {
+                        return Err(Error::forbidden(
+                            "your role may not send link, actionLink or actionButton nodes",
+                        ));
+                    }
+                    if body.referenced_message_id.is_some() && !grants.reply {
+                        return Err(Error::forbidden("your role may not reply to messages"));
+                    }
+                }
+            }
+        }
+        let referenced = match &body.referenced_message_id {
+            None => None,
+            Some(rid) => {
+                let r = items.message(cid, rid).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "referencedMessageId {rid:?} is not a message of this conversation"
+                    ))
+                })?;
+                if r.kind == MessageType::SystemMessage {
+                    return Err(Error::invalid("a system message cannot be replied to"));
+                }
+                Some(r.clone())
+            }
+        };
+
+        let now = self.now_ms();
+        let message = MessageRecord {
+            conversation_id: cid.to_string(),
+            id: new_message_id(now),
+            kind,
+            sender_id: sender.clone(),
+            content,
+            custom,
+            created_at: now,
+            edited_at: None,
+            origin,
+            referenced_message_id: referenced.as_ref().map(|r| r.id.clone()),
+            referenced_sender_id: referenced.as_ref().and_then(|r| r.sender_id.clone()),
+            reactions: Vec::new(),
+            expires_at: self.message_expiry(now),
+        };
+        let conditions = CreateConditions {
+            writer: sender.clone(),
+            conversation_exists: sender.is_none(),
+            referenced_message_id: message.referenced_message_id.clone(),
+            idempotency_key: body
+                .idempotency_key
+                .map(|k| format!("{}#{k}", sender.as_deref().unwrap_or("system"))),
+        };
+
+        // Round trip 2: the conditional write, and beside it what the snapshot still lacks.
+        let viewer = match identity {
+            Identity::User { user_id, .. } => Some(user_id.as_str()),
+            Identity::Secret => None,
+        };
+        let mut known = Items::default();
+        known.users = items.users.clone();
+        if let Some(r) = referenced {
+            known.messages.insert((cid.to_string(), r.id.clone()), r);
+        }
+        let write = self.store.create_message(&message, &conditions, now);
+        let expand = self.expand(cid, viewer, vec![message.clone()], known);
+        let (outcome, snapshots) = futures::join!(write, expand);
+        match outcome {
+            Ok(CreateOutcome::Created) => snapshots?
+                .pop()
+                .ok_or_else(|| Error::Internal("no snapshot for a new message".into())),
+            Ok(CreateOutcome::Duplicate { message_id }) => {
+                self.get_message(identity, cid, &message_id).await
+            }
+            Err(StoreError::ConditionFailed(Failed::NotParticipant)) => {
+                Err(conversation_not_found(cid))
+            }
+            Err(StoreError::ConditionFailed(Failed::ConversationMissing)) => {
+                Err(conversation_not_found(cid))
+            }
+            Err(StoreError::ConditionFailed(_)) => Err(Error::invalid(
+                "the referenced message no longer exists",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn import_messages(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        messages: Vec<ImportMessage>,
+    ) -> Result<Vec<String>> {
+        if *identity != Identity::Secret {
+            return Err(Error::forbidden("importing messages needs the secret key"));
+        }
+        self.check_id("conversationId", cid)?;
+        let limits = &self.config.limits;
+        if messages.is_empty() || messages.len() > limits.max_import_messages {
+            return Err(Error::invalid(format!(
+                "import takes 1 to {} messages, got {}",
+                limits.max_import_messages,
+                messages.len()
+            )));
+        }
+        let now = self.now_ms();
+        let oldest = now - self.config.retention_secs * 1000;
+        let mut records = Vec::with_capacity(messages.len());
+        for (i, m) in messages.into_iter().enumerate() {
+            let at = |e: Error| match e {
+                Error::InvalidRequest(msg) => Error::InvalidRequest(format!("[{i}]: {msg}")),
+                Error::TooLarge(msg) => Error::TooLarge(format!("[{i}]: {msg}")),
+                other => other,
+            };
+            self.check_id("sender", &m.sender).map_err(at)?;
+            if m.created_at > now {
+                return Err(at(Error::invalid("createdAt is in the future")));
+            }
+            if m.created_at <= oldest {
+                return Err(at(Error::invalid(
+                    "createdAt is older than the retention period",
+                )));
+            }
+            let custom = m.custom.unwrap_or_default();
+            validate::custom(limits, &custom).map_err(at)?;
+            let content = validate::message_content(limits, m.text, m.content).map_err(at)?;
+            records.push(MessageRecord {
+                conversation_id: cid.to_string(),
+                id: new_message_id(m.created_at),
+                kind: MessageType::UserMessage,
+                sender_id: Some(m.sender),
+                content,
+                custom,
+                created_at: m.created_at,
+                edited_at: None,
+                origin: Origin::Import,
+                referenced_message_id: None,
+                referenced_sender_id: None,
+                reactions: Vec::new(),
+                expires_at: self.message_expiry(m.created_at),
+            });
+        }
+        let items = self.get(vec![ItemKey::Conversation(cid.to_string())]).await?;
+        if !items.conversations.contains_key(cid) {
+            return Err(conversation_not_found(cid));
+        }
+        self.store
+            .import_messages(&records, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::ConditionFailed(_) => conversation_not_found(cid),
+                other => other.into(),
+            })?;
+        Ok(records.into_iter().map(|m| m.id).collect())
+    }
+
+    pub async fn list_messages(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        limit: Option<usize>,
+        before: Option<&str>,
+    ) -> Result<MessagePageSnapshot> {
+        self.check_id("conversationId", cid)?;
+        let limits = &self.config.limits;
+        let limit = limit.unwrap_or(limits.default_page);
+        if limit == 0 || limit > limits.max_page {
+            return Err(Error::invalid(format!(
+                "limit must be between 1 and {}",
+                limits.max_page
+            )));
+        }
+        if let Some(before) = before {
+            self.check_id("before", before)?;
+        }
+        let now = self.now_ms();
+        // Round trip 1: the access check and the page, side by side.
+        let access = self.access_items(identity, cid, false);
+        let page = async {
+            Ok::<_, Error>(self.store.list_messages(cid, before, limit, now).await?)
+        };
+        let (items, page) = futures::try_join!(access, page)?;
+        // Round trip 2: senders, referenced messages and the viewer's reactions.
+        let data = self
+            .expand(cid, viewer_of(identity), page.messages, items)
+            .await?;
+        Ok(MessagePageSnapshot {
+            data,
+            loaded_all: page.loaded_all,
+        })
+    }
+
+    pub async fn get_message(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        mid: &str,
+    ) -> Result<MessageSnapshot> {
+        self.check_id("conversationId", cid)?;
+        self.check_id("messageId", mid)?;
+        let (items, message) = self.access_and_message(identity, cid, mid, false).await?;
+        let message = message.ok_or_else(|| message_not_found(mid))?;
+        self.expand(cid, viewer_of(identity), vec![message], items)
+            .await?
+            .pop()
+            .ok_or_else(|| message_not_found(mid))
+    }
+
+    pub async fn edit_message(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        mid: &str,
+        body: EditMessageBody,
+    ) -> Result<MessageSnapshot> {
+        self.check_id("conversationId", cid)?;
+        self.check_id("messageId", mid)?;
+        let limits = &self.config.limits;
+        if body.text.is_none() && body.content.is_none() && body.custom.is_absent() {
+            return Err(Error::invalid("nothing to edit: give text, content or custom"));
+        }
+        let content = if body.text.is_some() || body.content.is_some() {
+            Some(validate::message_content(limits, body.text, body.content)?)
+        } else {
+            None
+        };
+        if let Patch::Value(changes) = &body.custom {
+            validate::check_custom_len(limits, changes.len())?;
+            for (key, value) in changes {
+                validate::custom_entry(limits, key, value.as_ref())?;
+            }
+        }
+        // Round trip 1: access, the editor's user record and the message.
+        let (items, message) = self.access_and_message(identity, cid, mid, true).await?;
+        let message = message.ok_or_else(|| message_not_found(mid))?;
+        let required_sender = match identity {
+            Identity::Secret => None,
+            Identity::User { user_id, role } => {
+                let grants = self.grants(role.as_deref(), &items, user_id);
+                let own = message.sender_id.as_deref() == Some(user_id.as_str());
+                if message.kind == MessageType::SystemMessage {
+                    return Err(Error::forbidden("only the secret key can edit system messages"));
+                }
+                if content.as_ref().is_some_and(uses_restricted_nodes) && !grants.send_links {
+                    return Err(Error::forbidden(
+                        "your role may not send link, actionLink or actionButton nodes",
+                    ));
+                }
+                match (own, grants.edit_own, grants.edit_any) {
+                    (_, _, true) => None,
+                    (true, true, false) => Some(user_id.as_str()),
+                    (true, false, false) => {
+                        return Err(Error::forbidden("your role may not edit messages"))
+                    }
+                    (false, _, false) => {
+                        return Err(Error::forbidden(
+                            "your role may not edit other users' messages",
+                        ))
+                    }
+                }
+            }
+        };
+        if let Patch::Value(changes) = &body.custom {
+            // The patch must leave the map within its limit.
+            let mut after = message.custom.clone();
+            crate::store::memory::apply_custom_patch(&mut after, &Patch::Value(changes.clone()));
+            validate::check_custom_len(limits, after.len())?;
+        }
+        let now = self.now_ms();
+        let edit = MessageEdit {
+            content,
+            custom: body.custom,
+            edited_at: now,
+        };
+        // Round trip 2: the conditional update, and beside it the snapshot's other parts.
+        let mut edited = message.clone();
+        edited.edited_at = Some(now);
+        let update = self
+            .store
+            .edit_message(cid, mid, &edit, required_sender, now);
+        let expand = self.expand(cid, viewer_of(identity), vec![edited], items);
+        let (updated, snapshot) = futures::join!(update, expand);
+        let updated = updated?.ok_or_else(|| message_not_found(mid))?;
+        let mut snapshot = snapshot?
+            .pop()
+            .ok_or_else(|| message_not_found(mid))?;
+        // The snapshot was built from the pre-edit record; take the stored result's fields.
+        snapshot.plaintext = crate::content::plaintext(&updated.content);
+        snapshot.content = updated.content;
+        snapshot.custom = updated.custom;
+        snapshot.edited_at = updated.edited_at;
+        Ok(snapshot)
+    }
+
+    pub async fn delete_message(&self, identity: &Identity, cid: &str, mid: &str) -> Result<()> {
+        self.check_id("conversationId", cid)?;
+        self.check_id("messageId", mid)?;
+        let (items, message) = self.access_and_message(identity, cid, mid, true).await?;
+        let Some(message) = message else {
+            // Deleting a message that is not there is success.
+            return Ok(());
+        };
+        let required_sender = match identity {
+            Identity::Secret => None,
+            Identity::User { user_id, role } => {
+                let grants = self.grants(role.as_deref(), &items, user_id);
+                let own = message.sender_id.as_deref() == Some(user_id.as_str());
+                match (own, grants.delete_own, grants.delete_any) {
+                    (_, _, true) => None,
+                    (true, true, false) => Some(user_id.as_str()),
+                    (true, false, false) => {
+                        return Err(Error::forbidden("your role may not delete messages"))
+                    }
+                    (false, _, false) => {
+                        return Err(Error::forbidden(
+                            "your role may not delete other users' messages",
+                        ))
+                    }
+                }
+            }
+        };
+        match self.store.delete_message(cid, mid, required_sender).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::ConditionFailed(_)) => Err(Error::forbidden(
+                "your role may not delete other users' messages",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads what an access check needs (the caller's participant item and user record, or the
+    /// conversation for the secret key) and applies it: 404 for non-participants, 403 for
+    /// `Read` participants when `write` is asked.
+    async fn access_items(&self, identity: &Identity, cid: &str, write: bool) -> Result<Items> {
+        let items = self.get(access_keys(identity, cid)).await?;
+        check_access(identity, cid, &items, write)?;
+        Ok(items)
+    }
+
+    /// The access check and the message, in one round trip.
+    async fn access_and_message(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        mid: &str,
+        write: bool,
+    ) -> Result<(Items, Option<MessageRecord>)> {
+        let mut keys = access_keys(identity, cid);
+        keys.push(message_key(cid, mid));
+        let items = self.get(keys).await?;
+        check_access(identity, cid, &items, write)?;
+        let message = items.message(cid, mid).cloned();
+        Ok((items, message))
+    }
+}
+
+fn viewer_of(identity: &Identity) -> Option<&str> {
+    match identity {
+        Identity::User { user_id, .. } => Some(user_id.as_str()),
+        Identity::Secret => None,
+    }
+}
+
+fn access_keys(identity: &Identity, cid: &str) -> Vec<ItemKey> {
+    match identity {
+        Identity::Secret => vec![ItemKey::Conversation(cid.to_string())],
+        Identity::User { user_id, .. } => vec![
+            participant_key(cid, user_id),
+            ItemKey::User(user_id.clone()),
+        ],
+    }
+}
+
+fn check_access(identity: &Identity, cid: &str, items: &Items, write: bool) -> Result<()> {
+    match identity {
+        Identity::Secret if items.conversations.contains_key(cid) => Ok(()),
+        Identity::Secret => Err(conversation_not_found(cid)),
+        Identity::User { user_id, .. } => match items.participant(cid, user_id) {
+            None => Err(conversation_not_found(cid)),
+            Some(p) if write && p.access != Access::ReadWrite => Err(Error::forbidden(
+                "Read participants cannot change messages",
+            )),
+            Some(_) => Ok(()),
+        },
+    }
+}
+
