@@ -4,12 +4,14 @@
 //! which applies the product's rules and talks to storage only through the `store::Store` trait.
 
 pub mod auth;
+pub mod authorizer;
 pub mod clock;
 pub mod config;
 pub mod content;
 pub mod emoji;
 pub mod error;
 pub mod format;
+pub mod http;
 pub mod ids;
 pub mod model;
 pub mod routes;
