@@ -1,0 +1,8 @@
+//! `POST /v1/import/conversations/{conversationId}/messages`
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let sdk = natter_functions::sdk_config().await;
+    let domain = natter_functions::domain(&sdk)?;
+    natter_functions::serve_http(domain, "import-messages").await
+}
