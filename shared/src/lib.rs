@@ -4,6 +4,7 @@
 //! which applies the product's rules and talks to storage only through the `store::Store` trait.
 
 pub mod auth;
+pub mod changes;
 pub mod authorizer;
 pub mod clock;
 pub mod config;

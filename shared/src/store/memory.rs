@@ -10,6 +10,7 @@ use super::{
     is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
     ReactionGuard, ReactionOutcome, Store, StoreError, StoreResult,
 };
+use crate::changes::Change;
 use crate::model::{
     Access, ConversationPatch, ConversationRecord, MessageEdit, MessageRecord, ParticipantRecord,
     ReactionCount, UserPatch, UserRecord,
@@ -54,14 +55,38 @@ pub(crate) fn visible_reactions(all: &[ReactionCount]) -> Vec<ReactionCount> {
     shown
 }
 
-#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// The change feed: what a DynamoDB stream would carry, sent after each write.
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        let (changes, _) = tokio::sync::broadcast::channel(CHANGE_FEED_CAPACITY);
+        MemoryStore {
+            state: Mutex::default(),
+            changes,
+        }
+    }
+}
+
+/// How many changes the feed holds for a slow reader before it starts losing them.
+const CHANGE_FEED_CAPACITY: usize = 65_536;
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every change written from now on, in write order.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn emit(&self, change: Change) {
+        // No receiver is fine: nobody is listening.
+        let _ = self.changes.send(change);
     }
 
     fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, State>> {
@@ -337,6 +362,8 @@ impl Store for MemoryStore {
                 reactions: Vec::new(),
             },
         );
+        drop(state);
+        self.emit(Change::MessageCreated(message.clone()));
         Ok(CreateOutcome::Created)
     }
 
@@ -359,6 +386,10 @@ impl Store for MemoryStore {
                         reactions: Vec::new(),
                     },
                 );
+        }
+        drop(state);
+        for m in messages {
+            self.emit(Change::MessageCreated(m.clone()));
         }
         Ok(())
     }
@@ -411,7 +442,10 @@ impl Store for MemoryStore {
         }
         apply_custom_patch(&mut stored.record.custom, &edit.custom);
         stored.record.edited_at = Some(edit.edited_at);
-        Ok(Some(stored.snapshot()))
+        let edited = stored.snapshot();
+        drop(state);
+        self.emit(Change::MessageEdited(edited.clone()));
+        Ok(Some(edited))
     }
 
     async fn delete_message(
@@ -431,6 +465,11 @@ impl Store for MemoryStore {
             }
             Some(_) => {
                 messages.remove(message_id);
+                drop(state);
+                self.emit(Change::MessageDeleted {
+                    conversation_id: conversation_id.to_string(),
+                    message_id: message_id.to_string(),
+                });
                 Ok(true)
             }
         }
@@ -486,11 +525,19 @@ impl Store for MemoryStore {
                 });
             }
         }
+        let (message, count) = reaction_change(stored, emoji);
         state
             .user_reactions
             .entry(user_key)
             .or_default()
             .insert(reaction_key, reaction_expires_at);
+        drop(state);
+        self.emit(Change::ReactionAdded {
+            message,
+            emoji: emoji.to_string(),
+            user_id: guard.participant.clone(),
+            count,
+        });
         Ok(ReactionOutcome::Changed)
     }
 
@@ -528,6 +575,14 @@ impl Store for MemoryStore {
         if let Some(r) = stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
             r.count = r.count.saturating_sub(1);
         }
+        let (message, count) = reaction_change(stored, emoji);
+        drop(state);
+        self.emit(Change::ReactionRemoved {
+            message,
+            emoji: emoji.to_string(),
+            user_id: guard.participant.clone(),
+            count,
+        });
         Ok(ReactionOutcome::Changed)
     }
 
@@ -554,6 +609,16 @@ impl Store for MemoryStore {
             .map(|(k, _)| k.clone())
             .collect())
     }
+}
+
+/// The message as it now reads and the emoji's new count, for the change feed.
+fn reaction_change(stored: &StoredMessage, emoji: &str) -> (MessageRecord, u64) {
+    let count = stored
+        .reactions
+        .iter()
+        .find(|r| r.emoji == emoji)
+        .map_or(0, |r| r.count);
+    (stored.snapshot(), count)
 }
 
 /// Applies a `custom` patch: `Null` clears the map, a `None` value removes its key.

@@ -1,0 +1,55 @@
+//! Changes to stored data that subscribers must hear about.
+//!
+//! On AWS these come from the table's DynamoDB stream (see `store::dynamo` for how a stream
+//! record becomes a `Change`); the embedded store emits them directly from its writes. Either
+//! way the fan-out receives the same values, so it behaves the same locally and deployed.
+
+use crate::model::MessageRecord;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    MessageCreated(MessageRecord),
+    MessageEdited(MessageRecord),
+    /// Deleted by a user; expiry (TTL) removals are not changes anyone is told about.
+    MessageDeleted {
+        conversation_id: String,
+        message_id: String,
+    },
+    ReactionAdded {
+        message: MessageRecord,
+        emoji: String,
+        user_id: String,
+        /// The emoji's count after the change.
+        count: u64,
+    },
+    ReactionRemoved {
+        message: MessageRecord,
+        emoji: String,
+        user_id: String,
+        count: u64,
+    },
+}
+
+impl Change {
+    pub fn conversation_id(&self) -> &str {
+        match self {
+            Change::MessageCreated(m) | Change::MessageEdited(m) => &m.conversation_id,
+            Change::MessageDeleted {
+                conversation_id, ..
+            } => conversation_id,
+            Change::ReactionAdded { message, .. } | Change::ReactionRemoved { message, .. } => {
+                &message.conversation_id
+            }
+        }
+    }
+
+    pub fn message_id(&self) -> &str {
+        match self {
+            Change::MessageCreated(m) | Change::MessageEdited(m) => &m.id,
+            Change::MessageDeleted { message_id, .. } => message_id,
+            Change::ReactionAdded { message, .. } | Change::ReactionRemoved { message, .. } => {
+                &message.id
+            }
+        }
+    }
+}
