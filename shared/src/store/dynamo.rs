@@ -1,41 +1,1938 @@
-//! TEMPORARY STUB: the DynamoDB store is being written; this only lets dependents compile.
-#![allow(unused_variables)]
-use std::collections::HashSet;
+//! The DynamoDB store: one table, every access pattern of `Store` as one request (or one
+//! transaction) with its conditions. The table design, the item layouts and the request count
+//! of each method are documented in `docs/storage.md`; `MemoryStore` is the reference for the
+//! behaviour, and `tests/store_conformance.rs` runs the same suite against both.
+//!
+//! Conventions:
+//! * Every item carries `expiresAt` (seconds, the TTL attribute). DynamoDB deletes expired items
+//!   late, so every read drops items with `expiresAt * 1000 <= now_ms` and every condition that
+//!   asks "does it exist" also asks `expiresAt > :nowSecs` (`nowSecs` = `now_ms` div 1000, which
+//!   makes the two tests agree exactly).
+//! * Reads are strongly consistent: the domain reads, then writes with conditions, and a client
+//!   expects to see what it has just written.
+//! * A transaction cancelled only because it collided with another one (`TransactionConflict`)
+//!   or was throttled is sent again, a few times, with a jittered backoff; every other
+//!   cancellation is mapped, by item position, to the outcome the caller expects.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
+    ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
-use super::*;
-use crate::model::*;
+use super::memory::visible_reactions;
+use super::{
+    is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
+    ReactionGuard, ReactionOutcome, Store, StoreError, StoreResult,
+};
+use crate::content::Content;
+use crate::model::{
+    Access, ConversationPatch, ConversationRecord, Custom, MessageEdit, MessageRecord,
+    MessageType, Origin, ParticipantRecord, Patch, ReactionCount, UserPatch, UserRecord,
+};
 
-pub struct DynamoStore;
+// ---- Keys ----------------------------------------------------------------------------------
 
-impl DynamoStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoStore
-    }
-    pub async fn create_table_if_missing(&self) -> StoreResult<()> {
-        Err(StoreError::Backend("DynamoDB store not built yet".into()))
+const PK: &str = "pk";
+const SK: &str = "sk";
+const EXPIRES_AT: &str = "expiresAt";
+const GSI1: &str = "gsi1";
+const GSI1_PK: &str = "gsi1pk";
+const GSI1_SK: &str = "gsi1sk";
+
+const USER_PREFIX: &str = "USER#";
+const USER_SK: &str = "#USER";
+const CONV_PREFIX: &str = "CONV#";
+const CONV_SK: &str = "#CONV";
+const PART_PREFIX: &str = "#PART#";
+const MSG_PREFIX: &str = "MSG#";
+const IDEM_PREFIX: &str = "IDEM#";
+const RXU_PREFIX: &str = "RXU#";
+
+/// The most items in one `TransactWriteItems` (the API's limit).
+const MAX_TRANSACTION_ITEMS: usize = 100;
+/// The most keys in one `BatchGetItem` (the API's limit).
+const MAX_BATCH_GET_KEYS: usize = 100;
+/// How many times a request is sent when DynamoDB answers "try again" (a transaction conflict,
+/// throttling, unprocessed batch keys).
+const MAX_SENDS: u32 = 8;
+/// Sends of `add_reaction`'s transaction: the first, one after sweeping zero counts, and one
+/// more when a concurrent change made the first answer stale.
+const MAX_REACTION_SENDS: usize = 3;
+
+fn user_pk(user_id: &str) -> String {
+    format!("{USER_PREFIX}{user_id}")
+}
+
+fn conv_pk(conversation_id: &str) -> String {
+    format!("{CONV_PREFIX}{conversation_id}")
+}
+
+fn part_sk(user_id: &str) -> String {
+    format!("{PART_PREFIX}{user_id}")
+}
+
+fn msg_sk(message_id: &str) -> String {
+    format!("{MSG_PREFIX}{message_id}")
+}
+
+fn idem_sk(scoped_key: &str) -> String {
+    format!("{IDEM_PREFIX}{scoped_key}")
+}
+
+fn rxu_pk(conversation_id: &str, user_id: &str) -> String {
+    format!("{RXU_PREFIX}{conversation_id}#{user_id}")
+}
+
+fn rxu_sk(message_id: &str, emoji: &str) -> String {
+    format!("{message_id}#{emoji}")
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([
+        (PK.to_string(), AttributeValue::S(pk)),
+        (SK.to_string(), AttributeValue::S(sk.into())),
+    ])
+}
+
+fn item_key(k: &ItemKey) -> (String, String) {
+    match k {
+        ItemKey::User(id) => (user_pk(id), USER_SK.to_string()),
+        ItemKey::Conversation(id) => (conv_pk(id), CONV_SK.to_string()),
+        ItemKey::Participant {
+            conversation_id,
+            user_id,
+        } => (conv_pk(conversation_id), part_sk(user_id)),
+        ItemKey::Message {
+            conversation_id,
+            message_id,
+        } => (conv_pk(conversation_id), msg_sk(message_id)),
     }
 }
 
-fn todo_err<T>() -> StoreResult<T> {
-    Err(StoreError::Backend("DynamoDB store not built yet".into()))
+/// `now_ms` in whole seconds, rounded down: `expiresAt > nowSecs` ⇔ `!is_expired(expiresAt, now_ms)`.
+fn now_secs(now_ms: i64) -> i64 {
+    now_ms.div_euclid(1000)
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn string_map(m: &Custom) -> AttributeValue {
+    AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), s(v.clone()))).collect())
+}
+
+fn empty_map() -> AttributeValue {
+    AttributeValue::M(HashMap::new())
+}
+
+/// The message's last change, which the stream fan-out reads from the new image.
+fn change(kind: &str, emoji: Option<&str>, user_id: Option<&str>, at_ms: i64) -> AttributeValue {
+    let mut m = HashMap::from([("kind".to_string(), s(kind)), ("at".to_string(), n(at_ms))]);
+    if let Some(e) = emoji {
+        m.insert("emoji".to_string(), s(e));
+    }
+    if let Some(u) = user_id {
+        m.insert("userId".to_string(), s(u));
+    }
+    AttributeValue::M(m)
+}
+
+// ---- Errors --------------------------------------------------------------------------------
+
+fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Backend(format!(
+        "DynamoDB {operation} failed: {}",
+        DisplayErrorContext(&err)
+    ))
+}
+
+fn build_error(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("could not build a DynamoDB request: {err}"))
+}
+
+// ---- Expressions ---------------------------------------------------------------------------
+
+/// Placeholders of one expression set (`#n0` for names, `:v0` for values). Every attribute
+/// name goes through a placeholder, so reserved words (`name`, `type`, `role`, …) and emoji
+/// map keys need no special care.
+#[derive(Default)]
+struct Expr {
+    names: HashMap<String, String>,
+    by_name: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    fn name(&mut self, attribute: &str) -> String {
+        if let Some(p) = self.by_name.get(attribute) {
+            return p.clone();
+        }
+        let p = format!("#n{}", self.names.len());
+        self.names.insert(p.clone(), attribute.to_string());
+        self.by_name.insert(attribute.to_string(), p.clone());
+        p
+    }
+
+    fn value(&mut self, v: AttributeValue) -> String {
+        let p = format!(":v{}", self.values.len());
+        self.values.insert(p.clone(), v);
+        p
+    }
+
+    /// `#expiresAt > :nowSecs`: the item is live.
+    fn live(&mut self, now_ms: i64) -> String {
+        let e = self.name(EXPIRES_AT);
+        let now = self.value(n(now_secs(now_ms)));
+        format!("{e} > {now}")
+    }
+
+    /// The item exists and is live.
+    fn exists_live(&mut self, now_ms: i64) -> String {
+        let pk = self.name(PK);
+        let live = self.live(now_ms);
+        format!("attribute_exists({pk}) AND {live}")
+    }
+
+    /// The item is missing or expired (so a Put may replace it).
+    fn missing_or_expired(&mut self, now_ms: i64) -> String {
+        let pk = self.name(PK);
+        let e = self.name(EXPIRES_AT);
+        let now = self.value(n(now_secs(now_ms)));
+        format!("attribute_not_exists({pk}) OR {e} <= {now}")
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+/// An update expression under construction.
+#[derive(Default)]
+struct UpdateExpr {
+    set: Vec<String>,
+    remove: Vec<String>,
+}
+
+impl UpdateExpr {
+    fn render(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.set.is_empty() {
+            parts.push(format!("SET {}", self.set.join(", ")));
+        }
+        if !self.remove.is_empty() {
+            parts.push(format!("REMOVE {}", self.remove.join(", ")));
+        }
+        parts.join(" ")
+    }
+
+    /// Applies a three-state patch to a string attribute.
+    fn patch(&mut self, e: &mut Expr, attribute: &str, patch: &Patch<String>) {
+        match patch {
+            Patch::Absent => {}
+            Patch::Null => self.remove.push(e.name(attribute)),
+            Patch::Value(v) => {
+                let a = e.name(attribute);
+                let v = e.value(s(v.clone()));
+                self.set.push(format!("{a} = {v}"));
+            }
+        }
+    }
+
+    /// Applies a patch that replaces the whole `custom` map; the map always exists afterwards.
+    fn patch_custom(&mut self, e: &mut Expr, patch: &Patch<Custom>) {
+        let c = e.name("custom");
+        match patch {
+            Patch::Absent => {
+                let empty = e.value(empty_map());
+                self.set.push(format!("{c} = if_not_exists({c}, {empty})"));
+            }
+            Patch::Null => {
+                let empty = e.value(empty_map());
+                self.set.push(format!("{c} = {empty}"));
+            }
+            Patch::Value(m) => {
+                let v = e.value(string_map(m));
+                self.set.push(format!("{c} = {v}"));
+            }
+        }
+    }
+}
+
+// ---- Reading items -------------------------------------------------------------------------
+
+/// Typed access to an item's attributes; a missing or mistyped attribute is a `Backend` error
+/// naming the item's key.
+struct Reader<'a> {
+    item: &'a Item,
+}
+
+impl<'a> Reader<'a> {
+    fn new(item: &'a Item) -> Self {
+        Reader { item }
+    }
+
+    fn describe(&self) -> String {
+        let part = |k: &str| match self.item.get(k) {
+            Some(AttributeValue::S(v)) => v.clone(),
+            Some(other) => format!("{other:?}"),
+            None => "?".to_string(),
+        };
+        format!("pk={:?} sk={:?}", part(PK), part(SK))
+    }
+
+    fn malformed(&self, what: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend(format!("malformed item {}: {what}", self.describe()))
+    }
+
+    fn opt_s(&self, name: &str) -> StoreResult<Option<&'a str>> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v.as_str())),
+            Some(_) => Err(self.malformed(format!("{name} is not a string"))),
+        }
+    }
+
+    fn s(&self, name: &str) -> StoreResult<&'a str> {
+        self.opt_s(name)?
+            .ok_or_else(|| self.malformed(format!("{name} is missing")))
+    }
+
+    fn opt_i64(&self, name: &str) -> StoreResult<Option<i64>> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| self.malformed(format!("{name} is not an integer: {v:?}"))),
+            Some(_) => Err(self.malformed(format!("{name} is not a number"))),
+        }
+    }
+
+    fn i64(&self, name: &str) -> StoreResult<i64> {
+        self.opt_i64(name)?
+            .ok_or_else(|| self.malformed(format!("{name} is missing")))
+    }
+
+    fn expires_at(&self) -> StoreResult<i64> {
+        self.i64(EXPIRES_AT)
+    }
+
+    fn is_live(&self, now_ms: i64) -> StoreResult<bool> {
+        Ok(!is_expired(self.expires_at()?, now_ms))
+    }
+
+    /// The part of a key attribute after its prefix.
+    fn key_suffix(&self, name: &str, prefix: &str) -> StoreResult<&'a str> {
+        let v = self.s(name)?;
+        v.strip_prefix(prefix)
+            .ok_or_else(|| self.malformed(format!("{name} does not start with {prefix:?}")))
+    }
+
+    fn map(&self, name: &str) -> StoreResult<Option<&'a HashMap<String, AttributeValue>>> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::M(m)) => Ok(Some(m)),
+            Some(_) => Err(self.malformed(format!("{name} is not a map"))),
+        }
+    }
+
+    /// A map of strings; a missing map is empty.
+    fn custom(&self, name: &str) -> StoreResult<Custom> {
+        let mut out = Custom::new();
+        for (k, v) in self.map(name)?.into_iter().flatten() {
+            match v {
+                AttributeValue::S(v) => {
+                    out.insert(k.clone(), v.clone());
+                }
+                _ => return Err(self.malformed(format!("{name}.{k} is not a string"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A map of integers; a missing map is empty.
+    fn counters(&self, name: &str) -> StoreResult<BTreeMap<String, i64>> {
+        let mut out = BTreeMap::new();
+        for (k, v) in self.map(name)?.into_iter().flatten() {
+            match v {
+                AttributeValue::N(num) => {
+                    let parsed = num.parse().map_err(|_| {
+                        self.malformed(format!("{name}.{k} is not an integer: {num:?}"))
+                    })?;
+                    out.insert(k.clone(), parsed);
+                }
+                _ => return Err(self.malformed(format!("{name}.{k} is not a number"))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn read_user(item: &Item) -> StoreResult<UserRecord> {
+    let r = Reader::new(item);
+    Ok(UserRecord {
+        id: r.key_suffix(PK, USER_PREFIX)?.to_string(),
+        name: r.opt_s("name")?.map(str::to_string),
+        photo_url: r.opt_s("photoUrl")?.map(str::to_string),
+        role: r.opt_s("role")?.map(str::to_string),
+        custom: r.custom("custom")?,
+        expires_at: r.expires_at()?,
+    })
+}
+
+fn read_conversation(item: &Item) -> StoreResult<ConversationRecord> {
+    let r = Reader::new(item);
+    Ok(ConversationRecord {
+        id: r.key_suffix(PK, CONV_PREFIX)?.to_string(),
+        subject: r.opt_s("subject")?.map(str::to_string),
+        photo_url: r.opt_s("photoUrl")?.map(str::to_string),
+        custom: r.custom("custom")?,
+        created_at: r.i64("createdAt")?,
+        expires_at: r.expires_at()?,
+    })
+}
+
+fn read_participant(item: &Item) -> StoreResult<ParticipantRecord> {
+    let r = Reader::new(item);
+    let access = r.s("access")?;
+    Ok(ParticipantRecord {
+        conversation_id: r.key_suffix(PK, CONV_PREFIX)?.to_string(),
+        user_id: r.key_suffix(SK, PART_PREFIX)?.to_string(),
+        access: Access::parse(access)
+            .ok_or_else(|| r.malformed(format!("unknown access {access:?}")))?,
+        expires_at: r.expires_at()?,
+    })
+}
+
+/// Every reaction counter of a message item, zero counts included.
+fn read_reaction_counts(r: &Reader<'_>) -> StoreResult<Vec<ReactionCount>> {
+    let counts = r.counters("rxn")?;
+    let first_added = r.counters("rxt")?;
+    counts
+        .into_iter()
+        .map(|(emoji, count)| {
+            let first_added_at = *first_added.get(&emoji).ok_or_else(|| {
+                r.malformed(format!("rxt has no first-added time for {emoji:?}"))
+            })?;
+            Ok(ReactionCount {
+                emoji,
+                count: u64::try_from(count).unwrap_or(0),
+                first_added_at,
+            })
+        })
+        .collect()
+}
+
+fn read_message(item: &Item) -> StoreResult<MessageRecord> {
+    let r = Reader::new(item);
+    let kind = r.s("type")?;
+    let origin = r.s("origin")?;
+    let content = r.s("content")?;
+    Ok(MessageRecord {
+        conversation_id: r.key_suffix(PK, CONV_PREFIX)?.to_string(),
+        id: r.key_suffix(SK, MSG_PREFIX)?.to_string(),
+        kind: MessageType::parse(kind)
+            .ok_or_else(|| r.malformed(format!("unknown type {kind:?}")))?,
+        sender_id: r.opt_s("senderId")?.map(str::to_string),
+        content: serde_json::from_str::<Content>(content)
+            .map_err(|e| r.malformed(format!("content is not valid: {e}")))?,
+        custom: r.custom("custom")?,
+        created_at: r.i64("createdAt")?,
+        edited_at: r.opt_i64("editedAt")?,
+        origin: Origin::parse(origin)
+            .ok_or_else(|| r.malformed(format!("unknown origin {origin:?}")))?,
+        referenced_message_id: r.opt_s("refId")?.map(str::to_string),
+        referenced_sender_id: r.opt_s("refSenderId")?.map(str::to_string),
+        reactions: visible_reactions(&read_reaction_counts(&r)?),
+        expires_at: r.expires_at()?,
+    })
+}
+
+// ---- Writing items -------------------------------------------------------------------------
+
+fn message_item(m: &MessageRecord, now_ms: i64) -> StoreResult<Item> {
+    let content = serde_json::to_string(&m.content)
+        .map_err(|e| StoreError::Backend(format!("could not serialize content: {e}")))?;
+    let mut item = key(conv_pk(&m.conversation_id), msg_sk(&m.id));
+    item.insert("type".into(), s(m.kind.as_str()));
+    if let Some(sender) = &m.sender_id {
+        item.insert("senderId".into(), s(sender.clone()));
+    }
+    item.insert("content".into(), s(content));
+    item.insert("custom".into(), string_map(&m.custom));
+    item.insert("createdAt".into(), n(m.created_at));
+    if let Some(edited) = m.edited_at {
+        item.insert("editedAt".into(), n(edited));
+    }
+    item.insert("origin".into(), s(m.origin.as_str()));
+    if let Some(r) = &m.referenced_message_id {
+        item.insert("refId".into(), s(r.clone()));
+    }
+    if let Some(r) = &m.referenced_sender_id {
+        item.insert("refSenderId".into(), s(r.clone()));
+    }
+    item.insert("rxn".into(), empty_map());
+    item.insert("rxt".into(), empty_map());
+    item.insert("chg".into(), change("created", None, None, now_ms));
+    item.insert(EXPIRES_AT.into(), n(m.expires_at));
+    Ok(item)
+}
+
+fn participant_item(conversation_id: &str, user_id: &str, access: Access, expires_at: i64) -> Item {
+    let mut item = key(conv_pk(conversation_id), part_sk(user_id));
+    item.insert("access".into(), s(access.as_str()));
+    item.insert(EXPIRES_AT.into(), n(expires_at));
+    item
+}
+
+// ---- Transactions --------------------------------------------------------------------------
+
+/// How a transaction that DynamoDB cancelled because of a condition ended: one reason per
+/// item, in request order.
+struct Cancelled(Vec<CancellationReason>);
+
+impl Cancelled {
+    fn failed(&self, index: usize) -> bool {
+        self.0
+            .get(index)
+            .and_then(|r| r.code())
+            .is_some_and(|c| c == "ConditionalCheckFailed")
+    }
+
+    /// The old item a failed check returned (with `ReturnValuesOnConditionCheckFailure`).
+    fn item(&self, index: usize) -> Option<&Item> {
+        self.0.get(index).and_then(|r| r.item())
+    }
+
+    fn describe(&self) -> String {
+        let codes: Vec<&str> = self.0.iter().map(|r| r.code().unwrap_or("None")).collect();
+        format!("[{}]", codes.join(", "))
+    }
+
+    fn unexpected(&self, what: &str) -> StoreError {
+        StoreError::Backend(format!(
+            "{what}: transaction cancelled for unexpected reasons {}",
+            self.describe()
+        ))
+    }
+}
+
+fn condition_check(table: &str, key: Item, e: Expr, condition: String) -> StoreResult<TransactWriteItem> {
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .condition_expression(condition)
+        .set_expression_attribute_names(e.names())
+        .set_expression_attribute_values(e.values())
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+fn put(table: &str, item: Item, condition: Option<(Expr, String)>) -> StoreResult<TransactWriteItem> {
+    let mut b = Put::builder().table_name(table).set_item(Some(item));
+    if let Some((e, c)) = condition {
+        b = b
+            .condition_expression(c)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
+    }
+    Ok(TransactWriteItem::builder()
+        .put(b.build().map_err(build_error)?)
+        .build())
+}
+
+/// A random-ish delay for attempt `attempt` (0-based): 10 ms doubling up to ~1 s, jittered.
+fn backoff(attempt: u32) -> Duration {
+    let cap_ms = (10u64 << attempt.min(7)).min(1000);
+    let random = RandomState::new().build_hasher().finish();
+    Duration::from_millis(cap_ms / 2 + random % (cap_ms / 2 + 1))
+}
+
+// ---- Request counting ----------------------------------------------------------------------
+
+/// Records the DynamoDB operations a client sends, for tests and for documenting request
+/// counts. Install it with `aws_sdk_dynamodb::config::Builder::interceptor(counter.clone())`.
+///
+/// `take` lists one entry per *operation* (an SDK call such as `TransactWriteItems` or `Query`,
+/// recorded before serialization), so the SDK's own retries of an attempt are not counted
+/// there; they show up in `attempts`, which counts every HTTP attempt. The store's own retries
+/// (transaction conflicts, unprocessed batch keys, the sweep at the reaction limit) are new
+/// operations and are counted.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter {
+    inner: Arc<Mutex<CounterState>>,
+}
+
+#[derive(Debug, Default)]
+struct CounterState {
+    operations: Vec<String>,
+    attempts: usize,
+}
+
+impl RequestCounter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The operations recorded since the last `take`, in order; clears the record.
+    pub fn take(&self) -> Vec<String> {
+        match self.inner.lock() {
+            Ok(mut state) => {
+                state.attempts = 0;
+                std::mem::take(&mut state.operations)
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// HTTP attempts (including the SDK's retries) since the last `take`.
+    pub fn attempts(&self) -> usize {
+        self.inner.lock().map(|s| s.attempts).unwrap_or(0)
+    }
+
+    /// This counter as an interceptor for an SDK config builder.
+    pub fn interceptor(&self) -> SharedInterceptor {
+        SharedInterceptor::new(self.clone())
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "natter::RequestCounter"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_else(|| "unknown".to_string());
+        if let Ok(mut state) = self.inner.lock() {
+            state.operations.push(name);
+        }
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Ok(mut state) = self.inner.lock() {
+            state.attempts += 1;
+        }
+        Ok(())
+    }
+}
+
+// ---- The store -----------------------------------------------------------------------------
+
+/// `Store` on one DynamoDB table (see `docs/storage.md`).
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+/// Which condition an item of a transaction stands for, to map cancellation reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Message,
+    Writer,
+    Conversation,
+    Referenced,
+    Idempotency,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table (keys, `gsi1`, on-demand billing, a NEW_AND_OLD_IMAGES stream) when it
+    /// does not exist, waits until it is ACTIVE and makes sure TTL is enabled on `expiresAt`.
+    pub async fn create_table_if_missing(&self) -> StoreResult<()> {
+        let exists = match self.client.describe_table().table_name(&self.table).send().await {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                false
+            }
+            Err(e) => return Err(sdk_error("DescribeTable", e)),
+        };
+        if !exists {
+            let attr = |name: &str| {
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(build_error)
+            };
+            let key_elem = |name: &str, kind: KeyType| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+                    .map_err(build_error)
+            };
+            let gsi = GlobalSecondaryIndex::builder()
+                .index_name(GSI1)
+                .key_schema(key_elem(GSI1_PK, KeyType::Hash)?)
+                .key_schema(key_elem(GSI1_SK, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(build_error)?;
+            let created = self
+                .client
+                .create_table()
+                .table_name(&self.table)
+                .attribute_definitions(attr(PK)?)
+                .attribute_definitions(attr(SK)?)
+                .attribute_definitions(attr(GSI1_PK)?)
+                .attribute_definitions(attr(GSI1_SK)?)
+                .key_schema(key_elem(PK, KeyType::Hash)?)
+                .key_schema(key_elem(SK, KeyType::Range)?)
+                .global_secondary_indexes(gsi)
+                .billing_mode(BillingMode::PayPerRequest)
+                .stream_specification(
+                    StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(StreamViewType::NewAndOldImages)
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                // Someone else created it a moment ago.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+                Err(e) => return Err(sdk_error("CreateTable", e)),
+            }
+        }
+        self.wait_until_active().await?;
+        self.enable_ttl().await
+    }
+
+    async fn wait_until_active(&self) -> StoreResult<()> {
+        for _ in 0..600 {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeTable", e))?;
+            if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(StoreError::Backend(format!(
+            "table {} did not become ACTIVE within 2 minutes",
+            self.table
+        )))
+    }
+
+    async fn enable_ttl(&self) -> StoreResult<()> {
+        let out = self
+            .client
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeTimeToLive", e))?;
+        let status = out.time_to_live_description().and_then(|d| {
+            d.time_to_live_status()
+                .cloned()
+                .map(|s| (s, d.attribute_name().map(str::to_string)))
+        });
+        match status {
+            Some((TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling, Some(attr)))
+                if attr == EXPIRES_AT =>
+            {
+                return Ok(())
+            }
+            Some((TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling, attr)) => {
+                return Err(StoreError::Backend(format!(
+                    "table {} has TTL on {attr:?}, not {EXPIRES_AT}",
+                    self.table
+                )))
+            }
+            _ => {}
+        }
+        let spec = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(EXPIRES_AT)
+            .build()
+            .map_err(build_error)?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateTimeToLive", e))?;
+        Ok(())
+    }
+
+    /// Sends a transaction; retries it while it is cancelled only by conflicts or throttling.
+    /// `Err(Ok(cancelled))` when a condition failed.
+    async fn transact(
+        &self,
+        what: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> StoreResult<Result<(), Cancelled>> {
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => return Ok(Ok(())),
+                Err(err) => err,
+            };
+            let retry = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    let reasons = c.cancellation_reasons().to_vec();
+                    let cancelled = Cancelled(reasons);
+                    if cancelled
+                        .0
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                    {
+                        return Ok(Err(cancelled));
+                    }
+                    let transient = cancelled.0.iter().all(|r| {
+                        matches!(
+                            r.code(),
+                            None | Some(
+                                "None"
+                                    | "TransactionConflict"
+                                    | "ThrottlingError"
+                                    | "ProvisionedThroughputExceeded"
+                            )
+                        )
+                    });
+                    if !transient {
+                        return Err(cancelled.unexpected(what));
+                    }
+                    true
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                _ => false,
+            };
+            attempt += 1;
+            if !retry || attempt >= MAX_SENDS {
+                return Err(sdk_error(&format!("TransactWriteItems ({what})"), err));
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+
+    fn update(
+        &self,
+        key: Item,
+        update: &UpdateExpr,
+        e: Expr,
+        condition: String,
+        return_old_on_failure: bool,
+    ) -> StoreResult<TransactWriteItem> {
+        let mut b = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(update.render())
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values());
+        if return_old_on_failure {
+            b = b.return_values_on_condition_check_failure(
+                ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        }
+        Ok(TransactWriteItem::builder()
+            .update(b.build().map_err(build_error)?)
+            .build())
+    }
+
+    /// Deletes an item only if it is expired (so that a record that expired is never revived by
+    /// an update); a missing or live item is left alone.
+    async fn delete_if_expired(&self, key: Item, now_ms: i64) -> StoreResult<()> {
+        let mut e = Expr::default();
+        let ex = e.name(EXPIRES_AT);
+        let now = e.value(n(now_secs(now_ms)));
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression(format!("{ex} <= {now}"))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(sdk_error("DeleteItem", err)),
+        }
+    }
+
+    /// One `BatchGetItem` of at most 100 keys, retrying unprocessed keys.
+    async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
+        let mut found = Vec::new();
+        let mut pending = keys;
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(build_error)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", e))?;
+            if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                found.extend(items.iter().cloned());
+            }
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            if !pending.is_empty() {
+                attempt += 1;
+                if attempt >= MAX_SENDS {
+                    return Err(StoreError::Backend(format!(
+                        "BatchGetItem left {} keys unprocessed after {MAX_SENDS} tries",
+                        pending.len()
+                    )));
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+        }
+        Ok(found)
+    }
+
+    /// A participant check: an unexpired participant, with `ReadWrite` access when asked.
+    fn participant_check(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        write_access: bool,
+        now_ms: i64,
+    ) -> StoreResult<TransactWriteItem> {
+        let mut e = Expr::default();
+        let mut condition = e.exists_live(now_ms);
+        if write_access {
+            let a = e.name("access");
+            let rw = e.value(s(Access::ReadWrite.as_str()));
+            condition = format!("{condition} AND {a} = {rw}");
+        }
+        condition_check(
+            &self.table,
+            key(conv_pk(conversation_id), part_sk(user_id)),
+            e,
+            condition,
+        )
+    }
+
+    /// The role check of a reaction guard, when it denies anything: passes when the user's
+    /// stored role (none when the user item is missing or expired) may react.
+    fn role_check(&self, guard: &ReactionGuard, now_ms: i64) -> StoreResult<Option<TransactWriteItem>> {
+        if guard.denied_roles.is_empty() && !guard.deny_default_role {
+            return Ok(None);
+        }
+        let mut e = Expr::default();
+        let pk = e.name(PK);
+        let ex = e.name(EXPIRES_AT);
+        let role = e.name("role");
+        let now = e.value(n(now_secs(now_ms)));
+        let has_role = format!("(attribute_exists({pk}) AND {ex} > {now} AND attribute_exists({role}))");
+        // `IN` takes at most 100 operands.
+        let not_denied: Vec<String> = guard
+            .denied_roles
+            .chunks(100)
+            .map(|chunk| {
+                let list: Vec<String> = chunk.iter().map(|r| e.value(s(r.clone()))).collect();
+                format!("NOT ({role} IN ({}))", list.join(", "))
+            })
+            .collect();
+        let condition = match (guard.deny_default_role, not_denied.is_empty()) {
+            (true, true) => has_role,
+            (true, false) => format!("{has_role} AND {}", not_denied.join(" AND ")),
+            (false, _) => format!("(NOT {has_role}) OR ({})", not_denied.join(" AND ")),
+        };
+        condition_check(
+            &self.table,
+            key(user_pk(&guard.participant), USER_SK),
+            e,
+            condition,
+        )
+        .map(Some)
+    }
+
+    /// Removes the given zero-count emoji from a message, only if all of them are still zero.
+    /// Returns whether it did.
+    async fn sweep_zero_reactions(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        zeros: &[String],
+    ) -> StoreResult<bool> {
+        let mut e = Expr::default();
+        let rxn = e.name("rxn");
+        let rxt = e.name("rxt");
+        let zero = e.value(n(0));
+        let mut removes = Vec::new();
+        let mut conditions = Vec::new();
+        for emoji in zeros {
+            let z = e.name(emoji);
+            removes.push(format!("{rxn}.{z}, {rxt}.{z}"));
+            conditions.push(format!("{rxn}.{z} = {zero}"));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conv_pk(conversation_id), msg_sk(message_id))))
+            .update_expression(format!("REMOVE {}", removes.join(", ")))
+            .condition_expression(conditions.join(" AND "))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error("UpdateItem (sweep)", err)),
+        }
+    }
+
+    /// Queries every item of a key condition, page after page.
+    async fn query_all(
+        &self,
+        e: &Expr,
+        key_condition: &str,
+        filter: Option<&str>,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(key_condition)
+                .set_filter_expression(filter.map(str::to_string))
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|err| sdk_error("Query", err))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+fn is_condition_failed<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
 #[async_trait]
 impl Store for DynamoStore {
-    async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items> { todo_err() }
-    async fn upsert_user(&self, user_id: &str, patch: &UserPatch, now_ms: i64, expires_at: i64) -> StoreResult<UserRecord> { todo_err() }
-    async fn upsert_conversation(&self, conversation_id: &str, patch: &ConversationPatch, participants: &[(String, Access)], now_ms: i64, expires_at: i64) -> StoreResult<()> { todo_err() }
-    async fn get_conversation(&self, conversation_id: &str, now_ms: i64) -> StoreResult<Option<(ConversationRecord, Vec<ParticipantRecord>)>> { todo_err() }
-    async fn put_participant(&self, participant: &ParticipantRecord, now_ms: i64) -> StoreResult<()> { todo_err() }
-    async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()> { todo_err() }
-    async fn create_message(&self, message: &MessageRecord, conditions: &CreateConditions, now_ms: i64) -> StoreResult<CreateOutcome> { todo_err() }
-    async fn import_messages(&self, messages: &[MessageRecord], now_ms: i64) -> StoreResult<()> { todo_err() }
-    async fn list_messages(&self, conversation_id: &str, before: Option<&str>, limit: usize, now_ms: i64) -> StoreResult<MessagePage> { todo_err() }
-    async fn edit_message(&self, conversation_id: &str, message_id: &str, edit: &MessageEdit, required_sender: Option<&str>, now_ms: i64) -> StoreResult<Option<MessageRecord>> { todo_err() }
-    async fn delete_message(&self, conversation_id: &str, message_id: &str, required_sender: Option<&str>) -> StoreResult<bool> { todo_err() }
-    async fn add_reaction(&self, conversation_id: &str, message_id: &str, emoji: &str, guard: &ReactionGuard, max_distinct: usize, reaction_expires_at: i64, now_ms: i64) -> StoreResult<ReactionOutcome> { todo_err() }
-    async fn remove_reaction(&self, conversation_id: &str, message_id: &str, emoji: &str, guard: &ReactionGuard, now_ms: i64) -> StoreResult<ReactionOutcome> { todo_err() }
-    async fn user_reactions(&self, conversation_id: &str, user_id: &str, low: &str, high: &str, now_ms: i64) -> StoreResult<HashSet<(String, String)>> { todo_err() }
+    async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items> {
+        let mut seen = HashSet::new();
+        let unique: Vec<Item> = keys
+            .iter()
+            .map(item_key)
+            .filter(|k| seen.insert(k.clone()))
+            .map(|(pk, sk)| key(pk, sk))
+            .collect();
+        let batches = unique
+            .chunks(MAX_BATCH_GET_KEYS)
+            .map(|chunk| self.batch_get(chunk.to_vec()));
+        let found = futures::future::try_join_all(batches).await?;
+        let mut items = Items::default();
+        for item in found.iter().flatten() {
+            let r = Reader::new(item);
+            if !r.is_live(now_ms)? {
+                continue;
+            }
+            let sk = r.s(SK)?;
+            if sk == USER_SK {
+                let u = read_user(item)?;
+                items.users.insert(u.id.clone(), u);
+            } else if sk == CONV_SK {
+                let c = read_conversation(item)?;
+                items.conversations.insert(c.id.clone(), c);
+            } else if sk.starts_with(PART_PREFIX) {
+                let p = read_participant(item)?;
+                items
+                    .participants
+                    .insert((p.conversation_id.clone(), p.user_id.clone()), p);
+            } else if sk.starts_with(MSG_PREFIX) {
+                let m = read_message(item)?;
+                items
+                    .messages
+                    .insert((m.conversation_id.clone(), m.id.clone()), m);
+            } else {
+                return Err(r.malformed("unexpected sort key"));
+            }
+        }
+        Ok(items)
+    }
+
+    async fn upsert_user(
+        &self,
+        user_id: &str,
+        patch: &UserPatch,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> StoreResult<UserRecord> {
+        for attempt in 0..2 {
+            let mut e = Expr::default();
+            let mut u = UpdateExpr::default();
+            u.patch(&mut e, "name", &patch.name);
+            u.patch(&mut e, "photoUrl", &patch.photo_url);
+            u.patch(&mut e, "role", &patch.role);
+            u.patch_custom(&mut e, &patch.custom);
+            let ex = e.name(EXPIRES_AT);
+            let exp = e.value(n(expires_at));
+            u.set.push(format!("{ex} = {exp}"));
+            let pk = e.name(PK);
+            let now = e.value(n(now_secs(now_ms)));
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(user_pk(user_id), USER_SK)))
+                .update_expression(u.render())
+                .condition_expression(format!("attribute_not_exists({pk}) OR {ex} > {now}"))
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    let item = out.attributes().ok_or_else(|| {
+                        StoreError::Backend("UpdateItem returned no attributes".into())
+                    })?;
+                    return read_user(item);
+                }
+                // An expired record is still there: delete it so none of its fields survive,
+                // then apply the patch to nothing.
+                Err(err) if attempt == 0 && is_condition_failed(&err) => {
+                    self.delete_if_expired(key(user_pk(user_id), USER_SK), now_ms)
+                        .await?;
+                }
+                Err(err) => return Err(sdk_error("UpdateItem (user)", err)),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "user {user_id}: the expired record could not be replaced"
+        )))
+    }
+
+    async fn upsert_conversation(
+        &self,
+        conversation_id: &str,
+        patch: &ConversationPatch,
+        participants: &[(String, Access)],
+        now_ms: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        // Later entries for the same user win, as in the memory store; a transaction may not
+        // touch one item twice.
+        let mut unique: BTreeMap<&str, Access> = BTreeMap::new();
+        for (user_id, access) in participants {
+            unique.insert(user_id.as_str(), *access);
+        }
+        if unique.len() + 1 > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Backend(format!(
+                "a conversation upsert takes at most {} participants",
+                MAX_TRANSACTION_ITEMS - 1
+            )));
+        }
+        for attempt in 0..2 {
+            let mut e = Expr::default();
+            let mut u = UpdateExpr::default();
+            let created = e.name("createdAt");
+            let now_v = e.value(n(now_ms));
+            u.set
+                .push(format!("{created} = if_not_exists({created}, {now_v})"));
+            u.patch(&mut e, "subject", &patch.subject);
+            u.patch(&mut e, "photoUrl", &patch.photo_url);
+            u.patch_custom(&mut e, &patch.custom);
+            let ex = e.name(EXPIRES_AT);
+            let exp = e.value(n(expires_at));
+            u.set.push(format!("{ex} = {exp}"));
+            let pk = e.name(PK);
+            let now = e.value(n(now_secs(now_ms)));
+            let condition = format!("attribute_not_exists({pk}) OR {ex} > {now}");
+            let mut items = vec![self.update(
+                key(conv_pk(conversation_id), CONV_SK),
+                &u,
+                e,
+                condition,
+                false,
+            )?];
+            for (user_id, access) in &unique {
+                items.push(put(
+                    &self.table,
+                    participant_item(conversation_id, user_id, *access, expires_at),
+                    None,
+                )?);
+            }
+            match self.transact("upsert conversation", items).await? {
+                Ok(()) => return Ok(()),
+                Err(c) if attempt == 0 && c.failed(0) => {
+                    // An expired conversation is still there: start over.
+                    self.delete_if_expired(key(conv_pk(conversation_id), CONV_SK), now_ms)
+                        .await?;
+                }
+                Err(c) => return Err(c.unexpected("upsert conversation")),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "conversation {conversation_id}: the expired record could not be replaced"
+        )))
+    }
+
+    async fn get_conversation(
+        &self,
+        conversation_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(ConversationRecord, Vec<ParticipantRecord>)>> {
+        let mut e = Expr::default();
+        let pk = e.name(PK);
+        let sk = e.name(SK);
+        let pk_v = e.value(s(conv_pk(conversation_id)));
+        let hash = e.value(s("#"));
+        let items = self
+            .query_all(&e, &format!("{pk} = {pk_v} AND begins_with({sk}, {hash})"), None)
+            .await?;
+        let mut conversation = None;
+        let mut participants = Vec::new();
+        for item in &items {
+            let r = Reader::new(item);
+            if !r.is_live(now_ms)? {
+                continue;
+            }
+            let sk = r.s(SK)?;
+            if sk == CONV_SK {
+                conversation = Some(read_conversation(item)?);
+            } else if sk.starts_with(PART_PREFIX) {
+                participants.push(read_participant(item)?);
+            }
+        }
+        Ok(conversation.map(|c| (c, participants)))
+    }
+
+    async fn put_participant(
+        &self,
+        participant: &ParticipantRecord,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let cid = &participant.conversation_id;
+        let mut e = Expr::default();
+        let condition = e.exists_live(now_ms);
+        let items = vec![
+            condition_check(&self.table, key(conv_pk(cid), CONV_SK), e, condition)?,
+            put(
+                &self.table,
+                participant_item(
+                    cid,
+                    &participant.user_id,
+                    participant.access,
+                    participant.expires_at,
+                ),
+                None,
+            )?,
+        ];
+        match self.transact("put participant", items).await? {
+            Ok(()) => Ok(()),
+            Err(c) if c.failed(0) => Err(StoreError::ConditionFailed(Failed::ConversationMissing)),
+            Err(c) => Err(c.unexpected("put participant")),
+        }
+    }
+
+    async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conv_pk(conversation_id), part_sk(user_id))))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteItem (participant)", e))?;
+        Ok(())
+    }
+
+    async fn create_message(
+        &self,
+        message: &MessageRecord,
+        conditions: &CreateConditions,
+        now_ms: i64,
+    ) -> StoreResult<CreateOutcome> {
+        let cid = message.conversation_id.as_str();
+        let mut slots = Vec::new();
+        let mut items = Vec::new();
+
+        let mut e = Expr::default();
+        let pk = e.name(PK);
+        items.push(put(
+            &self.table,
+            message_item(message, now_ms)?,
+            Some((e, format!("attribute_not_exists({pk})"))),
+        )?);
+        slots.push(Slot::Message);
+
+        if let Some(writer) = &conditions.writer {
+            items.push(self.participant_check(cid, writer, true, now_ms)?);
+            slots.push(Slot::Writer);
+        }
+        if conditions.conversation_exists {
+            let mut e = Expr::default();
+            let condition = e.exists_live(now_ms);
+            items.push(condition_check(&self.table, key(conv_pk(cid), CONV_SK), e, condition)?);
+            slots.push(Slot::Conversation);
+        }
+        if let Some(referenced) = &conditions.referenced_message_id {
+            let mut e = Expr::default();
+            let condition = e.exists_live(now_ms);
+            items.push(condition_check(
+                &self.table,
+                key(conv_pk(cid), msg_sk(referenced)),
+                e,
+                condition,
+            )?);
+            slots.push(Slot::Referenced);
+        }
+        if let Some(scoped) = &conditions.idempotency_key {
+            let mut item = key(conv_pk(cid), idem_sk(scoped));
+            item.insert("messageId".into(), s(message.id.clone()));
+            item.insert(EXPIRES_AT.into(), n(message.expires_at));
+            let mut e = Expr::default();
+            let condition = e.missing_or_expired(now_ms);
+            // On failure the stored item comes back in the cancellation reason: the duplicate's
+            // message id without another read.
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            slots.push(Slot::Idempotency);
+        }
+
+        let cancelled = match self.transact("create message", items).await? {
+            Ok(()) => return Ok(CreateOutcome::Created),
+            Err(c) => c,
+        };
+        let failed = |slot: Slot| {
+            slots
+                .iter()
+                .position(|s| *s == slot)
+                .filter(|i| cancelled.failed(*i))
+        };
+        if let Some(i) = failed(Slot::Idempotency) {
+            let item = cancelled.item(i).ok_or_else(|| {
+                StoreError::Backend("the idempotency check failed without returning the item".into())
+            })?;
+            let message_id = Reader::new(item).s("messageId")?.to_string();
+            return Ok(CreateOutcome::Duplicate { message_id });
+        }
+        if failed(Slot::Writer).is_some() {
+            return Err(StoreError::ConditionFailed(Failed::NotParticipant));
+        }
+        if failed(Slot::Conversation).is_some() {
+            return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
+        }
+        if failed(Slot::Referenced).is_some() {
+            return Err(StoreError::ConditionFailed(Failed::ReferencedMissing));
+        }
+        if failed(Slot::Message).is_some() {
+            return Err(StoreError::Backend(format!(
+                "message {} already exists in conversation {cid}",
+                message.id
+            )));
+        }
+        Err(cancelled.unexpected("create message"))
+    }
+
+    async fn import_messages(&self, messages: &[MessageRecord], now_ms: i64) -> StoreResult<()> {
+        // The last of several messages with one key wins, as in the memory store.
+        let mut unique: BTreeMap<(&str, &str), &MessageRecord> = BTreeMap::new();
+        for m in messages {
+            unique.insert((m.conversation_id.as_str(), m.id.as_str()), m);
+        }
+        if unique.is_empty() {
+            return Ok(());
+        }
+        if unique.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Backend(format!(
+                "an import takes at most {MAX_TRANSACTION_ITEMS} messages"
+            )));
+        }
+        let items = unique
+            .values()
+            .map(|m| put(&self.table, message_item(m, now_ms)?, None))
+            .collect::<StoreResult<Vec<_>>>()?;
+        match self.transact("import messages", items).await? {
+            Ok(()) => Ok(()),
+            Err(c) => Err(c.unexpected("import messages")),
+        }
+    }
+
+    async fn list_messages(
+        &self,
+        conversation_id: &str,
+        before: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<MessagePage> {
+        let want = limit.saturating_add(1);
+        let mut e = Expr::default();
+        let pk = e.name(PK);
+        let sk = e.name(SK);
+        let pk_v = e.value(s(conv_pk(conversation_id)));
+        let low = e.value(s(MSG_PREFIX));
+        // `before` is exclusive; a key condition bound is inclusive, so the `before` item (the
+        // first one in descending order) is read and skipped: one more in the first page's Limit.
+        let upper = before.map(msg_sk);
+        let key_condition = match &upper {
+            Some(upper) => {
+                let hi = e.value(s(upper.clone()));
+                format!("{pk} = {pk_v} AND {sk} BETWEEN {low} AND {hi}")
+            }
+            None => format!("{pk} = {pk_v} AND begins_with({sk}, {low})"),
+        };
+        let filter = e.live(now_ms);
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        let mut first = true;
+        loop {
+            let remaining = want - found.len();
+            // Later pages only happen when expired items were skipped: read more at once then.
+            let page = if first {
+                remaining + usize::from(upper.is_some())
+            } else {
+                remaining.max(100)
+            };
+            first = false;
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(&key_condition)
+                .filter_expression(&filter)
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(i32::try_from(page).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|err| sdk_error("Query (messages)", err))?;
+            for item in out.items() {
+                let r = Reader::new(item);
+                if upper.as_deref() == Some(r.s(SK)?) || !r.is_live(now_ms)? {
+                    continue;
+                }
+                if found.len() < want {
+                    found.push(read_message(item)?);
+                }
+            }
+            if found.len() >= want {
+                break;
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        let loaded_all = found.len() < want;
+        found.truncate(limit);
+        Ok(MessagePage {
+            messages: found,
+            loaded_all,
+        })
+    }
+
+    async fn edit_message(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        edit: &MessageEdit,
+        required_sender: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Option<MessageRecord>> {
+        let mut e = Expr::default();
+        let mut u = UpdateExpr::default();
+        if let Some(content) = &edit.content {
+            let json = serde_json::to_string(content)
+                .map_err(|err| StoreError::Backend(format!("could not serialize content: {err}")))?;
+            let c = e.name("content");
+            let v = e.value(s(json));
+            u.set.push(format!("{c} = {v}"));
+        }
+        let custom = e.name("custom");
+        match &edit.custom {
+            Patch::Absent => {}
+            Patch::Null => {
+                let empty = e.value(empty_map());
+                u.set.push(format!("{custom} = {empty}"));
+            }
+            Patch::Value(changes) => {
+                for (k, v) in changes {
+                    let path = format!("{custom}.{}", e.name(k));
+                    match v {
+                        Some(v) => {
+                            let v = e.value(s(v.clone()));
+                            u.set.push(format!("{path} = {v}"));
+                        }
+                        None => u.remove.push(path),
+                    }
+                }
+            }
+        }
+        let edited = e.name("editedAt");
+        let edited_v = e.value(n(edit.edited_at));
+        u.set.push(format!("{edited} = {edited_v}"));
+        let chg = e.name("chg");
+        let chg_v = e.value(change("edited", None, None, now_ms));
+        u.set.push(format!("{chg} = {chg_v}"));
+        let mut condition = e.exists_live(now_ms);
+        if let Some(sender) = required_sender {
+            let sid = e.name("senderId");
+            let v = e.value(s(sender));
+            condition = format!("{condition} AND {sid} = {v}");
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conv_pk(conversation_id), msg_sk(message_id))))
+            .update_expression(u.render())
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item = out.attributes().ok_or_else(|| {
+                    StoreError::Backend("UpdateItem returned no attributes".into())
+                })?;
+                read_message(item).map(Some)
+            }
+            Err(err) if is_condition_failed(&err) => Ok(None),
+            Err(err) => Err(sdk_error("UpdateItem (edit message)", err)),
+        }
+    }
+
+    async fn delete_message(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        required_sender: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conv_pk(conversation_id), msg_sk(message_id))))
+            .return_values(ReturnValue::AllOld);
+        if let Some(sender) = required_sender {
+            let mut e = Expr::default();
+            let pk = e.name(PK);
+            let sid = e.name("senderId");
+            let v = e.value(s(sender));
+            request = request
+                .condition_expression(format!("attribute_not_exists({pk}) OR {sid} = {v}"))
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values());
+        }
+        match request.send().await {
+            Ok(out) => Ok(out.attributes().is_some_and(|a| !a.is_empty())),
+            Err(err) if is_condition_failed(&err) => {
+                Err(StoreError::ConditionFailed(Failed::MessageMissing))
+            }
+            Err(err) => Err(sdk_error("DeleteItem (message)", err)),
+        }
+    }
+
+    async fn add_reaction(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        emoji: &str,
+        guard: &ReactionGuard,
+        max_distinct: usize,
+        reaction_expires_at: i64,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome> {
+        let uid = guard.participant.as_str();
+        for _ in 0..MAX_REACTION_SENDS {
+            let mut items =
+                vec![self.participant_check(conversation_id, uid, guard.write_access, now_ms)?];
+            let role = self.role_check(guard, now_ms)?;
+            let has_role = role.is_some();
+            items.extend(role);
+            let reaction_at = items.len();
+            let mut reaction = key(rxu_pk(conversation_id, uid), rxu_sk(message_id, emoji));
+            reaction.insert(EXPIRES_AT.into(), n(reaction_expires_at));
+            let mut e = Expr::default();
+            let condition = e.missing_or_expired(now_ms);
+            items.push(put(&self.table, reaction, Some((e, condition)))?);
+
+            let message_at = items.len();
+            let mut e = Expr::default();
+            let mut u = UpdateExpr::default();
+            let rxn = e.name("rxn");
+            let rxt = e.name("rxt");
+            let em = e.name(emoji);
+            let zero = e.value(n(0));
+            let one = e.value(n(1));
+            let now_v = e.value(n(now_ms));
+            u.set.push(format!(
+                "{rxn}.{em} = if_not_exists({rxn}.{em}, {zero}) + {one}"
+            ));
+            u.set
+                .push(format!("{rxt}.{em} = if_not_exists({rxt}.{em}, {now_v})"));
+            let chg = e.name("chg");
+            let chg_v = e.value(change("reaction.added", Some(emoji), Some(uid), now_ms));
+            u.set.push(format!("{chg} = {chg_v}"));
+            let live = e.exists_live(now_ms);
+            let max = e.value(n(i64::try_from(max_distinct).unwrap_or(i64::MAX)));
+            let condition = format!(
+                "{live} AND (attribute_exists({rxn}.{em}) OR size({rxn}) < {max})"
+            );
+            items.push(self.update(
+                key(conv_pk(conversation_id), msg_sk(message_id)),
+                &u,
+                e,
+                condition,
+                true,
+            )?);
+
+            let cancelled = match self.transact("add reaction", items).await? {
+                Ok(()) => return Ok(ReactionOutcome::Changed),
+                Err(c) => c,
+            };
+            if cancelled.failed(0) {
+                return Ok(ReactionOutcome::NotParticipant);
+            }
+            if has_role && cancelled.failed(1) {
+                return Ok(ReactionOutcome::RoleDenied);
+            }
+            if cancelled.failed(message_at) {
+                // The message came back with the failure (ReturnValuesOnConditionCheckFailure).
+                let Some(old) = cancelled.item(message_at) else {
+                    return Ok(ReactionOutcome::MessageMissing);
+                };
+                let r = Reader::new(old);
+                if !r.is_live(now_ms)? {
+                    return Ok(ReactionOutcome::MessageMissing);
+                }
+                let counts = r.counters("rxn")?;
+                if counts.contains_key(emoji) || counts.len() < max_distinct {
+                    // A concurrent change moved the message since: try again.
+                    continue;
+                }
+                // At the limit: emoji whose count fell to zero still hold slots. Sweep them.
+                let zeros: Vec<String> = counts
+                    .into_iter()
+                    .filter(|(_, c)| *c <= 0)
+                    .map(|(e, _)| e)
+                    .collect();
+                if zeros.is_empty() {
+                    return Ok(ReactionOutcome::TooManyReactions);
+                }
+                self.sweep_zero_reactions(conversation_id, message_id, &zeros)
+                    .await?;
+                continue;
+            }
+            if cancelled.failed(reaction_at) {
+                return Ok(ReactionOutcome::Unchanged);
+            }
+            return Err(cancelled.unexpected("add reaction"));
+        }
+        Ok(ReactionOutcome::TooManyReactions)
+    }
+
+    async fn remove_reaction(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        emoji: &str,
+        guard: &ReactionGuard,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome> {
+        let uid = guard.participant.as_str();
+        let mut items =
+            vec![self.participant_check(conversation_id, uid, guard.write_access, now_ms)?];
+        let role = self.role_check(guard, now_ms)?;
+        let has_role = role.is_some();
+        items.extend(role);
+
+        let reaction_at = items.len();
+        let mut e = Expr::default();
+        let condition = e.exists_live(now_ms);
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                rxu_pk(conversation_id, uid),
+                rxu_sk(message_id, emoji),
+            )))
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .build()
+            .map_err(build_error)?;
+        items.push(TransactWriteItem::builder().delete(delete).build());
+
+        let message_at = items.len();
+        let mut e = Expr::default();
+        let mut u = UpdateExpr::default();
+        let rxn = e.name("rxn");
+        let em = e.name(emoji);
+        let one = e.value(n(1));
+        u.set.push(format!("{rxn}.{em} = {rxn}.{em} - {one}"));
+        let chg = e.name("chg");
+        let chg_v = e.value(change("reaction.removed", Some(emoji), Some(uid), now_ms));
+        u.set.push(format!("{chg} = {chg_v}"));
+        let live = e.exists_live(now_ms);
+        let condition = format!("{live} AND attribute_exists({rxn}.{em})");
+        items.push(self.update(
+            key(conv_pk(conversation_id), msg_sk(message_id)),
+            &u,
+            e,
+            condition,
+            true,
+        )?);
+
+        let cancelled = match self.transact("remove reaction", items).await? {
+            Ok(()) => return Ok(ReactionOutcome::Changed),
+            Err(c) => c,
+        };
+        if cancelled.failed(0) {
+            return Ok(ReactionOutcome::NotParticipant);
+        }
+        if has_role && cancelled.failed(1) {
+            return Ok(ReactionOutcome::RoleDenied);
+        }
+        if cancelled.failed(message_at) {
+            // Missing or expired, or live without this emoji (then nobody has it: unchanged).
+            let live = match cancelled.item(message_at) {
+                Some(old) => Reader::new(old).is_live(now_ms)?,
+                None => false,
+            };
+            return Ok(if live {
+                ReactionOutcome::Unchanged
+            } else {
+                ReactionOutcome::MessageMissing
+            });
+        }
+        if cancelled.failed(reaction_at) {
+            return Ok(ReactionOutcome::Unchanged);
+        }
+        Err(cancelled.unexpected("remove reaction"))
+    }
+
+    async fn user_reactions(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        low: &str,
+        high: &str,
+        now_ms: i64,
+    ) -> StoreResult<HashSet<(String, String)>> {
+        if low > high {
+            return Ok(HashSet::new());
+        }
+        let mut e = Expr::default();
+        let pk = e.name(PK);
+        let sk = e.name(SK);
+        let pk_v = e.value(s(rxu_pk(conversation_id, user_id)));
+        let lo = e.value(s(low));
+        let hi = e.value(s(reaction_range_end(high)));
+        let filter = e.live(now_ms);
+        let items = self
+            .query_all(
+                &e,
+                &format!("{pk} = {pk_v} AND {sk} BETWEEN {lo} AND {hi}"),
+                Some(&filter),
+            )
+            .await?;
+        let mut out = HashSet::new();
+        for item in &items {
+            let r = Reader::new(item);
+            if !r.is_live(now_ms)? {
+                continue;
+            }
+            let sk = r.s(SK)?;
+            let (mid, emoji) = sk
+                .split_once('#')
+                .ok_or_else(|| r.malformed("reaction sort key has no '#'"))?;
+            if mid >= low && mid <= high {
+                out.insert((mid.to_string(), emoji.to_string()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An upper bound for the sort keys `{mid}#{emoji}` of every `mid <= high`.
+///
+/// `{high}$` works ('$' sorts right after '#') unless `high` holds a character that sorts
+/// before '#' (space, '!' or '"'): then a shorter id that is a prefix of `high` would sort
+/// after it once '#' is appended, so the bound is cut at the first such character. The
+/// results are filtered exactly afterwards.
+fn reaction_range_end(high: &str) -> String {
+    let cut = high.bytes().position(|b| b < b'#').unwrap_or(high.len());
+    format!("{}$", &high[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_secs_agrees_with_is_expired() {
+        for now_ms in [0, 999, 1000, 1001, 1_700_000_000_999, -1, -1000, -1001] {
+            for expires_at in [-2, -1, 0, 1, 2, 1_700_000_000, 1_700_000_001] {
+                assert_eq!(
+                    expires_at > now_secs(now_ms),
+                    !is_expired(expires_at, now_ms),
+                    "expires_at {expires_at}, now_ms {now_ms}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reaction_range_covers_every_id_up_to_high() {
+        let ids = ["a", "ab", "ab!", "ab!c", "ab c", "abc", "ab\"", "b", "msg_01", "é"];
+        for low in ids {
+            for high in ids {
+                let end = reaction_range_end(high);
+                for mid in ids {
+                    let sk = rxu_sk(mid, "👍");
+                    if mid >= low && mid <= high {
+                        assert!(
+                            sk.as_str() >= low && sk <= end,
+                            "{mid} in [{low}, {high}] but {sk} outside [{low}, {end}]"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_items_are_backend_errors() {
+        let mut item = key(conv_pk("c"), msg_sk("m"));
+        item.insert(EXPIRES_AT.into(), s("soon"));
+        match read_message(&item) {
+            Err(StoreError::Backend(msg)) => assert!(msg.contains("MSG#m"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

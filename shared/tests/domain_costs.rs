@@ -1,0 +1,443 @@
+//! What each domain operation costs in storage round trips, and that expiry follows the clock.
+//!
+//! `Counting` wraps a store and records every call. A call that starts while no other call is
+//! in flight opens a new round trip; calls the domain runs side by side (with `join!`) share
+//! one. Each call yields once before it completes, so side-by-side calls really do overlap.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use natter::auth::Identity;
+use natter::clock::{Clock, ManualClock};
+use natter::config::Config;
+use natter::domain::{Domain, EditMessageBody, PutConversationBody, SendMessageBody};
+use natter::error::Error;
+use natter::model::*;
+use natter::store::memory::MemoryStore;
+use natter::store::*;
+
+#[derive(Default)]
+struct Counting<S> {
+    inner: S,
+    in_flight: AtomicUsize,
+    rounds: AtomicUsize,
+    calls: Mutex<Vec<&'static str>>,
+}
+
+impl<S> Counting<S> {
+    async fn call<T>(&self, name: &'static str, f: impl std::future::Future<Output = T>) -> T {
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.rounds.fetch_add(1, Ordering::SeqCst);
+        }
+        self.calls.lock().unwrap().push(name);
+        tokio::task::yield_now().await;
+        let out = f.await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+
+    /// (round trips, calls) since the last take.
+    fn take(&self) -> (usize, Vec<&'static str>) {
+        let rounds = self.rounds.swap(0, Ordering::SeqCst);
+        let calls = std::mem::take(&mut *self.calls.lock().unwrap());
+        (rounds, calls)
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Counting<S> {
+    async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items> {
+        self.call("get_items", self.inner.get_items(keys, now_ms))
+            .await
+    }
+    async fn upsert_user(
+        &self,
+        user_id: &str,
+        patch: &UserPatch,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> StoreResult<UserRecord> {
+        self.call(
+            "upsert_user",
+            self.inner.upsert_user(user_id, patch, now_ms, expires_at),
+        )
+        .await
+    }
+    async fn upsert_conversation(
+        &self,
+        cid: &str,
+        patch: &ConversationPatch,
+        participants: &[(String, Access)],
+        now_ms: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        self.call(
+            "upsert_conversation",
+            self.inner
+                .upsert_conversation(cid, patch, participants, now_ms, expires_at),
+        )
+        .await
+    }
+    async fn get_conversation(
+        &self,
+        cid: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(ConversationRecord, Vec<ParticipantRecord>)>> {
+        self.call("get_conversation", self.inner.get_conversation(cid, now_ms))
+            .await
+    }
+    async fn put_participant(&self, p: &ParticipantRecord, now_ms: i64) -> StoreResult<()> {
+        self.call("put_participant", self.inner.put_participant(p, now_ms))
+            .await
+    }
+    async fn delete_participant(&self, cid: &str, uid: &str) -> StoreResult<()> {
+        self.call("delete_participant", self.inner.delete_participant(cid, uid))
+            .await
+    }
+    async fn create_message(
+        &self,
+        m: &MessageRecord,
+        c: &CreateConditions,
+        now_ms: i64,
+    ) -> StoreResult<CreateOutcome> {
+        self.call("create_message", self.inner.create_message(m, c, now_ms))
+            .await
+    }
+    async fn import_messages(&self, m: &[MessageRecord], now_ms: i64) -> StoreResult<()> {
+        self.call("import_messages", self.inner.import_messages(m, now_ms))
+            .await
+    }
+    async fn list_messages(
+        &self,
+        cid: &str,
+        before: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<MessagePage> {
+        self.call(
+            "list_messages",
+            self.inner.list_messages(cid, before, limit, now_ms),
+        )
+        .await
+    }
+    async fn edit_message(
+        &self,
+        cid: &str,
+        mid: &str,
+        edit: &MessageEdit,
+        sender: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Option<MessageRecord>> {
+        self.call(
+            "edit_message",
+            self.inner.edit_message(cid, mid, edit, sender, now_ms),
+        )
+        .await
+    }
+    async fn delete_message(
+        &self,
+        cid: &str,
+        mid: &str,
+        sender: Option<&str>,
+    ) -> StoreResult<bool> {
+        self.call("delete_message", self.inner.delete_message(cid, mid, sender))
+            .await
+    }
+    async fn add_reaction(
+        &self,
+        cid: &str,
+        mid: &str,
+        emoji: &str,
+        guard: &ReactionGuard,
+        max: usize,
+        expires_at: i64,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome> {
+        self.call(
+            "add_reaction",
+            self.inner
+                .add_reaction(cid, mid, emoji, guard, max, expires_at, now_ms),
+        )
+        .await
+    }
+    async fn remove_reaction(
+        &self,
+        cid: &str,
+        mid: &str,
+        emoji: &str,
+        guard: &ReactionGuard,
+        now_ms: i64,
+    ) -> StoreResult<ReactionOutcome> {
+        self.call(
+            "remove_reaction",
+            self.inner.remove_reaction(cid, mid, emoji, guard, now_ms),
+        )
+        .await
+    }
+    async fn user_reactions(
+        &self,
+        cid: &str,
+        uid: &str,
+        low: &str,
+        high: &str,
+        now_ms: i64,
+    ) -> StoreResult<HashSet<(String, String)>> {
+        self.call(
+            "user_reactions",
+            self.inner.user_reactions(cid, uid, low, high, now_ms),
+        )
+        .await
+    }
+}
+
+const START_MS: i64 = 1_800_000_000_000;
+
+struct Fixture {
+    domain: Domain,
+    store: Arc<Counting<MemoryStore>>,
+    clock: ManualClock,
+}
+
+fn user(id: &str) -> Identity {
+    Identity::User {
+        user_id: id.to_string(),
+        role: None,
+    }
+}
+
+fn text(t: &str) -> SendMessageBody {
+    SendMessageBody {
+        text: Some(t.to_string()),
+        ..SendMessageBody::default()
+    }
+}
+
+async fn fixture(config: Config) -> Fixture {
+    let store = Arc::new(Counting::<MemoryStore>::default());
+    let clock = ManualClock::new(START_MS);
+    let domain = Domain::new(store.clone(), Arc::new(clock.clone()), config);
+    domain
+        .put_conversation(
+            &user("alice"),
+            "c1",
+            PutConversationBody {
+                participants: Some(vec!["bob".into()]),
+                ..PutConversationBody::default()
+            },
+        )
+        .await
+        .unwrap();
+    store.take();
+    Fixture {
+        domain,
+        store,
+        clock,
+    }
+}
+
+#[tokio::test]
+async fn hot_paths_stay_within_their_round_trips() {
+    let f = fixture(Config::default()).await;
+    let alice = user("alice");
+    let bob = user("bob");
+
+    let first = f.domain.send_message(&alice, "c1", text("hi")).await.unwrap();
+    let (rounds, calls) = f.store.take();
+    assert_eq!(rounds, 2, "send: {calls:?}");
+
+    f.domain
+        .add_reaction(&bob, "c1", &first.id, "👍")
+        .await
+        .unwrap();
+    let (rounds, calls) = f.store.take();
+    assert_eq!((rounds, calls.len()), (1, 1), "add reaction: {calls:?}");
+
+    // A reply to another user's message, with reactions to expand.
+    let reply = f
+        .domain
+        .send_message(
+            &bob,
+            "c1",
+            SendMessageBody {
+                referenced_message_id: Some(first.id.clone()),
+                ..text("re")
+            },
+        )
+        .await
+        .unwrap();
+    let (rounds, calls) = f.store.take();
+    assert_eq!(rounds, 2, "reply: {calls:?}");
+    let referenced = reply.referenced_message.expect("reply expands its reference");
+    assert!(referenced.reactions[0].current_user_reacted);
+
+    f.domain.get_message(&alice, "c1", &reply.id).await.unwrap();
+    let (rounds, calls) = f.store.take();
+    assert_eq!(rounds, 2, "get: {calls:?}");
+
+    f.domain
+        .edit_message(
+            &bob,
+            "c1",
+            &reply.id,
+            EditMessageBody {
+                text: Some("edited".into()),
+                ..EditMessageBody::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (rounds, calls) = f.store.take();
+    assert_eq!(rounds, 2, "edit: {calls:?}");
+
+    f.domain
+        .remove_reaction(&bob, "c1", &first.id, "👍")
+        .await
+        .unwrap();
+    let (rounds, calls) = f.store.take();
+    assert_eq!((rounds, calls.len()), (1, 1), "remove reaction: {calls:?}");
+
+    f.domain.delete_message(&bob, "c1", &reply.id).await.unwrap();
+    let (rounds, calls) = f.store.take();
+    assert_eq!(rounds, 2, "delete: {calls:?}");
+}
+
+#[tokio::test]
+async fn a_page_of_thirty_replies_with_reactions_takes_at_most_three_round_trips() {
+    let f = fixture(Config::default()).await;
+    let alice = user("alice");
+    let bob = user("bob");
+    let mut previous = f
+        .domain
+        .send_message(&alice, "c1", text("root"))
+        .await
+        .unwrap();
+    for i in 0..40 {
+        f.clock.advance_ms(1);
+        let who = if i % 2 == 0 { &alice } else { &bob };
+        let m = f
+            .domain
+            .send_message(
+                who,
+                "c1",
+                SendMessageBody {
+                    referenced_message_id: Some(previous.id.clone()),
+                    ..text(&format!("m{i}"))
+                },
+            )
+            .await
+            .unwrap();
+        f.domain.add_reaction(&bob, "c1", &m.id, "🎉").await.unwrap();
+        previous = m;
+    }
+    f.store.take();
+    let page = f
+        .domain
+        .list_messages(&alice, "c1", Some(30), None)
+        .await
+        .unwrap();
+    let (rounds, calls) = f.store.take();
+    assert_eq!(page.data.len(), 30);
+    assert!(!page.loaded_all);
+    // The budget is 3; the design needs 2 (access check beside the query, then one expansion).
+    assert_eq!(rounds, 2, "page of 30: {calls:?}");
+    // Senders, references and reactions are all there.
+    let oldest = page.data.last().unwrap();
+    assert!(oldest.sender.is_some());
+    let referenced = oldest.referenced_message.as_ref().unwrap();
+    assert!(!page.data.iter().any(|m| m.id == referenced.id));
+    assert_eq!(referenced.reactions[0].count, 1);
+    assert!(!referenced.reactions[0].current_user_reacted, "alice did not react");
+}
+
+#[tokio::test]
+async fn expired_messages_disappear_when_the_clock_passes_retention() {
+    let config = Config {
+        retention_secs: 60,
+        ..Config::default()
+    };
+    let f = fixture(config).await;
+    let alice = user("alice");
+    let old = f
+        .domain
+        .send_message(&alice, "c1", text("old"))
+        .await
+        .unwrap();
+    f.clock.advance_secs(30);
+    let newer = f
+        .domain
+        .send_message(&alice, "c1", text("newer"))
+        .await
+        .unwrap();
+    f.domain
+        .add_reaction(&alice, "c1", &old.id, "👍")
+        .await
+        .unwrap();
+
+    f.clock.advance_secs(29);
+    let page = f.domain.list_messages(&alice, "c1", None, None).await.unwrap();
+    assert_eq!(page.data.len(), 2);
+
+    // 60 s after the first message: it has expired, the newer one has not.
+    f.clock.advance_secs(1);
+    let page = f.domain.list_messages(&alice, "c1", None, None).await.unwrap();
+    assert_eq!(
+        page.data.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        vec![newer.id.as_str()]
+    );
+    assert!(page.loaded_all);
+    assert!(matches!(
+        f.domain.get_message(&alice, "c1", &old.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        f.domain.add_reaction(&alice, "c1", &old.id, "🎉").await,
+        Err(Error::NotFound(_))
+    ));
+    // A reply to an expired message is refused, and an expired idempotency key is free again.
+    let reply = f
+        .domain
+        .send_message(
+            &alice,
+            "c1",
+            SendMessageBody {
+                referenced_message_id: Some(old.id.clone()),
+                ..text("late")
+            },
+        )
+        .await;
+    assert!(matches!(reply, Err(Error::InvalidRequest(_))));
+    assert!(f.clock.now_ms() > START_MS);
+}
+
+#[tokio::test]
+async fn idempotent_send_returns_the_first_message_until_it_expires() {
+    let config = Config {
+        retention_secs: 60,
+        ..Config::default()
+    };
+    let f = fixture(config).await;
+    let alice = user("alice");
+    let keyed = |t: &str| SendMessageBody {
+        idempotency_key: Some("k1".into()),
+        ..text(t)
+    };
+    let first = f.domain.send_message(&alice, "c1", keyed("one")).await.unwrap();
+    let again = f.domain.send_message(&alice, "c1", keyed("two")).await.unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!(again.plaintext, "one");
+    let page = f.domain.list_messages(&alice, "c1", None, None).await.unwrap();
+    assert_eq!(page.data.len(), 1);
+    // Another sender's identical key is a different key.
+    let bobs = f
+        .domain
+        .send_message(&user("bob"), "c1", keyed("bob"))
+        .await
+        .unwrap();
+    assert_ne!(bobs.id, first.id);
+
+    f.clock.advance_secs(61);
+    let later = f.domain.send_message(&alice, "c1", keyed("three")).await.unwrap();
+    assert_ne!(later.id, first.id);
+}
