@@ -28,11 +28,16 @@ pub enum Change {
         user_id: String,
         count: u64,
     },
+    /// A new inbox message for one recipient.
+    InboxCreated(crate::store::inbox::InboxRecord),
+    /// An inbox message deleted by its recipient (not by expiry).
+    InboxDeleted { user_id: String, message_id: String },
 }
 
 impl Change {
-    pub fn conversation_id(&self) -> &str {
-        match self {
+    /// The conversation a message change belongs to; `None` for inbox changes.
+    pub fn conversation_id(&self) -> Option<&str> {
+        Some(match self {
             Change::MessageCreated(m) | Change::MessageEdited(m) => &m.conversation_id,
             Change::MessageDeleted {
                 conversation_id, ..
@@ -40,7 +45,8 @@ impl Change {
             Change::ReactionAdded { message, .. } | Change::ReactionRemoved { message, .. } => {
                 &message.conversation_id
             }
-        }
+            Change::InboxCreated(_) | Change::InboxDeleted { .. } => return None,
+        })
     }
 
     pub fn message_id(&self) -> &str {
@@ -50,6 +56,8 @@ impl Change {
             Change::ReactionAdded { message, .. } | Change::ReactionRemoved { message, .. } => {
                 &message.id
             }
+            Change::InboxCreated(record) => &record.message_id,
+            Change::InboxDeleted { message_id, .. } => message_id,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod conversations;
 mod expand;
+mod inbox;
 mod messages;
 mod reactions;
 mod users;
@@ -12,6 +13,7 @@ mod validate;
 
 use std::sync::Arc;
 
+pub use inbox::{Inbox, InboxMessageSnapshot};
 pub use conversations::{ParticipantBody, PutConversationBody};
 pub use messages::{EditMessageBody, ImportMessage, MessagePageSnapshot, SendMessageBody};
 pub use users::PutUserBody;

@@ -7,6 +7,7 @@
 //! of each method are documented in `docs/storage.md`.
 
 pub mod dynamo;
+pub mod inbox;
 pub mod memory;
 
 use std::collections::{HashMap, HashSet};

@@ -1,0 +1,46 @@
+//! Storage for user inbox messages: a small trait of its own, so that the inbox functions'
+//! permissions match exactly what they call.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+
+/// One stored inbox message of one recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxRecord {
+    pub user_id: String,
+    /// `inb_` plus a time-sortable id: id order is arrival order.
+    pub message_id: String,
+    pub sender_id: String,
+    /// Any JSON value, exactly as sent.
+    pub message: serde_json::Value,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[async_trait]
+pub trait InboxStore: Send + Sync {
+    /// Stores one copy per recipient.
+    async fn put_inbox_messages(&self, messages: &[InboxRecord]) -> StoreResult<()>;
+
+    /// A user's unexpired inbox messages, oldest first.
+    async fn list_inbox(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<InboxRecord>>;
+
+    /// Deletes one of the user's messages; `true` if it was there (expired or not).
+    async fn delete_inbox_message(&self, user_id: &str, message_id: &str) -> StoreResult<bool>;
+
+    /// Deletes all of the user's messages, however many; returns how many were deleted.
+    async fn clear_inbox(&self, user_id: &str) -> StoreResult<usize>;
+}
+
+/// Which user a client id (a WebSocket connection id, current or of the last 24 hours) belongs
+/// to. Inbox recipients may be named by client id.
+#[async_trait]
+pub trait ClientDirectory: Send + Sync {
+    /// The user of each id that is a known client id; other ids are absent from the answer.
+    async fn users_of_clients(
+        &self,
+        ids: &[String],
+        now_ms: i64,
+    ) -> StoreResult<std::collections::HashMap<String, String>>;
+}
