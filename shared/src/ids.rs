@@ -1,5 +1,6 @@
 //! Identifier rules and message id generation.
 
+use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
 use ulid::Ulid;
@@ -35,14 +36,37 @@ pub fn validate_id(kind: &str, id: &str, max_chars: usize) -> Result<()> {
     Ok(())
 }
 
-/// A new message id for a message created at `created_ms`.
-pub fn new_message_id(created_ms: i64) -> String {
+/// A new message id for a message sent now (`now_ms`): strictly greater than every id this
+/// process made before, so that messages sent within one millisecond keep their order.
+pub fn new_message_id(now_ms: i64) -> String {
+    format!("{MESSAGE_ID_PREFIX}{}", monotonic_ulid(now_ms))
+}
+
+/// The id of a message imported with its own `created_ms` (which may lie in the past).
+pub fn imported_message_id(created_ms: i64) -> String {
     format!("{MESSAGE_ID_PREFIX}{}", ulid_at(created_ms))
 }
 
 /// A new inbox message id.
-pub fn new_inbox_id(created_ms: i64) -> String {
-    format!("{INBOX_ID_PREFIX}{}", ulid_at(created_ms))
+pub fn new_inbox_id(now_ms: i64) -> String {
+    format!("{INBOX_ID_PREFIX}{}", monotonic_ulid(now_ms))
+}
+
+fn monotonic_ulid(now_ms: i64) -> Ulid {
+    static LAST: Mutex<Option<Ulid>> = Mutex::new(None);
+    let fresh = ulid_at(now_ms);
+    let Ok(mut last) = LAST.lock() else {
+        return fresh;
+    };
+    let next = match *last {
+        // Same (or an earlier) millisecond: step past the last id; its random part has room.
+        Some(prev) if prev.timestamp_ms() >= fresh.timestamp_ms() => {
+            prev.increment().unwrap_or(fresh)
+        }
+        _ => fresh,
+    };
+    *last = Some(next);
+    next
 }
 
 fn ulid_at(ms: i64) -> Ulid {
@@ -68,6 +92,14 @@ mod tests {
         assert!(a.starts_with("msg_"));
         assert!(message_id_floor(1_700_000_000_001) <= b);
         assert!(message_id_floor(1_700_000_000_001) > a);
+    }
+
+    #[test]
+    fn ids_made_in_one_millisecond_keep_their_order() {
+        let ids: Vec<String> = (0..1000).map(|_| new_message_id(1_700_000_000_000)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let imported = imported_message_id(1_600_000_000_000);
+        assert!(imported < ids[0]);
     }
 
     #[test]

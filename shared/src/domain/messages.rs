@@ -11,7 +11,7 @@ use super::{
 use crate::auth::Identity;
 use crate::content::{uses_restricted_nodes, Content};
 use crate::error::{Error, Result};
-use crate::ids::new_message_id;
+use crate::ids::{imported_message_id, new_message_id};
 use crate::model::{
     Access, Custom, MessageEdit, MessageRecord, MessageSnapshot, MessageType, Origin, Patch,
 };
@@ -213,7 +213,12 @@ impl Domain {
                 .pop()
                 .ok_or_else(|| Error::Internal("no snapshot for a new message".into())),
             Ok(CreateOutcome::Duplicate { message_id }) => {
-                self.get_message(identity, cid, &message_id).await
+                match self.get_message(identity, cid, &message_id).await {
+                    Err(Error::NotFound(_)) => Err(Error::Conflict(format!(
+                        "idempotencyKey was used by message {message_id:?}, which has since been deleted"
+                    ))),
+                    found => found,
+                }
             }
             Err(StoreError::ConditionFailed(Failed::NotParticipant)) => {
                 Err(conversation_not_found(cid))
@@ -269,7 +274,7 @@ impl Domain {
             let content = validate::message_content(limits, m.text, m.content).map_err(at)?;
             records.push(MessageRecord {
                 conversation_id: cid.to_string(),
-                id: new_message_id(m.created_at),
+                id: imported_message_id(m.created_at),
                 kind: MessageType::UserMessage,
                 sender_id: Some(m.sender),
                 content,
@@ -474,7 +479,12 @@ impl Domain {
     /// Reads what an access check needs (the caller's participant item and user record, or the
     /// conversation for the secret key) and applies it: 404 for non-participants, 403 for
     /// `Read` participants when `write` is asked.
-    async fn access_items(&self, identity: &Identity, cid: &str, write: bool) -> Result<Items> {
+    pub(crate) async fn access_items(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        write: bool,
+    ) -> Result<Items> {
         let items = self.get(access_keys(identity, cid)).await?;
         check_access(identity, cid, &items, write)?;
         Ok(items)

@@ -49,9 +49,8 @@ impl StoredMessage {
 /// Reactions with a count above zero, in first-added order.
 pub(crate) fn visible_reactions(all: &[ReactionCount]) -> Vec<ReactionCount> {
     let mut shown: Vec<ReactionCount> = all.iter().filter(|r| r.count > 0).cloned().collect();
-    shown.sort_by(|a, b| {
-        (a.first_added_at, &a.emoji).cmp(&(b.first_added_at, &b.emoji))
-    });
+    // Stable: emoji first added in the same millisecond keep the order they were added in.
+    shown.sort_by_key(|r| r.first_added_at);
     shown
 }
 
@@ -82,6 +81,11 @@ impl MemoryStore {
     /// Every change written from now on, in write order.
     pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.changes.subscribe()
+    }
+
+    /// The feed's sending side, for the other embedded stores that share it.
+    pub fn change_sender(&self) -> tokio::sync::broadcast::Sender<Change> {
+        self.changes.clone()
     }
 
     fn emit(&self, change: Change) {

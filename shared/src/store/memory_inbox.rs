@@ -1,0 +1,97 @@
+//! The embedded inbox store. It shares the message store's change feed, so that the local
+//! gateway's fan-out hears about inbox messages as the stream would tell it on AWS.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use super::inbox::{InboxRecord, InboxStore};
+use super::{is_expired, StoreError, StoreResult};
+use crate::changes::Change;
+
+pub struct MemoryInbox {
+    /// user id → message id → message; ids sort by arrival.
+    messages: Mutex<BTreeMap<String, BTreeMap<String, InboxRecord>>>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl MemoryInbox {
+    pub fn new(changes: broadcast::Sender<Change>) -> Self {
+        MemoryInbox {
+            messages: Mutex::default(),
+            changes,
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> StoreResult<std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<String, InboxRecord>>>>
+    {
+        self.messages
+            .lock()
+            .map_err(|_| StoreError::Backend("memory inbox lock poisoned".into()))
+    }
+
+    fn emit(&self, change: Change) {
+        let _ = self.changes.send(change);
+    }
+}
+
+#[async_trait]
+impl InboxStore for MemoryInbox {
+    async fn put_inbox_messages(&self, messages: &[InboxRecord]) -> StoreResult<()> {
+        {
+            let mut all = self.lock()?;
+            for m in messages {
+                all.entry(m.user_id.clone())
+                    .or_default()
+                    .insert(m.message_id.clone(), m.clone());
+            }
+        }
+        for m in messages {
+            self.emit(Change::InboxCreated(m.clone()));
+        }
+        Ok(())
+    }
+
+    async fn list_inbox(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<InboxRecord>> {
+        let all = self.lock()?;
+        Ok(all
+            .get(user_id)
+            .map(|ms| {
+                ms.values()
+                    .filter(|m| !is_expired(m.expires_at, now_ms))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn delete_inbox_message(&self, user_id: &str, message_id: &str) -> StoreResult<bool> {
+        let removed = self
+            .lock()?
+            .get_mut(user_id)
+            .and_then(|ms| ms.remove(message_id))
+            .is_some();
+        if removed {
+            self.emit(Change::InboxDeleted {
+                user_id: user_id.to_string(),
+                message_id: message_id.to_string(),
+            });
+        }
+        Ok(removed)
+    }
+
+    async fn clear_inbox(&self, user_id: &str) -> StoreResult<usize> {
+        let removed = self.lock()?.remove(user_id).unwrap_or_default();
+        for message_id in removed.keys() {
+            self.emit(Change::InboxDeleted {
+                user_id: user_id.to_string(),
+                message_id: message_id.clone(),
+            });
+        }
+        Ok(removed.len())
+    }
+}
