@@ -61,3 +61,78 @@ fn init_tracing() {
         .without_time()
         .try_init();
 }
+
+// ---- WebSocket API and fan-out ----
+
+/// The WebSocket routes' context: the domain and the realtime store, both on `TABLE_NAME`.
+pub fn ws_context(sdk: &aws_config::SdkConfig) -> Result<natter::ws::WsContext, Error> {
+    let domain = domain(sdk)?;
+    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
+    let realtime = natter::realtime::dynamo::DynamoRealtimeStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        table,
+    );
+    Ok(natter::ws::WsContext {
+        domain,
+        realtime: Arc::new(realtime),
+    })
+}
+
+/// Runs the WebSocket route handler of `function` (a name from `natter::routes::WS_ROUTES`).
+pub async fn serve_ws(ctx: natter::ws::WsContext, function: &'static str) -> Result<(), Error> {
+    let ctx = &ctx;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, Error>(natter::ws::handle(ctx, function, event.payload).await)
+        },
+    ))
+    .await
+}
+
+/// Runs the `$connect` REQUEST authorizer with the secrets from `SIGNING_SECRET` and
+/// `SECRET_KEY`. A refused token fails the invocation with `Unauthorized`, which API Gateway
+/// answers with 401.
+pub async fn serve_ws_authorizer() -> Result<(), Error> {
+    init_tracing();
+    let secret = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let config = AuthConfig {
+        signing_secret: secret("SIGNING_SECRET")?.into_bytes(),
+        secret_key: secret("SECRET_KEY")?,
+    };
+    let config = &config;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<
+            aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest,
+        >| async move {
+            let now = (SystemClock.now_ms() / 1000) as u64;
+            natter::ws::authorize(config, &event.payload, now).map_err(|e| {
+                tracing::info!(reason = %e, "connection refused");
+                Error::from("Unauthorized")
+            })
+        },
+    ))
+    .await
+}
+
+/// Runs the stream fan-out: posts through the management API at `WEBSOCKET_ENDPOINT` with
+/// `FANOUT_CONCURRENCY` posts in flight, and reports batch item failures.
+pub async fn serve_fan_out(sdk: &aws_config::SdkConfig) -> Result<(), Error> {
+    let ctx = ws_context(sdk)?;
+    let endpoint =
+        std::env::var("WEBSOCKET_ENDPOINT").map_err(|_| "WEBSOCKET_ENDPOINT is not set")?;
+    let fan_out = natter::fanout::FanOut {
+        domain: ctx.domain,
+        realtime: ctx.realtime,
+        pusher: Arc::new(natter::fanout::ManagementApiPusher::for_endpoint(
+            sdk, &endpoint,
+        )),
+        concurrency: natter::fanout::concurrency_from_env()?,
+    };
+    let fan_out = &fan_out;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::dynamodb::Event>| async move {
+            Ok::<_, Error>(fan_out.handle_stream_event(event.payload).await)
+        },
+    ))
+    .await
+}

@@ -5,3 +5,6 @@
 pub mod cli;
 pub mod http_api;
 pub mod server;
+pub mod connections;
+pub mod streams;
+pub mod ws;

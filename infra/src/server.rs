@@ -7,6 +7,10 @@ use natter::auth::AuthConfig;
 use natter::clock::{Clock, SystemClock};
 use natter::config::Config;
 use natter::domain::Domain;
+use natter::fanout::{FanOut, ManagementApiPusher};
+use natter::realtime::dynamo::DynamoRealtimeStore;
+use natter::realtime::memory::MemoryRealtimeStore;
+use natter::realtime::RealtimeStore;
 use natter::store::dynamo::DynamoStore;
 use natter::store::memory::MemoryStore;
 use natter::store::Store;
@@ -22,6 +26,10 @@ pub const DEV_SECRET_KEY: &str = "natter-local-dev-secret-key-do-not-deploy";
 pub struct AppState {
     pub domain: Domain,
     pub auth: Arc<AuthConfig>,
+    /// The WebSocket routes' context (the domain and the realtime store).
+    pub ws: natter::ws::WsContext,
+    /// The open WebSocket connections.
+    pub sockets: Arc<crate::ws::Registry>,
 }
 
 impl AppState {
@@ -68,22 +76,144 @@ pub async fn store(options: &ServeOptions) -> Result<Arc<dyn Store>, String> {
     }
 }
 
+/// Everything the gateway stores, and what feeds its fan-out.
+pub struct Storage {
+    pub store: Arc<dyn Store>,
+    pub realtime: Arc<dyn RealtimeStore>,
+    pub changes: ChangeSource,
+}
+
+/// Where the fan-out's input comes from.
+pub enum ChangeSource {
+    /// The embedded store's change feed.
+    Memory(tokio::sync::broadcast::Receiver<natter::changes::Change>),
+    /// The DynamoDB table's stream, read from its end as of start-up.
+    Stream(crate::streams::StreamReader),
+}
+
+/// The storage the options ask for, with its change source ready: on DynamoDB the stream is
+/// positioned before this returns, so nothing written after start-up is missed.
+pub async fn storage(options: &ServeOptions) -> Result<Storage, String> {
+    match &options.dynamodb_endpoint {
+        None => {
+            let store = MemoryStore::new();
+            let changes = ChangeSource::Memory(store.changes());
+            Ok(Storage {
+                store: Arc::new(store),
+                realtime: Arc::new(MemoryRealtimeStore::new()),
+                changes,
+            })
+        }
+        Some(endpoint) => {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .endpoint_url(endpoint)
+                .build();
+            let client = aws_sdk_dynamodb::Client::from_conf(config);
+            let store = DynamoStore::new(client.clone(), &options.table);
+            store
+                .create_table_if_missing()
+                .await
+                .map_err(|e| format!("could not prepare table {}: {e}", options.table))?;
+            let streams_config = aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
+                .endpoint_url(endpoint)
+                .build();
+            let region = sdk
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "us-east-1".to_string());
+            let reader = crate::streams::StreamReader::start(
+                &client,
+                aws_sdk_dynamodbstreams::Client::from_conf(streams_config),
+                &options.table,
+                &region,
+            )
+            .await
+            .map_err(|e| format!("could not read the stream of table {}: {e}", options.table))?;
+            Ok(Storage {
+                store: Arc::new(store),
+                realtime: Arc::new(DynamoRealtimeStore::new(client, &options.table)),
+                changes: ChangeSource::Stream(reader),
+            })
+        }
+    }
+}
+
+/// The fan-out's pusher: the real management API client, pointed at this gateway's own
+/// `@connections` endpoint with dummy credentials (loopback checks no signatures).
+pub fn local_pusher(addr: std::net::SocketAddr) -> ManagementApiPusher {
+    let config = aws_sdk_apigatewaymanagement::Config::builder()
+        .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
+        .region(aws_sdk_apigatewaymanagement::config::Region::new(
+            "us-east-1",
+        ))
+        .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
+            "natter-local",
+            "natter-local",
+            None,
+            None,
+            "natter-local",
+        ))
+        .endpoint_url(format!("http://{addr}"))
+        .build();
+    ManagementApiPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(config))
+}
+
+/// Starts the fan-out on its change source, posting through the gateway at `addr`.
+pub fn spawn_fan_out(
+    state: &AppState,
+    changes: ChangeSource,
+    addr: std::net::SocketAddr,
+) -> Result<(), String> {
+    let fan_out = Arc::new(FanOut {
+        domain: state.domain.clone(),
+        realtime: state.ws.realtime.clone(),
+        pusher: Arc::new(local_pusher(addr)),
+        concurrency: natter::fanout::concurrency_from_env()?,
+    });
+    match changes {
+        ChangeSource::Memory(feed) => {
+            tokio::spawn(crate::streams::run_change_feed(feed, fan_out));
+        }
+        ChangeSource::Stream(reader) => {
+            tokio::spawn(reader.run(fan_out));
+        }
+    }
+    Ok(())
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1", axum::routing::any(crate::http_api::serve))
         .route("/v1/{*rest}", axum::routing::any(crate::http_api::serve))
+        .route("/ws", axum::routing::get(crate::ws::upgrade))
+        .route(
+            "/@connections/{connection_id}",
+            axum::routing::post(crate::connections::post)
+                .get(crate::connections::describe)
+                .delete(crate::connections::delete),
+        )
+        .route(
+            "/@local/connections/{connection_id}",
+            axum::routing::get(crate::connections::introspect),
+        )
         .with_state(state)
 }
 
 pub async fn run(options: ServeOptions) -> Result<(), String> {
     let config = Config::from_env()?;
     let (auth, dev_secrets) = auth_from_env();
-    let store = store(&options).await?;
+    let storage = storage(&options).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let domain = Domain::new(store, clock, config);
+    let domain = Domain::new(storage.store, clock, config);
     let state = AppState {
+        ws: natter::ws::WsContext {
+            domain: domain.clone(),
+            realtime: storage.realtime,
+        },
         domain,
         auth: Arc::new(auth),
+        sockets: Arc::default(),
     };
     if dev_secrets {
         let sample = natter::auth::issue_user_token(
@@ -107,6 +237,7 @@ pub async fn run(options: ServeOptions) -> Result<(), String> {
         .await
         .map_err(|e| format!("could not listen on {}: {e}", options.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    spawn_fan_out(&state, storage.changes, addr)?;
     println!("listening on http://{addr}");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())

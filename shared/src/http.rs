@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::authorizer::identity_from_context;
-use crate::domain::Domain;
+use crate::config::Limits;
+use crate::domain::{Domain, Inbox};
 use crate::error::{Error, Result};
 
 /// A successful response: status and optional JSON body.
@@ -41,7 +42,47 @@ pub async fn handle(
     function: &str,
     event: ApiGatewayV2httpRequest,
 ) -> ApiGatewayV2httpResponse {
-    let reply = dispatch(domain, function, &event).await;
+    respond(function, dispatch(domain, function, &event).await)
+}
+
+/// Serves one of the inbox functions (`routes::INBOX_FUNCTIONS`).
+pub async fn handle_inbox(
+    inbox: &Inbox,
+    function: &str,
+    event: ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    respond(function, dispatch_inbox(inbox, function, &event).await)
+}
+
+async fn dispatch_inbox(
+    inbox: &Inbox,
+    function: &str,
+    event: &ApiGatewayV2httpRequest,
+) -> Result<Reply> {
+    let identity = identity_from_context(&event.request_context)?;
+    let req = Request::new(&inbox.config.limits, event)?;
+    match function {
+        "send-inbox-message" => {
+            let ids = inbox.send(&identity, req.body()?).await?;
+            json(201, serde_json::json!({ "messageIds": ids }))
+        }
+        "list-inbox" => json(
+            200,
+            serde_json::json!({ "data": inbox.list_for(&identity).await? }),
+        ),
+        "delete-inbox-message" => {
+            inbox.delete(&identity, req.path("messageId")?).await?;
+            no_content()
+        }
+        "clear-inbox" => {
+            inbox.clear(&identity).await?;
+            no_content()
+        }
+        other => Err(Error::Internal(format!("no inbox handler for {other:?}"))),
+    }
+}
+
+fn respond(function: &str, reply: Result<Reply>) -> ApiGatewayV2httpResponse {
     match reply {
         Ok(reply) => response(reply.status, reply.body),
         Err(error) => {
@@ -60,7 +101,7 @@ async fn dispatch(
 ) -> Result<Reply> {
     let identity = identity_from_context(&event.request_context)?;
     let id = &identity;
-    let req = Request::new(domain, event)?;
+    let req = Request::new(&domain.config.limits, event)?;
     match function {
         "put-user" => json(
             200,
@@ -183,7 +224,7 @@ struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    fn new(domain: &Domain, event: &'a ApiGatewayV2httpRequest) -> Result<Self> {
+    fn new(limits: &Limits, event: &'a ApiGatewayV2httpRequest) -> Result<Self> {
         let body = match &event.body {
             None => None,
             Some(text) if event.is_base64_encoded => Some(
@@ -193,7 +234,7 @@ impl<'a> Request<'a> {
             ),
             Some(text) => Some(text.clone().into_bytes()),
         };
-        let max = domain.config.limits.max_body_bytes;
+        let max = limits.max_body_bytes;
         if let Some(body) = &body {
             if body.len() > max {
                 return Err(Error::TooLarge(format!(

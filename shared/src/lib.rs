@@ -18,3 +18,6 @@ pub mod model;
 pub mod routes;
 pub mod store;
 pub mod domain;
+pub mod realtime;
+pub mod ws;
+pub mod fanout;

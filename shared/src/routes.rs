@@ -76,12 +76,88 @@ pub const HTTP_ROUTES: &[HttpRoute] = &[
         "/v1/import/conversations/{conversationId}/messages",
         "import-messages",
     ),
+    route("POST", "/v1/inbox", "send-inbox-message"),
+    route("GET", "/v1/inbox", "list-inbox"),
+    route("DELETE", "/v1/inbox/{messageId}", "delete-inbox-message"),
+    route("DELETE", "/v1/inbox", "clear-inbox"),
 ];
+
+/// The functions that serve the inbox (they use `domain::Inbox`, not `domain::Domain`).
+pub const INBOX_FUNCTIONS: &[&str] = &[
+    "send-inbox-message",
+    "list-inbox",
+    "delete-inbox-message",
+    "clear-inbox",
+];
+
+/// One WebSocket API route: its route key (a frame's `action`, or `$connect`, `$disconnect`,
+/// `$default`) and the function behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsRoute {
+    pub route_key: &'static str,
+    /// The binary name in `functions/` (see `HttpRoute::function`).
+    pub function: &'static str,
+}
+
+pub const WS_ROUTES: &[WsRoute] = &[
+    WsRoute {
+        route_key: "$connect",
+        function: "ws-connect",
+    },
+    WsRoute {
+        route_key: "$disconnect",
+        function: "ws-disconnect",
+    },
+    WsRoute {
+        route_key: "hello",
+        function: "ws-hello",
+    },
+    WsRoute {
+        route_key: "subscribe",
+        function: "ws-subscribe",
+    },
+    WsRoute {
+        route_key: "loadMore",
+        function: "ws-load-more",
+    },
+    WsRoute {
+        route_key: "unsubscribe",
+        function: "ws-unsubscribe",
+    },
+    WsRoute {
+        route_key: "$default",
+        function: "ws-default",
+    },
+];
+
+/// The `$connect` route's REQUEST authorizer (identity source: the `token` query parameter).
+pub const WS_AUTHORIZER_FUNCTION: &str = "ws-authorizer";
+
+/// The WebSocket route a message frame goes to, as API Gateway selects it with
+/// `$request.body.action`: the route whose key is the action, else `$default`. The `$` routes
+/// cannot be selected by a frame.
+pub fn ws_route_for_action(action: Option<&str>) -> &'static WsRoute {
+    let found = action
+        .filter(|a| !a.starts_with('$'))
+        .and_then(|a| WS_ROUTES.iter().find(|r| r.route_key == a));
+    match found {
+        Some(route) => route,
+        None => ws_route("$default"),
+    }
+}
+
+/// The WebSocket route with this key; every key used here is in `WS_ROUTES`.
+pub fn ws_route(route_key: &str) -> &'static WsRoute {
+    WS_ROUTES
+        .iter()
+        .find(|r| r.route_key == route_key)
+        .unwrap_or(&WS_ROUTES[WS_ROUTES.len() - 1])
+}
 
 /// Matches a concrete request path against a route's template, returning the path parameters
 /// (still percent-encoded, as API Gateway passes them in `pathParameters` after decoding; see
 /// the gateway for decoding).
-pub fn match_path<'a>(template: &str, path: &'a str) -> Option<Vec<(String, &'a str)>> {
+pub fn match_path<'a>(template: &str, path: &'a str) -> Option<PathParams<'a>> {
     let mut params = Vec::new();
     let mut want = template.trim_matches('/').split('/');
     let mut got = path.trim_matches('/').split('/');
@@ -103,11 +179,14 @@ pub fn match_path<'a>(template: &str, path: &'a str) -> Option<Vec<(String, &'a 
     }
 }
 
+/// Path parameters by name, each still percent-encoded.
+pub type PathParams<'a> = Vec<(String, &'a str)>;
+
 /// Finds the route for a method and path. `Err(true)` means the path exists with another method.
 pub fn find_route<'a>(
     method: &str,
     path: &'a str,
-) -> Result<(&'static HttpRoute, Vec<(String, &'a str)>), bool> {
+) -> Result<(&'static HttpRoute, PathParams<'a>), bool> {
     let mut path_exists = false;
     for route in HTTP_ROUTES {
         if let Some(params) = match_path(route.path, path) {
@@ -130,9 +209,18 @@ mod tests {
             find_route("PUT", "/v1/conversations/c1/messages/m1/reactions/%F0%9F%91%8D").unwrap();
         assert_eq!(route.function, "add-reaction");
         assert_eq!(params[2], ("emoji".to_string(), "%F0%9F%91%8D"));
-        assert_eq!(find_route("POST", "/v1/users/u1").unwrap_err(), true);
-        assert_eq!(find_route("GET", "/v1/nope").unwrap_err(), false);
+        assert!(find_route("POST", "/v1/users/u1").unwrap_err());
+        assert!(!find_route("GET", "/v1/nope").unwrap_err());
         assert!(find_route("GET", "/v1/users/").is_err());
+    }
+
+    #[test]
+    fn websocket_frames_route_by_action() {
+        assert_eq!(ws_route_for_action(Some("loadMore")).function, "ws-load-more");
+        assert_eq!(ws_route_for_action(Some("nope")).route_key, "$default");
+        assert_eq!(ws_route_for_action(Some("$connect")).route_key, "$default");
+        assert_eq!(ws_route_for_action(None).route_key, "$default");
+        assert_eq!(ws_route("$disconnect").function, "ws-disconnect");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use natter::routes::HTTP_ROUTES;
+use natter::routes::{HTTP_ROUTES, WS_AUTHORIZER_FUNCTION, WS_ROUTES};
 use serde_yaml::Value;
 
 fn repo_file(path: &str) -> PathBuf {
@@ -156,4 +156,161 @@ fn every_route_function_has_a_binary() {
             route.function
         );
     }
+}
+
+// ---- The WebSocket API ----
+
+/// A value without its CloudFormation tag (`!Sub "..."` → `"..."`).
+fn untagged(value: &Value) -> &Value {
+    match value {
+        Value::Tagged(tagged) => &tagged.value,
+        other => other,
+    }
+}
+
+/// The logical ids named as `${Name}` or `${Name.Attr}` in a `!Sub` string.
+fn sub_references(text: &str) -> Vec<String> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split('}').next())
+        .map(|name| name.split('.').next().unwrap_or(name).to_string())
+        .collect()
+}
+
+/// The binary of the function an `AWS_PROXY` integration (or authorizer) URI invokes.
+fn invoked_binary(template: &Value, uri: &Value, what: &str) -> String {
+    let uri = string(untagged(uri), what);
+    let function = sub_references(&uri)
+        .into_iter()
+        .find(|name| name.ends_with("Function"))
+        .unwrap_or_else(|| panic!("{what} names no function: {uri}"));
+    let resource = &template["Resources"][function.as_str()];
+    string(
+        &resource["Metadata"]["BuildProperties"]["Binary"],
+        &format!("{function} binary"),
+    )
+}
+
+fn ws_table_routes() -> BTreeSet<(String, String)> {
+    WS_ROUTES
+        .iter()
+        .map(|r| (r.route_key.to_string(), r.function.to_string()))
+        .collect()
+}
+
+#[test]
+fn template_declares_exactly_the_websocket_routes() {
+    let template = load_yaml("template.yaml");
+    let mut declared = BTreeSet::new();
+    for (name, route) in resources_of(&template, "AWS::ApiGatewayV2::Route") {
+        let props = &route["Properties"];
+        let key = string(&props["RouteKey"], &format!("{name} RouteKey"));
+        let target = string(untagged(&props["Target"]), &format!("{name} Target"));
+        let integration = target
+            .strip_prefix("integrations/")
+            .map(sub_references)
+            .and_then(|refs| refs.into_iter().next())
+            .unwrap_or_else(|| panic!("{name} Target is not integrations/${{...}}: {target}"));
+        let integration = &template["Resources"][integration.as_str()];
+        assert_eq!(
+            integration["Type"].as_str(),
+            Some("AWS::ApiGatewayV2::Integration"),
+            "{name} targets an integration"
+        );
+        assert_eq!(
+            integration["Properties"]["IntegrationType"].as_str(),
+            Some("AWS_PROXY"),
+            "{name}'s integration is a Lambda proxy"
+        );
+        let binary = invoked_binary(
+            &template,
+            &integration["Properties"]["IntegrationUri"],
+            &format!("{name} integration"),
+        );
+        // Replies are the route's response: every message route has a $default route response.
+        if !key.starts_with("$connect") && key != "$disconnect" {
+            assert_eq!(
+                props["RouteResponseSelectionExpression"].as_str(),
+                Some("$default"),
+                "{name} sends its function's reply back"
+            );
+            let has_response = resources_of(&template, "AWS::ApiGatewayV2::RouteResponse")
+                .iter()
+                .any(|(_, r)| {
+                    untagged(&r["Properties"]["RouteId"]) == &Value::String(name.clone())
+                        && r["Properties"]["RouteResponseKey"].as_str() == Some("$default")
+                });
+            assert!(has_response, "{name} has a $default route response");
+        }
+        // Only $connect is authorized, by the WebSocket authorizer.
+        if key == "$connect" {
+            assert_eq!(props["AuthorizationType"].as_str(), Some("CUSTOM"));
+            let authorizer = string(untagged(&props["AuthorizerId"]), "AuthorizerId");
+            let authorizer = &template["Resources"][authorizer.as_str()];
+            assert_eq!(
+                authorizer["Properties"]["AuthorizerType"].as_str(),
+                Some("REQUEST")
+            );
+            assert_eq!(
+                authorizer["Properties"]["IdentitySource"][0].as_str(),
+                Some("route.request.querystring.token")
+            );
+            assert_eq!(
+                invoked_binary(
+                    &template,
+                    &authorizer["Properties"]["AuthorizerUri"],
+                    "the WebSocket authorizer"
+                ),
+                WS_AUTHORIZER_FUNCTION
+            );
+        }
+        assert!(declared.insert((key.clone(), binary)), "route {key} twice");
+    }
+    assert_eq!(declared, ws_table_routes());
+}
+
+#[test]
+fn every_websocket_function_has_a_binary() {
+    let bins = binaries();
+    for route in WS_ROUTES {
+        assert!(
+            bins.contains(route.function),
+            "no binary for {}",
+            route.function
+        );
+    }
+    assert!(bins.contains(WS_AUTHORIZER_FUNCTION));
+    assert!(bins.contains("fan-out"));
+}
+
+#[test]
+fn only_the_fan_out_may_post_to_connections() {
+    let template = load_yaml("template.yaml");
+    for (name, function) in resources_of(&template, "AWS::Serverless::Function") {
+        let policies = function["Properties"]["Policies"].as_sequence();
+        for policy in policies.into_iter().flatten() {
+            let statements = policy["Statement"].as_sequence();
+            for statement in statements.into_iter().flatten() {
+                let text = serde_yaml::to_string(&statement["Action"]).unwrap_or_default();
+                if text.contains("execute-api") {
+                    assert_eq!(name, "FanOutFunction", "{name} may not manage connections");
+                }
+            }
+        }
+    }
+    let fan_out = &template["Resources"]["FanOutFunction"]["Properties"];
+    let statements = fan_out["Policies"][0]["Statement"]
+        .as_sequence()
+        .expect("fan-out policy statements");
+    assert!(statements
+        .iter()
+        .any(|s| s["Action"][0].as_str() == Some("execute-api:ManageConnections")));
+    let stream = &fan_out["Events"]["Stream"]["Properties"];
+    assert_eq!(
+        stream["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    assert_eq!(stream["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert!(stream["MaximumRetryAttempts"].as_u64().is_some());
+    assert!(!stream["DestinationConfig"]["OnFailure"]["Destination"].is_null());
 }

@@ -444,6 +444,14 @@ pub fn enc(segment: &str) -> String {
     utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
+/// Waits a few milliseconds, so that what happens next gets a later timestamp than what came
+/// before. Tests whose subject is not same-millisecond ordering use it between steps whose order
+/// they check; `quick_sends_keep_their_order` and `quick_reactions_keep_their_order` check
+/// the same-millisecond case on purpose.
+pub async fn tick() {
+    tokio::time::sleep(Duration::from_millis(3)).await;
+}
+
 /// Seconds since the epoch.
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -533,3 +541,5 @@ macro_rules! both_stores {
         )+
     };
 }
+
+pub mod ws;

@@ -16,7 +16,7 @@ use crate::store::{ItemKey, Items};
 
 impl Domain {
     /// Snapshots of `records`, in order. `known` holds items the caller has already read.
-    pub(super) async fn expand(
+    pub(crate) async fn expand(
         &self,
         cid: &str,
         viewer: Option<&str>,

@@ -200,8 +200,10 @@ impl Domain {
             Identity::User { user_id, .. } => Some(user_id.as_str()),
             Identity::Secret => None,
         };
-        let mut known = Items::default();
-        known.users = items.users.clone();
+        let mut known = Items {
+            users: items.users.clone(),
+            ..Items::default()
+        };
         if let Some(r) = referenced {
             known.messages.insert((cid.to_string(), r.id.clone()), r);
         }

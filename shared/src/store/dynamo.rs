@@ -14,6 +14,8 @@
 //!   or was throttled is sent again, a few times, with a jittered backoff; every other
 //!   cancellation is mapped, by item position, to the outcome the caller expects.
 
+pub mod inbox;
+
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -25,8 +27,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
-    ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
     StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
     TransactWriteItem, Update,
 };
@@ -47,8 +49,8 @@ use super::{
 };
 use crate::content::Content;
 use crate::model::{
-    Access, ConversationPatch, ConversationRecord, Custom, MessageEdit, MessageRecord,
-    MessageType, Origin, ParticipantRecord, Patch, ReactionCount, UserPatch, UserRecord,
+    Access, ConversationPatch, ConversationRecord, Custom, MessageEdit, MessageRecord, MessageType,
+    Origin, ParticipantRecord, Patch, ReactionCount, UserPatch, UserRecord,
 };
 
 // ---- Keys ----------------------------------------------------------------------------------
@@ -74,8 +76,8 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// The most keys in one `BatchGetItem` (the API's limit).
 const MAX_BATCH_GET_KEYS: usize = 100;
 /// How many times a request is sent when DynamoDB answers "try again" (a transaction conflict,
-/// throttling, unprocessed batch keys).
-const MAX_SENDS: u32 = 8;
+/// throttling, unprocessed batch keys). With the jittered backoff below that is up to ~5 s.
+const MAX_SENDS: u32 = 10;
 /// Sends of `add_reaction`'s transaction: the first, one after sweeping zero counts, and one
 /// more when a concurrent change made the first answer stale.
 const MAX_REACTION_SENDS: usize = 3;
@@ -440,26 +442,34 @@ fn read_participant(item: &Item) -> StoreResult<ParticipantRecord> {
     })
 }
 
-/// Every reaction counter of a message item, zero counts included.
+/// Every reaction counter of a message item, zero counts included, in the order the emoji were
+/// (first) added.
 fn read_reaction_counts(r: &Reader<'_>) -> StoreResult<Vec<ReactionCount>> {
     let counts = r.counters("rxn")?;
     let first_added = r.counters("rxt")?;
-    counts
+    let order = r.counters("rxo")?;
+    let mut all = counts
         .into_iter()
         .map(|(emoji, count)| {
-            let first_added_at = *first_added.get(&emoji).ok_or_else(|| {
-                r.malformed(format!("rxt has no first-added time for {emoji:?}"))
-            })?;
-            Ok(ReactionCount {
+            let first_added_at = *first_added
+                .get(&emoji)
+                .ok_or_else(|| r.malformed(format!("rxt has no first-added time for {emoji:?}")))?;
+            let added = *order
+                .get(&emoji)
+                .ok_or_else(|| r.malformed(format!("rxo has no place for {emoji:?}")))?;
+            let reaction = ReactionCount {
                 emoji,
                 count: u64::try_from(count).unwrap_or(0),
                 first_added_at,
-            })
+            };
+            Ok((added, reaction))
         })
-        .collect()
+        .collect::<StoreResult<Vec<_>>>()?;
+    all.sort_by_key(|(added, _)| *added);
+    Ok(all.into_iter().map(|(_, r)| r).collect())
 }
 
-fn read_message(item: &Item) -> StoreResult<MessageRecord> {
+pub fn read_message(item: &Item) -> StoreResult<MessageRecord> {
     let r = Reader::new(item);
     let kind = r.s("type")?;
     let origin = r.s("origin")?;
@@ -479,6 +489,7 @@ fn read_message(item: &Item) -> StoreResult<MessageRecord> {
             .ok_or_else(|| r.malformed(format!("unknown origin {origin:?}")))?,
         referenced_message_id: r.opt_s("refId")?.map(str::to_string),
         referenced_sender_id: r.opt_s("refSenderId")?.map(str::to_string),
+        // A stable sort by first-added time: emoji added in one millisecond keep their order.
         reactions: visible_reactions(&read_reaction_counts(&r)?),
         expires_at: r.expires_at()?,
     })
@@ -509,6 +520,8 @@ fn message_item(m: &MessageRecord, now_ms: i64) -> StoreResult<Item> {
     }
     item.insert("rxn".into(), empty_map());
     item.insert("rxt".into(), empty_map());
+    item.insert("rxo".into(), empty_map());
+    item.insert("rxq".into(), n(0));
     item.insert("chg".into(), change("created", None, None, now_ms));
     item.insert(EXPIRES_AT.into(), n(m.expires_at));
     Ok(item)
@@ -541,8 +554,15 @@ impl Cancelled {
     }
 
     fn describe(&self) -> String {
-        let codes: Vec<&str> = self.0.iter().map(|r| r.code().unwrap_or("None")).collect();
-        format!("[{}]", codes.join(", "))
+        let reasons: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| match (r.code().unwrap_or("None"), r.message()) {
+                (code, Some(message)) => format!("{code}: {message}"),
+                (code, None) => code.to_string(),
+            })
+            .collect();
+        format!("[{}]", reasons.join("; "))
     }
 
     fn unexpected(&self, what: &str) -> StoreError {
@@ -553,7 +573,12 @@ impl Cancelled {
     }
 }
 
-fn condition_check(table: &str, key: Item, e: Expr, condition: String) -> StoreResult<TransactWriteItem> {
+fn condition_check(
+    table: &str,
+    key: Item,
+    e: Expr,
+    condition: String,
+) -> StoreResult<TransactWriteItem> {
     let check = ConditionCheck::builder()
         .table_name(table)
         .set_key(Some(key))
@@ -565,7 +590,11 @@ fn condition_check(table: &str, key: Item, e: Expr, condition: String) -> StoreR
     Ok(TransactWriteItem::builder().condition_check(check).build())
 }
 
-fn put(table: &str, item: Item, condition: Option<(Expr, String)>) -> StoreResult<TransactWriteItem> {
+fn put(
+    table: &str,
+    item: Item,
+    condition: Option<(Expr, String)>,
+) -> StoreResult<TransactWriteItem> {
     let mut b = Put::builder().table_name(table).set_item(Some(item));
     if let Some((e, c)) = condition {
         b = b
@@ -578,7 +607,7 @@ fn put(table: &str, item: Item, condition: Option<(Expr, String)>) -> StoreResul
         .build())
 }
 
-/// A random-ish delay for attempt `attempt` (0-based): 10 ms doubling up to ~1 s, jittered.
+/// The delay before retry number `attempt` (from 1): 10–20 ms, doubling up to 0.5–1 s, jittered.
 fn backoff(attempt: u32) -> Duration {
     let cap_ms = (10u64 << attempt.min(7)).min(1000);
     let random = RandomState::new().build_hasher().finish();
@@ -701,7 +730,13 @@ impl DynamoStore {
     /// Creates the table (keys, `gsi1`, on-demand billing, a NEW_AND_OLD_IMAGES stream) when it
     /// does not exist, waits until it is ACTIVE and makes sure TTL is enabled on `expiresAt`.
     pub async fn create_table_if_missing(&self) -> StoreResult<()> {
-        let exists = match self.client.describe_table().table_name(&self.table).send().await {
+        let exists = match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => true,
             Err(e)
                 if e.as_service_error()
@@ -921,16 +956,15 @@ impl DynamoStore {
         let mut e = Expr::default();
         let ex = e.name(EXPIRES_AT);
         let now = e.value(n(now_secs(now_ms)));
-        let result = self
+        let request = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key))
             .condition_expression(format!("{ex} <= {now}"))
             .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .send()
-            .await;
+            .set_expression_attribute_values(e.values());
+        let result = retry_conflicts(|| request.clone().send()).await;
         match result {
             Ok(_) => Ok(()),
             Err(err)
@@ -1009,7 +1043,11 @@ impl DynamoStore {
 
     /// The role check of a reaction guard, when it denies anything: passes when the user's
     /// stored role (none when the user item is missing or expired) may react.
-    fn role_check(&self, guard: &ReactionGuard, now_ms: i64) -> StoreResult<Option<TransactWriteItem>> {
+    fn role_check(
+        &self,
+        guard: &ReactionGuard,
+        now_ms: i64,
+    ) -> StoreResult<Option<TransactWriteItem>> {
         if guard.denied_roles.is_empty() && !guard.deny_default_role {
             return Ok(None);
         }
@@ -1018,7 +1056,8 @@ impl DynamoStore {
         let ex = e.name(EXPIRES_AT);
         let role = e.name("role");
         let now = e.value(n(now_secs(now_ms)));
-        let has_role = format!("(attribute_exists({pk}) AND {ex} > {now} AND attribute_exists({role}))");
+        let has_role =
+            format!("(attribute_exists({pk}) AND {ex} > {now} AND attribute_exists({role}))");
         // `IN` takes at most 100 operands.
         let not_denied: Vec<String> = guard
             .denied_roles
@@ -1053,15 +1092,16 @@ impl DynamoStore {
         let mut e = Expr::default();
         let rxn = e.name("rxn");
         let rxt = e.name("rxt");
+        let rxo = e.name("rxo");
         let zero = e.value(n(0));
         let mut removes = Vec::new();
         let mut conditions = Vec::new();
         for emoji in zeros {
             let z = e.name(emoji);
-            removes.push(format!("{rxn}.{z}, {rxt}.{z}"));
+            removes.push(format!("{rxn}.{z}, {rxt}.{z}, {rxo}.{z}"));
             conditions.push(format!("{rxn}.{z} = {zero}"));
         }
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -1069,9 +1109,8 @@ impl DynamoStore {
             .update_expression(format!("REMOVE {}", removes.join(", ")))
             .condition_expression(conditions.join(" AND "))
             .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .send()
-            .await;
+            .set_expression_attribute_values(e.values());
+        let result = retry_conflicts(|| request.clone().send()).await;
         match result {
             Ok(_) => Ok(true),
             Err(err)
@@ -1113,6 +1152,30 @@ impl DynamoStore {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => return Ok(items),
             }
+        }
+    }
+}
+
+/// Sends a single-item request again while it fails with `TransactionConflictException` (the
+/// item is part of a transaction in progress), which the SDK does not retry by itself.
+async fn retry_conflicts<T, E, R, F, Fut>(mut send: F) -> Result<T, SdkError<E, R>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Err(err)
+                if attempt + 1 < MAX_SENDS
+                    && err.as_service_error().and_then(|e| e.code())
+                        == Some("TransactionConflictException") =>
+            {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            other => return other,
         }
     }
 }
@@ -1189,7 +1252,7 @@ impl Store for DynamoStore {
             u.set.push(format!("{ex} = {exp}"));
             let pk = e.name(PK);
             let now = e.value(n(now_secs(now_ms)));
-            let result = self
+            let request = self
                 .client
                 .update_item()
                 .table_name(&self.table)
@@ -1198,9 +1261,8 @@ impl Store for DynamoStore {
                 .condition_expression(format!("attribute_not_exists({pk}) OR {ex} > {now}"))
                 .set_expression_attribute_names(e.names())
                 .set_expression_attribute_values(e.values())
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await;
+                .return_values(ReturnValue::AllNew);
+            let result = retry_conflicts(|| request.clone().send()).await;
             match result {
                 Ok(out) => {
                     let item = out.attributes().ok_or_else(|| {
@@ -1298,7 +1360,11 @@ impl Store for DynamoStore {
         let pk_v = e.value(s(conv_pk(conversation_id)));
         let hash = e.value(s("#"));
         let items = self
-            .query_all(&e, &format!("{pk} = {pk_v} AND begins_with({sk}, {hash})"), None)
+            .query_all(
+                &e,
+                &format!("{pk} = {pk_v} AND begins_with({sk}, {hash})"),
+                None,
+            )
             .await?;
         let mut conversation = None;
         let mut participants = Vec::new();
@@ -1346,11 +1412,12 @@ impl Store for DynamoStore {
     }
 
     async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()> {
-        self.client
+        let request = self
+            .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(conv_pk(conversation_id), part_sk(user_id))))
-            .send()
+            .set_key(Some(key(conv_pk(conversation_id), part_sk(user_id))));
+        retry_conflicts(|| request.clone().send())
             .await
             .map_err(|e| sdk_error("DeleteItem (participant)", e))?;
         Ok(())
@@ -1382,7 +1449,12 @@ impl Store for DynamoStore {
         if conditions.conversation_exists {
             let mut e = Expr::default();
             let condition = e.exists_live(now_ms);
-            items.push(condition_check(&self.table, key(conv_pk(cid), CONV_SK), e, condition)?);
+            items.push(condition_check(
+                &self.table,
+                key(conv_pk(cid), CONV_SK),
+                e,
+                condition,
+            )?);
             slots.push(Slot::Conversation);
         }
         if let Some(referenced) = &conditions.referenced_message_id {
@@ -1431,7 +1503,9 @@ impl Store for DynamoStore {
         };
         if let Some(i) = failed(Slot::Idempotency) {
             let item = cancelled.item(i).ok_or_else(|| {
-                StoreError::Backend("the idempotency check failed without returning the item".into())
+                StoreError::Backend(
+                    "the idempotency check failed without returning the item".into(),
+                )
             })?;
             let message_id = Reader::new(item).s("messageId")?.to_string();
             return Ok(CreateOutcome::Duplicate { message_id });
@@ -1505,13 +1579,17 @@ impl Store for DynamoStore {
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         let mut first = true;
+        let mut skipped_expired = false;
         loop {
             let remaining = want - found.len();
-            // Later pages only happen when expired items were skipped: read more at once then.
+            // A later page means the last one ended early: at the 1 MB page size, or because
+            // expired items were filtered out; then more are likely, so read more at once.
             let page = if first {
                 remaining + usize::from(upper.is_some())
-            } else {
+            } else if skipped_expired {
                 remaining.max(100)
+            } else {
+                remaining
             };
             first = false;
             let out = self
@@ -1529,6 +1607,7 @@ impl Store for DynamoStore {
                 .send()
                 .await
                 .map_err(|err| sdk_error("Query (messages)", err))?;
+            skipped_expired = out.scanned_count() > out.count();
             for item in out.items() {
                 let r = Reader::new(item);
                 if upper.as_deref() == Some(r.s(SK)?) || !r.is_live(now_ms)? {
@@ -1565,20 +1644,22 @@ impl Store for DynamoStore {
         let mut e = Expr::default();
         let mut u = UpdateExpr::default();
         if let Some(content) = &edit.content {
-            let json = serde_json::to_string(content)
-                .map_err(|err| StoreError::Backend(format!("could not serialize content: {err}")))?;
+            let json = serde_json::to_string(content).map_err(|err| {
+                StoreError::Backend(format!("could not serialize content: {err}"))
+            })?;
             let c = e.name("content");
             let v = e.value(s(json));
             u.set.push(format!("{c} = {v}"));
         }
-        let custom = e.name("custom");
         match &edit.custom {
             Patch::Absent => {}
             Patch::Null => {
+                let custom = e.name("custom");
                 let empty = e.value(empty_map());
                 u.set.push(format!("{custom} = {empty}"));
             }
             Patch::Value(changes) => {
+                let custom = e.name("custom");
                 for (k, v) in changes {
                     let path = format!("{custom}.{}", e.name(k));
                     match v {
@@ -1603,7 +1684,7 @@ impl Store for DynamoStore {
             let v = e.value(s(sender));
             condition = format!("{condition} AND {sid} = {v}");
         }
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -1612,9 +1693,8 @@ impl Store for DynamoStore {
             .condition_expression(condition)
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+            .return_values(ReturnValue::AllNew);
+        let result = retry_conflicts(|| request.clone().send()).await;
         match result {
             Ok(out) => {
                 let item = out.attributes().ok_or_else(|| {
@@ -1649,7 +1729,7 @@ impl Store for DynamoStore {
                 .set_expression_attribute_names(e.names())
                 .set_expression_attribute_values(e.values());
         }
-        match request.send().await {
+        match retry_conflicts(|| request.clone().send()).await {
             Ok(out) => Ok(out.attributes().is_some_and(|a| !a.is_empty())),
             Err(err) if is_condition_failed(&err) => {
                 Err(StoreError::ConditionFailed(Failed::MessageMissing))
@@ -1696,14 +1776,20 @@ impl Store for DynamoStore {
             ));
             u.set
                 .push(format!("{rxt}.{em} = if_not_exists({rxt}.{em}, {now_v})"));
+            // The emoji's place among those added in the same millisecond: the message's
+            // sequence before this update (operands read the item as it was).
+            let rxo = e.name("rxo");
+            let rxq = e.name("rxq");
+            u.set
+                .push(format!("{rxo}.{em} = if_not_exists({rxo}.{em}, {rxq})"));
+            u.set.push(format!("{rxq} = {rxq} + {one}"));
             let chg = e.name("chg");
             let chg_v = e.value(change("reaction.added", Some(emoji), Some(uid), now_ms));
             u.set.push(format!("{chg} = {chg_v}"));
             let live = e.exists_live(now_ms);
             let max = e.value(n(i64::try_from(max_distinct).unwrap_or(i64::MAX)));
-            let condition = format!(
-                "{live} AND (attribute_exists({rxn}.{em}) OR size({rxn}) < {max})"
-            );
+            let condition =
+                format!("{live} AND (attribute_exists({rxn}.{em}) OR size({rxn}) < {max})");
             items.push(self.update(
                 key(conv_pk(conversation_id), msg_sk(message_id)),
                 &u,
@@ -1909,7 +1995,9 @@ mod tests {
 
     #[test]
     fn reaction_range_covers_every_id_up_to_high() {
-        let ids = ["a", "ab", "ab!", "ab!c", "ab c", "abc", "ab\"", "b", "msg_01", "é"];
+        let ids = [
+            "a", "ab", "ab!", "ab!c", "ab c", "abc", "ab\"", "b", "msg_01", "é",
+        ];
         for low in ids {
             for high in ids {
                 let end = reaction_range_end(high);

@@ -9,6 +9,7 @@
 pub mod dynamo;
 pub mod inbox;
 pub mod memory;
+pub mod memory_inbox;
 
 use std::collections::{HashMap, HashSet};
 
@@ -211,6 +212,7 @@ pub trait Store: Send + Sync {
     /// Adds `guard.participant`'s reaction, atomically with the guard and the distinct-reaction
     /// limit. The per-user reaction item expires at `reaction_expires_at` (never before the
     /// message itself; readers only consult it for live messages).
+    #[allow(clippy::too_many_arguments)]
     async fn add_reaction(
         &self,
         conversation_id: &str,

@@ -1,0 +1,175 @@
+//! The management API, `/@connections/{connectionId}`, as API Gateway serves it and as
+//! `aws-sdk-apigatewaymanagement` calls it: `POST` sends the body to the connection as one frame,
+//! `GET` describes it, `DELETE` closes it. A closed or unknown connection answers 410 with the
+//! error type `GoneException`, which the SDK turns into `PostToConnectionError::GoneException`.
+//! On loopback no request signature is checked.
+//!
+//! `GET /@local/connections/{connectionId}` is the gateway's own introspection (not an AWS API):
+//! the realtime store's record of the connection and the socket's counters, for tests and
+//! debugging.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::server::AppState;
+use crate::ws::{now_ms, MAX_MESSAGE_BYTES};
+
+fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::HeaderName::from_static("x-amzn-errortype"),
+                error_type,
+            ),
+        ],
+        json!({ "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+fn gone() -> Response {
+    aws_error(StatusCode::GONE, "GoneException", "Gone")
+}
+
+/// ISO 8601 with milliseconds, as the API's timestamps are.
+fn iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `POST /@connections/{id}`: one frame to the connection.
+pub async fn post(
+    State(state): State<AppState>,
+    Path(connection_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(socket) = state.sockets.get(&connection_id) else {
+        return gone();
+    };
+    if body.len() > MAX_MESSAGE_BYTES {
+        return aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            &format!("the payload is larger than {MAX_MESSAGE_BYTES} bytes"),
+        );
+    }
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if socket.send_text(text) {
+        socket.posts_delivered.fetch_add(1, Ordering::Relaxed);
+        StatusCode::OK.into_response()
+    } else {
+        socket.posts_gone.fetch_add(1, Ordering::Relaxed);
+        gone()
+    }
+}
+
+/// `GET /@connections/{id}`: when it connected, from where, and when it was last active.
+pub async fn describe(
+    State(state): State<AppState>,
+    Path(connection_id): Path<String>,
+) -> Response {
+    match state.sockets.get(&connection_id) {
+        Some(socket) if !socket.is_gone() => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({
+                "ConnectedAt": iso8601(socket.connected_at),
+                "Identity": {
+                    "SourceIp": socket.source_ip,
+                    "UserAgent": socket.user_agent,
+                },
+                "LastActiveAt": iso8601(socket.last_active_at.load(Ordering::SeqCst)),
+            })
+            .to_string(),
+        )
+            .into_response(),
+        _ => gone(),
+    }
+}
+
+/// `DELETE /@connections/{id}`: closes the connection (its `$disconnect` runs).
+pub async fn delete(State(state): State<AppState>, Path(connection_id): Path<String>) -> Response {
+    match state.sockets.get(&connection_id) {
+        Some(socket) if socket.close(1000, "") => StatusCode::NO_CONTENT.into_response(),
+        _ => gone(),
+    }
+}
+
+/// `GET /@local/connections/{id}`: the gateway's view of a connection, for tests and debugging.
+pub async fn introspect(
+    State(state): State<AppState>,
+    Path(connection_id): Path<String>,
+) -> Response {
+    let record = match state
+        .ws
+        .realtime
+        .get_connection(&connection_id, now_ms())
+        .await
+    {
+        Ok(record) => record,
+        Err(e) => {
+            return crate::http_api::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &e.to_string(),
+            )
+        }
+    };
+    let socket = state.sockets.get(&connection_id);
+    let body = json!({
+        "connectionId": connection_id,
+        "record": record.map(|r| json!({
+            "userId": r.user_id,
+            "connected": r.connected,
+            "connectedAt": r.connected_at,
+            "subscriptions": r.subscriptions,
+            "expiresAt": r.expires_at,
+        })),
+        "socket": socket.map(|s| json!({
+            "open": !s.is_gone(),
+            "postsDelivered": s.posts_delivered.load(Ordering::Relaxed),
+            "postsGone": s.posts_gone.load(Ordering::Relaxed),
+        })),
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_iso8601() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_795_754_160_123), "2026-11-27T04:36:00.123Z");
+    }
+}

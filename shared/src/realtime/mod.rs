@@ -1,0 +1,186 @@
+//! Realtime state: WebSocket connections and their windowed subscriptions.
+//!
+//! A small store of its own, beside the message store, with an embedded implementation and a
+//! DynamoDB one that keeps its items in the same table:
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | connection | `CONN#{connId}` | `#CONN` | `userId`, `connectedAt` (ms), `connected`, `subs` (subscription id → conversation id), `expiresAt`; `gsi1pk` = `UCONN#{userId}` and `gsi1sk` = connId only while connected |
+//! | subscription | `SUBS#{cid}` | `{connId}#{subId}` | `connectionId`, `subscriptionId`, `userId`, `windowStart` (absent: the whole conversation), `expiresAt` |
+//!
+//! API Gateway closes every connection after two hours, so a subscription expires two hours after
+//! its connection was made and a connection item 24 hours after that: its id stays a "recently
+//! used client id" for a day. `$disconnect` (or a 410 from the management API) marks the
+//! connection not connected, takes it out of the sparse index, and deletes its subscriptions.
+//! Every read ignores expired items, because DynamoDB deletes them late.
+
+pub mod dynamo;
+pub mod memory;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::store::StoreResult;
+
+/// API Gateway's hard limit on a WebSocket connection's life.
+pub const CONNECTION_LIFETIME_SECS: i64 = 2 * 3600;
+/// How long a connection id stays usable as a recent client id after it closed.
+pub const CLIENT_ID_GRACE_SECS: i64 = 24 * 3600;
+/// The most subscriptions one connection may hold at once (bounds the connection item).
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
+
+/// A WebSocket connection as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    pub connection_id: String,
+    pub user_id: String,
+    /// Milliseconds since the epoch.
+    pub connected_at: i64,
+    /// False once `$disconnect` ran or a push found it gone.
+    pub connected: bool,
+    /// Subscription id → conversation id.
+    pub subscriptions: BTreeMap<String, String>,
+    /// Seconds since the epoch (TTL).
+    pub expires_at: i64,
+}
+
+impl ConnectionRecord {
+    /// A new, connected connection.
+    pub fn new(connection_id: &str, user_id: &str, connected_at_ms: i64) -> Self {
+        ConnectionRecord {
+            connection_id: connection_id.to_string(),
+            user_id: user_id.to_string(),
+            connected_at: connected_at_ms,
+            connected: true,
+            subscriptions: BTreeMap::new(),
+            expires_at: connection_expiry(connected_at_ms),
+        }
+    }
+
+    /// When subscriptions made on this connection expire (seconds).
+    pub fn subscription_expiry(&self) -> i64 {
+        subscription_expiry(self.connected_at)
+    }
+}
+
+/// One subscription of a connection to a conversation's messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    pub conversation_id: String,
+    pub connection_id: String,
+    pub subscription_id: String,
+    pub user_id: String,
+    /// The oldest message id in the window; `None` is the whole conversation.
+    pub window_start: Option<String>,
+    /// Seconds since the epoch (TTL).
+    pub expires_at: i64,
+}
+
+impl SubscriptionRecord {
+    /// Whether a change to message `message_id` falls in this subscription's window.
+    pub fn window_includes(&self, message_id: &str) -> bool {
+        self.window_start
+            .as_deref()
+            .is_none_or(|start| message_id >= start)
+    }
+}
+
+/// What `put_subscription` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeOutcome {
+    Subscribed,
+    /// The connection is unknown, expired or no longer connected.
+    ConnectionGone,
+    /// The connection already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` other subscriptions.
+    TooMany,
+}
+
+/// When a connection made at `connected_at_ms` expires (seconds).
+pub fn connection_expiry(connected_at_ms: i64) -> i64 {
+    subscription_expiry(connected_at_ms) + CLIENT_ID_GRACE_SECS
+}
+
+/// When a subscription on a connection made at `connected_at_ms` expires (seconds).
+pub fn subscription_expiry(connected_at_ms: i64) -> i64 {
+    connected_at_ms.div_euclid(1000) + CONNECTION_LIFETIME_SECS
+}
+
+#[async_trait]
+pub trait RealtimeStore: Send + Sync {
+    /// Stores a new connection (connected, no subscriptions), replacing any item of that id.
+    async fn put_connection(&self, connection: &ConnectionRecord) -> StoreResult<()>;
+
+    /// The connection, connected or recently closed; `None` when missing or expired.
+    async fn get_connection(
+        &self,
+        connection_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<ConnectionRecord>>;
+
+    /// A user's connections that are still connected (one query of the sparse index).
+    async fn user_connections(
+        &self,
+        user_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<ConnectionRecord>>;
+
+    /// Adds or replaces subscription `sub.subscription_id` of `sub.connection_id`; a replaced
+    /// subscription to another conversation is removed with it, atomically. The stored
+    /// `expires_at` is the connection's `subscription_expiry` (whatever `sub` says).
+    async fn put_subscription(
+        &self,
+        sub: &SubscriptionRecord,
+        now_ms: i64,
+    ) -> StoreResult<SubscribeOutcome>;
+
+    /// A connection's subscription, when both are live.
+    async fn get_subscription(
+        &self,
+        connection_id: &str,
+        subscription_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<SubscriptionRecord>>;
+
+    /// Sets the window start of a subscription that still covers the whole conversation (a
+    /// subscription is stored that way first, so that nothing is missed while its first window
+    /// is read). `false` when the subscription is missing, expired or already has a start.
+    async fn start_window(
+        &self,
+        conversation_id: &str,
+        connection_id: &str,
+        subscription_id: &str,
+        start: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
+    /// Moves a subscription's window start back to `new_start` (`None`: the whole
+    /// conversation). A window never shrinks: when it already reaches further, nothing changes.
+    /// `false` when the subscription is missing or expired.
+    async fn extend_window(
+        &self,
+        conversation_id: &str,
+        connection_id: &str,
+        subscription_id: &str,
+        new_start: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
+    /// Removes a subscription; returns its conversation id when it existed.
+    async fn delete_subscription(
+        &self,
+        connection_id: &str,
+        subscription_id: &str,
+    ) -> StoreResult<Option<String>>;
+
+    /// Every live subscription to a conversation (one query of `SUBS#{cid}`).
+    async fn subscribers(
+        &self,
+        conversation_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<SubscriptionRecord>>;
+
+    /// Marks the connection closed (kept for `CLIENT_ID_GRACE_SECS` as a recent client id) and
+    /// deletes its subscriptions. Missing or already closed connections are fine.
+    async fn disconnect(&self, connection_id: &str, now_ms: i64) -> StoreResult<()>;
+}

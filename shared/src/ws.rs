@@ -1,0 +1,539 @@
+//! WebSocket API events in, reply frames out: the layer between API Gateway's WebSocket routes
+//! and the domain.
+//!
+//! Each route's function gets an `ApiGatewayWebsocketProxyRequest` and answers with the reply
+//! frame as the response body; the API's route responses (`$default` selection) send that body
+//! back on the connection, so a reply costs no `@connections` call. Only the fan-out posts.
+//!
+//! The `$connect` route is guarded by a REQUEST authorizer (`authorize`) that reads the `token`
+//! query parameter. Its context (`userId`, `role`) reaches every later route of the connection in
+//! `requestContext.authorizer`, where `identity` reads it.
+//!
+//! Frames are JSON text: the client sends `{action, requestId?, ...}`; replies carry `type` and
+//! echo `requestId`. The frame shapes are in DESIGN.md and `docs/websocket.md`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::auth::{authenticate_token, AuthConfig, AuthError, Identity};
+use crate::domain::Domain;
+use crate::error::{Error, Result};
+use crate::realtime::{ConnectionRecord, RealtimeStore, SubscribeOutcome, SubscriptionRecord};
+
+/// What the WebSocket route functions need: the domain and the realtime store.
+#[derive(Clone)]
+pub struct WsContext {
+    pub domain: Domain,
+    pub realtime: Arc<dyn RealtimeStore>,
+}
+
+// ---- The $connect authorizer ----
+
+/// Checks the `token` query parameter of a `$connect` request. A user token gets an IAM policy
+/// that allows the connection, with the context `{userId, role?}`; anything else is an error,
+/// on which the authorizer function fails with `Unauthorized` so that API Gateway answers 401.
+/// The secret key cannot connect (`authenticate_token` refuses it).
+pub fn authorize(
+    config: &AuthConfig,
+    event: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    now_secs: u64,
+) -> std::result::Result<ApiGatewayCustomAuthorizerResponse<Value>, AuthError> {
+    let token = event
+        .query_string_parameters
+        .first("token")
+        .ok_or_else(|| AuthError::Malformed("the token query parameter is missing".into()))?;
+    let (user_id, role) = match authenticate_token(token, config, now_secs)? {
+        Identity::User { user_id, role } => (user_id, role),
+        Identity::Secret => return Err(AuthError::SecretKeyNotAllowed),
+    };
+    let mut statement = IamPolicyStatement::default();
+    statement.action = vec!["execute-api:Invoke".to_string()];
+    statement.effect = IamPolicyEffect::Allow;
+    statement.resource = vec![event.method_arn.clone().unwrap_or_else(|| "*".to_string())];
+    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+    policy.version = Some("2012-10-17".to_string());
+    policy.statement = vec![statement];
+    // Context values must be strings, numbers or booleans: no role, no key.
+    let mut context = Map::new();
+    context.insert("userId".into(), Value::String(user_id.clone()));
+    if let Some(role) = role {
+        context.insert("role".into(), Value::String(role));
+    }
+    let mut response = ApiGatewayCustomAuthorizerResponse::default();
+    response.principal_id = Some(user_id);
+    response.policy_document = policy;
+    response.context = Value::Object(context);
+    Ok(response)
+}
+
+/// The user behind a connection, from the authorizer context API Gateway passes on every route.
+pub fn identity(event: &ApiGatewayWebsocketProxyRequest) -> Result<Identity> {
+    let fields = &event.request_context.authorizer.fields;
+    let text = |name: &str| fields.get(name).and_then(Value::as_str);
+    let user_id = text("userId")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::Unauthorized("the connection was not authorized".into()))?;
+    Ok(Identity::User {
+        user_id: user_id.to_string(),
+        role: text("role").filter(|r| !r.is_empty()).map(str::to_string),
+    })
+}
+
+// ---- Routes ----
+
+/// Serves `function` (a name from `routes::WS_ROUTES`) for one WebSocket API event.
+pub async fn handle(
+    ctx: &WsContext,
+    function: &str,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    match function {
+        "ws-connect" => status_only(connect(ctx, &event).await),
+        "ws-disconnect" => status_only(disconnect(ctx, &event).await),
+        _ => {
+            let frame = Frame::parse(event.body.as_deref());
+            let reply = match frame.as_ref() {
+                Ok(frame) => match message(ctx, function, &event, frame).await {
+                    Ok(reply) => reply,
+                    Err(e) => error_frame(&e),
+                },
+                Err(e) => error_frame(e),
+            };
+            let request_id = frame.ok().and_then(|f| f.request_id);
+            reply_response(reply, request_id)
+        }
+    }
+}
+
+fn status_only(result: Result<()>) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    match result {
+        Ok(()) => response.status_code = 200,
+        Err(e) => {
+            tracing::error!(error = %e, "connection route failed");
+            response.status_code = i64::from(e.status());
+            response.body = Some(Body::Text(e.body().to_string()));
+        }
+    }
+    response
+}
+
+fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str> {
+    event
+        .request_context
+        .connection_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::Internal("the event has no connection id".into()))
+}
+
+async fn connect(ctx: &WsContext, event: &ApiGatewayWebsocketProxyRequest) -> Result<()> {
+    let Identity::User { user_id, .. } = identity(event)? else {
+        return Err(Error::Unauthorized("a user token is needed".into()));
+    };
+    let now = ctx.domain.clock.now_ms();
+    let connected_at = match event.request_context.connected_at {
+        at if at > 0 => at,
+        _ => now,
+    };
+    let record = ConnectionRecord::new(connection_id(event)?, &user_id, connected_at);
+    ctx.realtime.put_connection(&record).await?;
+    Ok(())
+}
+
+async fn disconnect(ctx: &WsContext, event: &ApiGatewayWebsocketProxyRequest) -> Result<()> {
+    let now = ctx.domain.clock.now_ms();
+    ctx.realtime.disconnect(connection_id(event)?, now).await?;
+    Ok(())
+}
+
+/// A client frame: its JSON object, with the `requestId` to echo.
+struct Frame {
+    fields: Map<String, Value>,
+    request_id: Option<Value>,
+}
+
+impl Frame {
+    fn parse(body: Option<&str>) -> Result<Frame> {
+        let body = body.unwrap_or("");
+        let value: Value = serde_json::from_str(body)
+            .map_err(|e| Error::invalid(format!("a frame must be a JSON object: {e}")))?;
+        let Value::Object(fields) = value else {
+            return Err(Error::invalid("a frame must be a JSON object"));
+        };
+        let request_id = fields.get("requestId").cloned();
+        Ok(Frame { fields, request_id })
+    }
+
+    fn action(&self) -> Option<&str> {
+        self.fields.get("action").and_then(Value::as_str)
+    }
+
+    /// The frame as an action's typed fields (unknown fields are refused).
+    fn parse_as<T: DeserializeOwned>(&self) -> Result<T> {
+        let mut fields = self.fields.clone();
+        fields.remove("action");
+        fields.remove("requestId");
+        serde_json::from_value(Value::Object(fields)).map_err(|e| {
+            Error::invalid(format!(
+                "invalid {} frame: {e}",
+                self.action().unwrap_or("client")
+            ))
+        })
+    }
+}
+
+async fn message(
+    ctx: &WsContext,
+    function: &str,
+    event: &ApiGatewayWebsocketProxyRequest,
+    frame: &Frame,
+) -> Result<Value> {
+    match function {
+        "ws-hello" => hello(ctx, event, frame).await,
+        "ws-subscribe" => subscribe(ctx, event, frame).await,
+        "ws-load-more" => load_more(ctx, event, frame).await,
+        "ws-unsubscribe" => unsubscribe(ctx, event, frame).await,
+        "ws-default" => Err(Error::invalid(match frame.action() {
+            Some(action) => format!(
+                "unknown action {action:?}; expected hello, subscribe, loadMore or unsubscribe"
+            ),
+            None => {
+                "a frame needs an action: hello, subscribe, loadMore or unsubscribe".to_string()
+            }
+        })),
+        other => Err(Error::Internal(format!(
+            "no handler for function {other:?}"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HelloFrame {}
+
+async fn hello(
+    ctx: &WsContext,
+    event: &ApiGatewayWebsocketProxyRequest,
+    frame: &Frame,
+) -> Result<Value> {
+    let HelloFrame {} = frame.parse_as()?;
+    let identity = identity(event)?;
+    let Identity::User { user_id, .. } = &identity else {
+        return Err(Error::Unauthorized("a user token is needed".into()));
+    };
+    let messages = hello_inbox(ctx, user_id).await?;
+    Ok(json!({
+        "type": "hello",
+        "clientId": connection_id(event)?,
+        "userId": user_id,
+        "messages": messages,
+    }))
+}
+
+/// The inbox messages a `hello` replays, oldest first.
+///
+/// Seam for the inbox issue: user inbox messages are not stored yet, so there is nothing to
+/// replay. That work fills this in (reading the caller's unexpired inbox messages) without
+/// touching the frame.
+async fn hello_inbox(_ctx: &WsContext, _user_id: &str) -> Result<Vec<Value>> {
+    Ok(Vec::new())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SubscribeFrame {
+    subscription_id: Option<String>,
+    conversation_id: Option<String>,
+    #[serde(default)]
+    limit: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LoadMoreFrame {
+    subscription_id: Option<String>,
+    #[serde(default)]
+    count: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UnsubscribeFrame {
+    subscription_id: Option<String>,
+}
+
+fn subscription_id(ctx: &WsContext, id: Option<String>) -> Result<String> {
+    let id = id.ok_or_else(|| Error::invalid("subscriptionId is required"))?;
+    crate::ids::validate_id("subscriptionId", &id, ctx.domain.config.limits.max_id_chars)?;
+    Ok(id)
+}
+
+/// A page size from a frame: a whole number in 1..=max, `default` when absent.
+fn page_size(name: &str, value: Option<&Value>, default: usize, max: usize) -> Result<usize> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(default);
+    };
+    value
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{name} must be a whole number between 1 and {max}, got {value}"
+            ))
+        })
+}
+
+fn subscription_error(subscription_id: &str, error: &Error) -> Value {
+    json!({
+        "type": "subscription",
+        "subscriptionId": subscription_id,
+        "state": "error",
+        "error": error_body(error),
+    })
+}
+
+async fn subscribe(
+    ctx: &WsContext,
+    event: &ApiGatewayWebsocketProxyRequest,
+    frame: &Frame,
+) -> Result<Value> {
+    let body: SubscribeFrame = frame.parse_as()?;
+    let sub_id = subscription_id(ctx, body.subscription_id)?;
+    let identity = identity(event)?;
+    let connection_id = connection_id(event)?;
+    match subscribe_to(
+        ctx,
+        &identity,
+        connection_id,
+        &sub_id,
+        body.conversation_id,
+        body.limit,
+    )
+    .await
+    {
+        Ok(reply) => Ok(reply),
+        Err(e @ Error::Internal(_)) => Err(e),
+        Err(e) => Ok(subscription_error(&sub_id, &e)),
+    }
+}
+
+async fn subscribe_to(
+    ctx: &WsContext,
+    identity: &Identity,
+    connection_id: &str,
+    sub_id: &str,
+    conversation_id: Option<String>,
+    limit: Option<Value>,
+) -> Result<Value> {
+    let domain = &ctx.domain;
+    let limits = &domain.config.limits;
+    let cid = conversation_id.ok_or_else(|| Error::invalid("conversationId is required"))?;
+    crate::ids::validate_id("conversationId", &cid, limits.max_id_chars)?;
+    let limit = page_size(
+        "limit",
+        limit.as_ref(),
+        limits.default_page,
+        limits.max_page,
+    )?;
+    let Identity::User { user_id, .. } = identity else {
+        return Err(Error::Unauthorized("a user token is needed".into()));
+    };
+
+    // 1. Only participants may subscribe (404 otherwise, as over HTTP).
+    domain.access_items(identity, &cid, false).await?;
+    // 2. Store the subscription covering the whole conversation before reading the window, so
+    //    that a change made while the window is read is pushed rather than lost.
+    let now = domain.clock.now_ms();
+    let record = SubscriptionRecord {
+        conversation_id: cid.clone(),
+        connection_id: connection_id.to_string(),
+        subscription_id: sub_id.to_string(),
+        user_id: user_id.clone(),
+        window_start: None,
+        // Set from the connection by the store.
+        expires_at: 0,
+    };
+    match ctx.realtime.put_subscription(&record, now).await? {
+        SubscribeOutcome::Subscribed => {}
+        SubscribeOutcome::ConnectionGone => {
+            return Err(Error::invalid("this connection is closed"))
+        }
+        SubscribeOutcome::TooMany => {
+            return Err(Error::LimitExceeded(format!(
+                "a connection may hold at most {} subscriptions",
+                crate::realtime::MAX_SUBSCRIPTIONS_PER_CONNECTION
+            )))
+        }
+    }
+    // 3. The first window, then narrow the subscription to it.
+    let page = match domain
+        .list_messages(identity, &cid, Some(limit), None)
+        .await
+    {
+        Ok(page) => page,
+        Err(e) => {
+            let _ = ctx
+                .realtime
+                .delete_subscription(connection_id, sub_id)
+                .await;
+            return Err(e);
+        }
+    };
+    if !page.loaded_all {
+        if let Some(oldest) = page.data.last() {
+            ctx.realtime
+                .start_window(&cid, connection_id, sub_id, &oldest.id, now)
+                .await?;
+        }
+    }
+    Ok(json!({
+        "type": "subscription",
+        "subscriptionId": sub_id,
+        "state": "active",
+        "messages": page.data,
+        "loadedAll": page.loaded_all,
+    }))
+}
+
+async fn load_more(
+    ctx: &WsContext,
+    event: &ApiGatewayWebsocketProxyRequest,
+    frame: &Frame,
+) -> Result<Value> {
+    let body: LoadMoreFrame = frame.parse_as()?;
+    let sub_id = subscription_id(ctx, body.subscription_id)?;
+    let domain = &ctx.domain;
+    let limits = &domain.config.limits;
+    let count = page_size(
+        "count",
+        body.count.as_ref(),
+        limits.default_page,
+        limits.max_page,
+    )?;
+    let identity = identity(event)?;
+    let connection_id = connection_id(event)?;
+    let now = domain.clock.now_ms();
+    let Some(sub) = ctx
+        .realtime
+        .get_subscription(connection_id, &sub_id, now)
+        .await?
+    else {
+        return Err(Error::not_found(format!(
+            "no subscription {sub_id:?} on this connection"
+        )));
+    };
+    let Some(start) = sub.window_start.as_deref() else {
+        // The window already holds the whole conversation.
+        return Ok(json!({
+            "type": "subscription",
+            "subscriptionId": sub_id,
+            "state": "active",
+            "messages": [],
+            "loadedAll": true,
+        }));
+    };
+    let cid = sub.conversation_id.as_str();
+    let page = match domain
+        .list_messages(&identity, cid, Some(count), Some(start))
+        .await
+    {
+        Ok(page) => page,
+        // No longer a participant: the subscription ends.
+        Err(e @ Error::NotFound(_)) => {
+            ctx.realtime
+                .delete_subscription(connection_id, &sub_id)
+                .await?;
+            return Ok(subscription_error(&sub_id, &e));
+        }
+        Err(e) => return Err(e),
+    };
+    let new_start = match page.data.last() {
+        Some(oldest) if !page.loaded_all => Some(oldest.id.as_str()),
+        _ => None,
+    };
+    if !ctx
+        .realtime
+        .extend_window(cid, connection_id, &sub_id, new_start, now)
+        .await?
+    {
+        return Err(Error::not_found(format!(
+            "no subscription {sub_id:?} on this connection"
+        )));
+    }
+    Ok(json!({
+        "type": "subscription",
+        "subscriptionId": sub_id,
+        "state": "active",
+        "messages": page.data,
+        "loadedAll": page.loaded_all,
+    }))
+}
+
+async fn unsubscribe(
+    ctx: &WsContext,
+    event: &ApiGatewayWebsocketProxyRequest,
+    frame: &Frame,
+) -> Result<Value> {
+    let body: UnsubscribeFrame = frame.parse_as()?;
+    let sub_id = subscription_id(ctx, body.subscription_id)?;
+    // Unsubscribing an unknown or ended subscription is a no-op that succeeds.
+    ctx.realtime
+        .delete_subscription(connection_id(event)?, &sub_id)
+        .await?;
+    Ok(json!({
+        "type": "subscription",
+        "subscriptionId": sub_id,
+        "state": "unsubscribed",
+    }))
+}
+
+// ---- Frames out ----
+
+fn error_body(error: &Error) -> Value {
+    if let Error::Internal(detail) = error {
+        tracing::error!(detail, "internal error in a WebSocket route");
+    }
+    error.body()["error"].clone()
+}
+
+/// `{type: "error", error: {code, message}}`.
+pub fn error_frame(error: &Error) -> Value {
+    json!({"type": "error", "error": error_body(error)})
+}
+
+fn reply_response(mut reply: Value, request_id: Option<Value>) -> ApiGatewayProxyResponse {
+    if let (Some(id), Value::Object(fields)) = (request_id, &mut reply) {
+        fields.insert("requestId".into(), id);
+    }
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = 200;
+    response.body = Some(Body::Text(reply.to_string()));
+    response
+}
+
+/// The reply frame in a route's response, if any (what API Gateway sends back to the client).
+pub fn reply_body(response: &ApiGatewayProxyResponse) -> Option<String> {
+    match &response.body {
+        Some(Body::Text(text)) => Some(text.clone()),
+        Some(Body::Binary(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
+    }
+}
+
+/// The `action` of a frame body, as API Gateway's `$request.body.action` reads it.
+pub fn frame_action(body: &str) -> Option<String> {
+    let value: HashMap<String, Value> = serde_json::from_str(body).ok()?;
+    value.get("action")?.as_str().map(str::to_string)
+}
