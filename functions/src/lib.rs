@@ -36,6 +36,36 @@ pub async fn serve_http(domain: Domain, function: &'static str) -> Result<(), Er
     .await
 }
 
+/// The inbox over the DynamoDB table named by `TABLE_NAME` (client ids resolve through the
+/// same table's connection records).
+pub fn inbox(sdk: &aws_config::SdkConfig) -> Result<natter::domain::Inbox, Error> {
+    init_tracing();
+    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
+    let config = Config::from_env()?;
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let realtime = natter::realtime::dynamo::DynamoRealtimeStore::new(client.clone(), table.clone());
+    Ok(natter::domain::Inbox {
+        store: Arc::new(DynamoStore::new(client, table)),
+        clients: Arc::new(natter::store::inbox::ConnectionDirectory(Arc::new(realtime))),
+        clock: Arc::new(SystemClock),
+        config: Arc::new(config),
+    })
+}
+
+/// Runs the HTTP API handler of an inbox function (`natter::routes::INBOX_FUNCTIONS`).
+pub async fn serve_inbox_http(
+    inbox: natter::domain::Inbox,
+    function: &'static str,
+) -> Result<(), Error> {
+    let inbox = &inbox;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            Ok::<_, Error>(natter::http::handle_inbox(inbox, function, event.payload).await)
+        },
+    ))
+    .await
+}
+
 /// Runs the HTTP API authorizer with the secrets from `SIGNING_SECRET` and `SECRET_KEY`.
 pub async fn serve_authorizer() -> Result<(), Error> {
     init_tracing();

@@ -3,6 +3,10 @@
 //! `Counting` wraps a store and records every call. A call that starts while no other call is
 //! in flight opens a new round trip; calls the domain runs side by side (with `join!`) share
 //! one. Each call yields once before it completes, so side-by-side calls really do overlap.
+//! The hot paths run on both stores; on DynamoDB (moto) an SDK interceptor also counts the
+//! requests each operation sends.
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,15 +22,23 @@ use natter::model::*;
 use natter::store::memory::MemoryStore;
 use natter::store::*;
 
-#[derive(Default)]
-struct Counting<S> {
-    inner: S,
+struct Counting<S: ?Sized> {
+    inner: Arc<S>,
     in_flight: AtomicUsize,
     rounds: AtomicUsize,
     calls: Mutex<Vec<&'static str>>,
 }
 
-impl<S> Counting<S> {
+impl<S: ?Sized> Counting<S> {
+    fn new(inner: Arc<S>) -> Self {
+        Counting {
+            inner,
+            in_flight: AtomicUsize::new(0),
+            rounds: AtomicUsize::new(0),
+            calls: Mutex::default(),
+        }
+    }
+
     async fn call<T>(&self, name: &'static str, f: impl std::future::Future<Output = T>) -> T {
         if self.in_flight.fetch_add(1, Ordering::SeqCst) == 0 {
             self.rounds.fetch_add(1, Ordering::SeqCst);
@@ -47,7 +59,7 @@ impl<S> Counting<S> {
 }
 
 #[async_trait]
-impl<S: Store> Store for Counting<S> {
+impl<S: Store + ?Sized> Store for Counting<S> {
     async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items> {
         self.call("get_items", self.inner.get_items(keys, now_ms))
             .await
@@ -196,8 +208,18 @@ const START_MS: i64 = 1_800_000_000_000;
 
 struct Fixture {
     domain: Domain,
-    store: Arc<Counting<MemoryStore>>,
+    store: Arc<Counting<dyn Store>>,
     clock: ManualClock,
+    /// DynamoDB requests, when the store is DynamoDB.
+    requests: Option<natter::store::dynamo::RequestCounter>,
+}
+
+impl Fixture {
+    /// (round trips, store calls, DynamoDB requests) since the last look.
+    fn take(&self) -> (usize, Vec<&'static str>, Option<Vec<String>>) {
+        let (rounds, calls) = self.store.take();
+        (rounds, calls, self.requests.as_ref().map(|c| c.take()))
+    }
 }
 
 fn user(id: &str) -> Identity {
@@ -215,8 +237,18 @@ fn text(t: &str) -> SendMessageBody {
 }
 
 async fn fixture(config: Config) -> Fixture {
-    let store = Arc::new(Counting::<MemoryStore>::default());
-    let clock = ManualClock::new(START_MS);
+    fixture_on(Arc::new(MemoryStore::new()), None, config).await
+}
+
+async fn fixture_on(
+    inner: Arc<dyn Store>,
+    requests: Option<natter::store::dynamo::RequestCounter>,
+    config: Config,
+) -> Fixture {
+    let store = Arc::new(Counting::new(inner));
+    // The DynamoDB items must not look expired to moto's real clock: start at the real time.
+    let start = natter::clock::SystemClock.now_ms().max(START_MS);
+    let clock = ManualClock::new(start);
     let domain = Domain::new(store.clone(), Arc::new(clock.clone()), config);
     domain
         .put_conversation(
@@ -230,29 +262,41 @@ async fn fixture(config: Config) -> Fixture {
         .await
         .unwrap();
     store.take();
+    if let Some(r) = &requests {
+        r.take();
+    }
     Fixture {
         domain,
         store,
         clock,
+        requests,
     }
 }
 
-#[tokio::test]
-async fn hot_paths_stay_within_their_round_trips() {
-    let f = fixture(Config::default()).await;
+/// Runs the hot paths, checking round trips (and DynamoDB requests, when given).
+async fn hot_paths(f: Fixture) {
     let alice = user("alice");
     let bob = user("bob");
+    let check = |what: &str, want_rounds: usize, want_requests: &[&str]| {
+        let (rounds, calls, requests) = f.take();
+        assert_eq!(rounds, want_rounds, "{what}: round trips of {calls:?}");
+        if let Some(mut requests) = requests {
+            let mut want: Vec<String> = want_requests.iter().map(|r| r.to_string()).collect();
+            requests.sort();
+            want.sort();
+            assert_eq!(requests, want, "{what}: DynamoDB requests");
+        }
+        eprintln!("{what}: {rounds} round trips, {calls:?}");
+    };
 
     let first = f.domain.send_message(&alice, "c1", text("hi")).await.unwrap();
-    let (rounds, calls) = f.store.take();
-    assert_eq!(rounds, 2, "send: {calls:?}");
+    check("send", 2, &["BatchGetItem", "TransactWriteItems"]);
 
     f.domain
         .add_reaction(&bob, "c1", &first.id, "👍")
         .await
         .unwrap();
-    let (rounds, calls) = f.store.take();
-    assert_eq!((rounds, calls.len()), (1, 1), "add reaction: {calls:?}");
+    check("add reaction", 1, &["TransactWriteItems"]);
 
     // A reply to another user's message, with reactions to expand.
     let reply = f
@@ -267,14 +311,16 @@ async fn hot_paths_stay_within_their_round_trips() {
         )
         .await
         .unwrap();
-    let (rounds, calls) = f.store.take();
-    assert_eq!(rounds, 2, "reply: {calls:?}");
+    check(
+        "send a reply",
+        2,
+        &["BatchGetItem", "TransactWriteItems", "BatchGetItem", "Query"],
+    );
     let referenced = reply.referenced_message.expect("reply expands its reference");
     assert!(referenced.reactions[0].current_user_reacted);
 
     f.domain.get_message(&alice, "c1", &reply.id).await.unwrap();
-    let (rounds, calls) = f.store.take();
-    assert_eq!(rounds, 2, "get: {calls:?}");
+    check("get", 2, &["BatchGetItem", "BatchGetItem", "Query"]);
 
     f.domain
         .edit_message(
@@ -288,19 +334,66 @@ async fn hot_paths_stay_within_their_round_trips() {
         )
         .await
         .unwrap();
-    let (rounds, calls) = f.store.take();
-    assert_eq!(rounds, 2, "edit: {calls:?}");
+    check(
+        "edit",
+        2,
+        &["BatchGetItem", "UpdateItem", "BatchGetItem", "Query"],
+    );
 
     f.domain
         .remove_reaction(&bob, "c1", &first.id, "👍")
         .await
         .unwrap();
-    let (rounds, calls) = f.store.take();
-    assert_eq!((rounds, calls.len()), (1, 1), "remove reaction: {calls:?}");
+    check("remove reaction", 1, &["TransactWriteItems"]);
 
     f.domain.delete_message(&bob, "c1", &reply.id).await.unwrap();
-    let (rounds, calls) = f.store.take();
-    assert_eq!(rounds, 2, "delete: {calls:?}");
+    check("delete", 2, &["BatchGetItem", "DeleteItem"]);
+
+    // A page of 30 replies, each with a reaction and a reference outside the page for some.
+    let mut previous = first;
+    for i in 0..40 {
+        let who = if i % 2 == 0 { &alice } else { &bob };
+        let m = f
+            .domain
+            .send_message(
+                who,
+                "c1",
+                SendMessageBody {
+                    referenced_message_id: Some(previous.id.clone()),
+                    ..text(&format!("m{i}"))
+                },
+            )
+            .await
+            .unwrap();
+        f.domain.add_reaction(&bob, "c1", &m.id, "🎉").await.unwrap();
+        previous = m;
+    }
+    f.take();
+    let page = f
+        .domain
+        .list_messages(&alice, "c1", Some(30), None)
+        .await
+        .unwrap();
+    assert_eq!(page.data.len(), 30);
+    // The budget is 3; the design needs 2 (access check beside the query, then one expansion).
+    check(
+        "page of 30",
+        2,
+        &["BatchGetItem", "Query", "BatchGetItem", "Query"],
+    );
+}
+
+#[tokio::test]
+async fn hot_paths_stay_within_their_round_trips_memory() {
+    hot_paths(fixture(Config::default()).await).await;
+}
+
+#[tokio::test]
+async fn hot_paths_stay_within_their_round_trips_and_requests_dynamodb() {
+    let harness = common::Harness::dynamodb("domain-costs").await;
+    let counter = harness.dynamo.as_ref().map(|d| d.counter.clone());
+    hot_paths(fixture_on(harness.store.clone(), counter, Config::default()).await).await;
+    harness.finish().await;
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ impl Domain {
             }
         }
         let mut seen = HashSet::new();
-        keys.retain(|k| seen.insert(k.clone()));
+        keys.retain(|k| !known.looked_up.contains(k) && seen.insert(k.clone()));
 
         // The viewer's reactions on every message shown, page and referenced ones alike.
         let ids = records
@@ -68,9 +68,20 @@ impl Domain {
                 self.store.get_items(&keys, now).await
             }
         };
+        // Whether any message shown could carry the viewer's reactions: a referenced message
+        // still to be read might, the others say so themselves. A new message never does.
+        let fetching_references = keys.iter().any(|k| matches!(k, ItemKey::Message { .. }));
+        let any_reactions = fetching_references
+            || records.iter().any(|m| {
+                !m.reactions.is_empty()
+                    || m.referenced_message_id
+                        .as_deref()
+                        .and_then(|rid| known.message(cid, rid))
+                        .is_some_and(|r| !r.reactions.is_empty())
+            });
         let reacted = async {
             match (viewer, low, high) {
-                (Some(uid), Some(low), Some(high)) => {
+                (Some(uid), Some(low), Some(high)) if any_reactions => {
                     self.store.user_reactions(cid, uid, low, high, now).await
                 }
                 _ => Ok(HashSet::new()),

@@ -202,6 +202,7 @@ impl Domain {
         };
         let mut known = Items {
             users: items.users.clone(),
+            looked_up: items.looked_up.clone(),
             ..Items::default()
         };
         if let Some(r) = referenced {

@@ -68,7 +68,9 @@ impl Domain {
     }
 
     async fn get(&self, keys: Vec<ItemKey>) -> Result<Items> {
-        Ok(self.store.get_items(&keys, self.now_ms()).await?)
+        let mut items = self.store.get_items(&keys, self.now_ms()).await?;
+        items.looked_up.extend(keys);
+        Ok(items)
     }
 }
 

@@ -44,3 +44,24 @@ pub trait ClientDirectory: Send + Sync {
         now_ms: i64,
     ) -> StoreResult<std::collections::HashMap<String, String>>;
 }
+
+/// Client ids are WebSocket connection ids: a connection record (live, or closed within the
+/// last 24 hours) names its user.
+pub struct ConnectionDirectory(pub std::sync::Arc<dyn crate::realtime::RealtimeStore>);
+
+#[async_trait]
+impl ClientDirectory for ConnectionDirectory {
+    async fn users_of_clients(
+        &self,
+        ids: &[String],
+        now_ms: i64,
+    ) -> StoreResult<std::collections::HashMap<String, String>> {
+        // One lookup per named id, all at once (at most the recipient limit).
+        let lookups = ids.iter().map(|id| async move {
+            let found = self.0.get_connection(id, now_ms).await?;
+            Ok::<_, super::StoreError>(found.map(|c| (id.clone(), c.user_id)))
+        });
+        let found = futures::future::try_join_all(lookups).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+}

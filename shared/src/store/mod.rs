@@ -59,6 +59,9 @@ pub struct Items {
     pub participants: HashMap<(String, String), ParticipantRecord>,
     /// Keyed by (conversation id, message id).
     pub messages: HashMap<(String, String), MessageRecord>,
+    /// Every key these items answer for, found or not (filled in by the domain), so that an
+    /// item known to be missing is not read again.
+    pub looked_up: HashSet<ItemKey>,
 }
 
 impl Items {
