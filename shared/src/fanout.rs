@@ -5,8 +5,11 @@
 //! stream, record by record turned into `Change`s by `change_from_record`). For one change:
 //!
 //! 1. one query of the conversation's subscriptions (`SUBS#{cid}`: no scan);
-//! 2. the window filter: a new message enters every window; an edit, delete or reaction only
-//!    reaches subscriptions whose window start is at or before the message;
+//! 2. the window filter: a change reaches the subscriptions whose window start is at or before
+//!    its message. A message sent now has the newest id, so it enters every window; but a
+//!    creation the stream delivers after someone subscribed (DynamoDB streams lag their writes)
+//!    or an imported message with an old `createdAt` is older than a window that does not hold
+//!    it, and pushing it as new would put it in the wrong place;
 //! 3. one batch read of those subscribers' participant items: someone who left the conversation
 //!    hears nothing more from it;
 //! 4. the frames of DESIGN.md. A message snapshot is expanded once; `currentUserReacted` is per
@@ -196,13 +199,12 @@ impl FanOut {
         };
         let now = self.domain.clock.now_ms();
         let message_id = change.message_id();
-        let created = matches!(change, Change::MessageCreated(_));
         let subs: Vec<SubscriptionRecord> = self
             .realtime
             .subscribers(cid, now)
             .await?
             .into_iter()
-            .filter(|s| created || s.window_includes(message_id))
+            .filter(|s| s.window_includes(message_id))
             .collect();
         if subs.is_empty() {
             return Ok(Report::default());

@@ -353,15 +353,17 @@ async fn subscribe_to(
 
     // 1. Only participants may subscribe (404 otherwise, as over HTTP).
     domain.access_items(identity, &cid, false).await?;
-    // 2. Store the subscription covering the whole conversation before reading the window, so
-    //    that a change made while the window is read is pushed rather than lost.
+    // 2. Store the subscription before reading the window, so that a message sent meanwhile is
+    //    pushed rather than lost. Its window starts "now" (the smallest id a message sent from
+    //    now on can have) until the first window is known: older messages are not new to this
+    //    subscriber, even when the stream delivers their creation late.
     let now = domain.clock.now_ms();
     let record = SubscriptionRecord {
         conversation_id: cid.clone(),
         connection_id: connection_id.to_string(),
         subscription_id: sub_id.to_string(),
         user_id: user_id.clone(),
-        window_start: None,
+        window_start: Some(crate::ids::message_id_floor(now)),
         // Set from the connection by the store.
         expires_at: 0,
     };
@@ -377,7 +379,7 @@ async fn subscribe_to(
             )))
         }
     }
-    // 3. The first window, then narrow the subscription to it.
+    // 3. The first window, then widen the subscription's window back to it.
     let page = match domain
         .list_messages(identity, &cid, Some(limit), None)
         .await
@@ -391,13 +393,13 @@ async fn subscribe_to(
             return Err(e);
         }
     };
-    if !page.loaded_all {
-        if let Some(oldest) = page.data.last() {
-            ctx.realtime
-                .start_window(&cid, connection_id, sub_id, &oldest.id, now)
-                .await?;
-        }
-    }
+    let start = match page.data.last() {
+        Some(oldest) if !page.loaded_all => Some(oldest.id.as_str()),
+        _ => None,
+    };
+    ctx.realtime
+        .extend_window(&cid, connection_id, sub_id, start, now)
+        .await?;
     Ok(json!({
         "type": "subscription",
         "subscriptionId": sub_id,

@@ -398,38 +398,6 @@ impl RealtimeStore for DynamoRealtimeStore {
             .filter(|s| !is_expired(s.expires_at, now_ms)))
     }
 
-    async fn start_window(
-        &self,
-        conversation_id: &str,
-        connection_id: &str,
-        subscription_id: &str,
-        start: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(subscription_key(
-                conversation_id,
-                connection_id,
-                subscription_id,
-            )))
-            .update_expression("SET windowStart = :start")
-            .condition_expression(
-                "attribute_exists(pk) AND expiresAt > :now AND attribute_not_exists(windowStart)",
-            )
-            .expression_attribute_values(":now", n(now_secs(now_ms)))
-            .expression_attribute_values(":start", s(start))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if lost_race(&e) => Ok(false),
-            Err(e) => Err(backend(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
-        }
-    }
-
     async fn extend_window(
         &self,
         conversation_id: &str,

@@ -152,29 +152,6 @@ impl RealtimeStore for MemoryRealtimeStore {
             .cloned())
     }
 
-    async fn start_window(
-        &self,
-        conversation_id: &str,
-        connection_id: &str,
-        subscription_id: &str,
-        start: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        let mut state = self.lock()?;
-        let Some(sub) = state
-            .subscriptions
-            .get_mut(conversation_id)
-            .and_then(|subs| {
-                subs.get_mut(&(connection_id.to_string(), subscription_id.to_string()))
-            })
-            .filter(|s| !is_expired(s.expires_at, now_ms) && s.window_start.is_none())
-        else {
-            return Ok(false);
-        };
-        sub.window_start = Some(start.to_string());
-        Ok(true)
-    }
-
     async fn extend_window(
         &self,
         conversation_id: &str,

@@ -142,18 +142,6 @@ pub trait RealtimeStore: Send + Sync {
         now_ms: i64,
     ) -> StoreResult<Option<SubscriptionRecord>>;
 
-    /// Sets the window start of a subscription that still covers the whole conversation (a
-    /// subscription is stored that way first, so that nothing is missed while its first window
-    /// is read). `false` when the subscription is missing, expired or already has a start.
-    async fn start_window(
-        &self,
-        conversation_id: &str,
-        connection_id: &str,
-        subscription_id: &str,
-        start: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool>;
-
     /// Moves a subscription's window start back to `new_start` (`None`: the whole
     /// conversation). A window never shrinks: when it already reaches further, nothing changes.
     /// `false` when the subscription is missing or expired.
