@@ -16,13 +16,65 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
+/// The table every function works on, its one DynamoDB client, and the deployment's settings:
+/// read once per cold start.
+struct Table {
+    client: aws_sdk_dynamodb::Client,
+    name: String,
+    config: Config,
+}
+
+impl Table {
+    fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, Error> {
+        init_tracing();
+        Ok(Table {
+            client: aws_sdk_dynamodb::Client::new(sdk),
+            name: std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?,
+            config: Config::from_env()?,
+        })
+    }
+
+    fn domain(&self) -> Domain {
+        let store = DynamoStore::new(self.client.clone(), &self.name);
+        Domain::new(Arc::new(store), Arc::new(SystemClock), self.config.clone())
+    }
+
+    fn realtime(&self) -> Arc<dyn natter::realtime::RealtimeStore> {
+        Arc::new(natter::realtime::dynamo::DynamoRealtimeStore::new(
+            self.client.clone(),
+            &self.name,
+        ))
+    }
+
+    /// The inbox; client ids resolve through the same table's connection records.
+    fn inbox(&self, domain: &Domain) -> natter::domain::Inbox {
+        natter::domain::Inbox {
+            store: Arc::new(DynamoStore::new(self.client.clone(), &self.name)),
+            clients: Arc::new(natter::store::inbox::ConnectionDirectory(self.realtime())),
+            clock: domain.clock.clone(),
+            config: domain.config.clone(),
+        }
+    }
+
+    fn ws_context(&self) -> natter::ws::WsContext {
+        let domain = self.domain();
+        natter::ws::WsContext {
+            inbox: self.inbox(&domain),
+            realtime: self.realtime(),
+            domain,
+        }
+    }
+}
+
 /// The domain over the DynamoDB table named by `TABLE_NAME`.
 pub fn domain(sdk: &aws_config::SdkConfig) -> Result<Domain, Error> {
-    init_tracing();
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let config = Config::from_env()?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
-    Ok(Domain::new(Arc::new(store), Arc::new(SystemClock), config))
+    Ok(Table::from_env(sdk)?.domain())
+}
+
+/// The inbox over the DynamoDB table named by `TABLE_NAME`.
+pub fn inbox(sdk: &aws_config::SdkConfig) -> Result<natter::domain::Inbox, Error> {
+    let table = Table::from_env(sdk)?;
+    Ok(table.inbox(&table.domain()))
 }
 
 /// Runs the HTTP API handler of `function` (a name from `natter::routes::HTTP_ROUTES`).
@@ -34,22 +86,6 @@ pub async fn serve_http(domain: Domain, function: &'static str) -> Result<(), Er
         },
     ))
     .await
-}
-
-/// The inbox over the DynamoDB table named by `TABLE_NAME` (client ids resolve through the
-/// same table's connection records).
-pub fn inbox(sdk: &aws_config::SdkConfig) -> Result<natter::domain::Inbox, Error> {
-    init_tracing();
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let config = Config::from_env()?;
-    let client = aws_sdk_dynamodb::Client::new(sdk);
-    let realtime = natter::realtime::dynamo::DynamoRealtimeStore::new(client.clone(), table.clone());
-    Ok(natter::domain::Inbox {
-        store: Arc::new(DynamoStore::new(client, table)),
-        clients: Arc::new(natter::store::inbox::ConnectionDirectory(Arc::new(realtime))),
-        clock: Arc::new(SystemClock),
-        config: Arc::new(config),
-    })
 }
 
 /// Runs the HTTP API handler of an inbox function (`natter::routes::INBOX_FUNCTIONS`).
@@ -94,18 +130,10 @@ fn init_tracing() {
 
 // ---- WebSocket API and fan-out ----
 
-/// The WebSocket routes' context: the domain and the realtime store, both on `TABLE_NAME`.
+/// The WebSocket routes' context: the domain, the inbox and the realtime store, all on
+/// `TABLE_NAME`.
 pub fn ws_context(sdk: &aws_config::SdkConfig) -> Result<natter::ws::WsContext, Error> {
-    let domain = domain(sdk)?;
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let realtime = natter::realtime::dynamo::DynamoRealtimeStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        table,
-    );
-    Ok(natter::ws::WsContext {
-        domain,
-        realtime: Arc::new(realtime),
-    })
+    Ok(Table::from_env(sdk)?.ws_context())
 }
 
 /// Runs the WebSocket route handler of `function` (a name from `natter::routes::WS_ROUTES`).

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use natter::error::Error;
-use natter::routes::{find_route, HttpRoute};
+use natter::routes::{find_route, HttpRoute, INBOX_FUNCTIONS};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 
@@ -86,7 +86,11 @@ pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Res
             )
         }
     };
-    let response = natter::http::handle(&state.domain, route.function, event).await;
+    let response = if INBOX_FUNCTIONS.contains(&route.function) {
+        natter::http::handle_inbox(&state.ws.inbox, route.function, event).await
+    } else {
+        natter::http::handle(&state.domain, route.function, event).await
+    };
     into_axum(response)
 }
 

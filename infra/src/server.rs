@@ -6,13 +6,15 @@ use axum::Router;
 use natter::auth::AuthConfig;
 use natter::clock::{Clock, SystemClock};
 use natter::config::Config;
-use natter::domain::Domain;
+use natter::domain::{Domain, Inbox};
 use natter::fanout::{FanOut, ManagementApiPusher};
 use natter::realtime::dynamo::DynamoRealtimeStore;
 use natter::realtime::memory::MemoryRealtimeStore;
 use natter::realtime::RealtimeStore;
 use natter::store::dynamo::DynamoStore;
+use natter::store::inbox::{ConnectionDirectory, InboxStore};
 use natter::store::memory::MemoryStore;
+use natter::store::memory_inbox::MemoryInbox;
 use natter::store::Store;
 
 use crate::cli::ServeOptions;
@@ -26,7 +28,7 @@ pub const DEV_SECRET_KEY: &str = "natter-local-dev-secret-key-do-not-deploy";
 pub struct AppState {
     pub domain: Domain,
     pub auth: Arc<AuthConfig>,
-    /// The WebSocket routes' context (the domain and the realtime store).
+    /// The WebSocket routes' context (the domain, the inbox and the realtime store).
     pub ws: natter::ws::WsContext,
     /// The open WebSocket connections.
     pub sockets: Arc<crate::ws::Registry>,
@@ -56,29 +58,10 @@ pub fn auth_from_env() -> (AuthConfig, bool) {
     )
 }
 
-/// The storage the options ask for: DynamoDB at an endpoint (table created when missing), or
-/// the embedded in-memory store.
-pub async fn store(options: &ServeOptions) -> Result<Arc<dyn Store>, String> {
-    match &options.dynamodb_endpoint {
-        None => Ok(Arc::new(MemoryStore::new())),
-        Some(endpoint) => {
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
-                .endpoint_url(endpoint)
-                .build();
-            let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &options.table);
-            store
-                .create_table_if_missing()
-                .await
-                .map_err(|e| format!("could not prepare table {}: {e}", options.table))?;
-            Ok(Arc::new(store))
-        }
-    }
-}
-
 /// Everything the gateway stores, and what feeds its fan-out.
 pub struct Storage {
     pub store: Arc<dyn Store>,
+    pub inbox: Arc<dyn InboxStore>,
     pub realtime: Arc<dyn RealtimeStore>,
     pub changes: ChangeSource,
 }
@@ -99,6 +82,7 @@ pub async fn storage(options: &ServeOptions) -> Result<Storage, String> {
             let store = MemoryStore::new();
             let changes = ChangeSource::Memory(store.changes());
             Ok(Storage {
+                inbox: Arc::new(MemoryInbox::new(store.change_sender())),
                 store: Arc::new(store),
                 realtime: Arc::new(MemoryRealtimeStore::new()),
                 changes,
@@ -131,6 +115,7 @@ pub async fn storage(options: &ServeOptions) -> Result<Storage, String> {
             .await
             .map_err(|e| format!("could not read the stream of table {}: {e}", options.table))?;
             Ok(Storage {
+                inbox: Arc::new(store.clone()),
                 store: Arc::new(store),
                 realtime: Arc::new(DynamoRealtimeStore::new(client, &options.table)),
                 changes: ChangeSource::Stream(reader),
@@ -182,6 +167,29 @@ pub fn spawn_fan_out(
     Ok(())
 }
 
+/// The gateway's state over its storage: the domain, the inbox and the WebSocket context share
+/// one clock and one configuration.
+pub fn app_state(storage: &Storage, auth: AuthConfig, config: Config) -> AppState {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let domain = Domain::new(storage.store.clone(), clock.clone(), config);
+    let inbox = Inbox {
+        store: storage.inbox.clone(),
+        clients: Arc::new(ConnectionDirectory(storage.realtime.clone())),
+        clock,
+        config: domain.config.clone(),
+    };
+    AppState {
+        ws: natter::ws::WsContext {
+            domain: domain.clone(),
+            realtime: storage.realtime.clone(),
+            inbox,
+        },
+        domain,
+        auth: Arc::new(auth),
+        sockets: Arc::default(),
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1", axum::routing::any(crate::http_api::serve))
@@ -204,17 +212,7 @@ pub async fn run(options: ServeOptions) -> Result<(), String> {
     let config = Config::from_env()?;
     let (auth, dev_secrets) = auth_from_env();
     let storage = storage(&options).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let domain = Domain::new(storage.store, clock, config);
-    let state = AppState {
-        ws: natter::ws::WsContext {
-            domain: domain.clone(),
-            realtime: storage.realtime,
-        },
-        domain,
-        auth: Arc::new(auth),
-        sockets: Arc::default(),
-    };
+    let state = app_state(&storage, auth, config);
     if dev_secrets {
         let sample = natter::auth::issue_user_token(
             "alice",

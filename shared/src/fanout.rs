@@ -192,10 +192,9 @@ impl FanOut {
     /// Pushes one change to every subscription it concerns. An error means some post (or a
     /// read) failed and the change should be delivered again.
     pub async fn apply(&self, change: &Change) -> Result<Report> {
-        // Inbox changes go to a user's connections, not to conversation subscriptions; they
-        // are pushed by the inbox fan-out (a later issue) and pass through here untouched.
+        // Inbox changes go to the recipient's connections, not to conversation subscriptions.
         let Some(cid) = change.conversation_id() else {
-            return Ok(Report::default());
+            return self.apply_inbox(change).await;
         };
         let now = self.domain.clock.now_ms();
         let message_id = change.message_id();
@@ -211,6 +210,44 @@ impl FanOut {
         }
         let subs = self.participants_only(cid, subs).await?;
         let posts = self.posts(cid, change, &subs).await?;
+        self.send(posts).await
+    }
+
+    /// Pushes an inbox change to every live connection of its recipient (one query of the
+    /// sparse connection index).
+    async fn apply_inbox(&self, change: &Change) -> Result<Report> {
+        let (user_id, frame) = match change {
+            Change::InboxCreated(record) => (
+                &record.user_id,
+                json!({
+                    "type": "inbox.message",
+                    "messageId": record.message_id,
+                    "message": record.message,
+                    "senderId": record.sender_id,
+                    "createdAt": record.created_at,
+                }),
+            ),
+            Change::InboxDeleted {
+                user_id,
+                message_id,
+            } => (
+                user_id,
+                json!({"type": "inbox.deleted", "messageId": message_id}),
+            ),
+            _ => return Ok(Report::default()),
+        };
+        let now = self.domain.clock.now_ms();
+        let frame = frame.to_string();
+        let posts = self
+            .realtime
+            .user_connections(user_id, now)
+            .await?
+            .into_iter()
+            .map(|c| Post {
+                connection_id: c.connection_id,
+                frame: frame.clone(),
+            })
+            .collect();
         self.send(posts).await
     }
 
@@ -473,6 +510,8 @@ fn with_reacted(snapshot: &MessageSnapshot, reacted: &Reacted) -> MessageSnapsho
 
 // ---- Stream records ----
 
+use crate::store::dynamo::inbox::INBOX_PREFIX;
+
 /// The change a DynamoDB stream record stands for: `None` for items other than messages, for
 /// TTL removals (expiry is not news), and for updates that changed nothing a client sees.
 pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Change>, String> {
@@ -489,6 +528,21 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
             .and_then(|v| v.as_s().ok())
             .map(String::as_str)
     };
+    if let Some(user_id) = text_key("pk").and_then(|pk| pk.strip_prefix(INBOX_PREFIX)) {
+        return match record.event_name.as_str() {
+            "INSERT" => {
+                let new = item_of(&record.change.new_image)?;
+                let inbox = crate::store::dynamo::inbox::read_inbox(&new)
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(Change::InboxCreated(inbox)))
+            }
+            "REMOVE" => Ok(text_key("sk").map(|message_id| Change::InboxDeleted {
+                user_id: user_id.to_string(),
+                message_id: message_id.to_string(),
+            })),
+            _ => Ok(None),
+        };
+    }
     let (Some(cid), Some(mid)) = (
         text_key("pk").and_then(|pk| pk.strip_prefix("CONV#")),
         text_key("sk").and_then(|sk| sk.strip_prefix("MSG#")),
@@ -508,7 +562,15 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
                 );
             }
             let old = item_of(&record.change.old_image)?;
-            if record.event_name == "MODIFY" && old.get("chg") == new.get("chg") {
+            // An update that left the last-change marker and everything a client sees alone
+            // (such as sweeping zero reaction counts) is no news. Two edits within one
+            // millisecond share a marker but not their content, so both are pushed.
+            let unchanged = |name: &str| old.get(name) == new.get(name);
+            if record.event_name == "MODIFY"
+                && ["chg", "content", "custom", "editedAt"]
+                    .into_iter()
+                    .all(unchanged)
+            {
                 return Ok(None);
             }
             let message = crate::store::dynamo::read_message(&new).map_err(|e| e.to_string())?;

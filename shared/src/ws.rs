@@ -35,6 +35,8 @@ use crate::realtime::{ConnectionRecord, RealtimeStore, SubscribeOutcome, Subscri
 pub struct WsContext {
     pub domain: Domain,
     pub realtime: Arc<dyn RealtimeStore>,
+    /// The user inbox, replayed on `hello`.
+    pub inbox: crate::domain::Inbox,
 }
 
 // ---- The $connect authorizer ----
@@ -241,13 +243,13 @@ async fn hello(
     }))
 }
 
-/// The inbox messages a `hello` replays, oldest first.
-///
-/// Seam for the inbox issue: user inbox messages are not stored yet, so there is nothing to
-/// replay. That work fills this in (reading the caller's unexpired inbox messages) without
-/// touching the frame.
-async fn hello_inbox(_ctx: &WsContext, _user_id: &str) -> Result<Vec<Value>> {
-    Ok(Vec::new())
+/// The inbox messages a `hello` replays: every unexpired one of the user, oldest first.
+async fn hello_inbox(ctx: &WsContext, user_id: &str) -> Result<Vec<Value>> {
+    let messages = ctx.inbox.list(user_id).await?;
+    messages
+        .into_iter()
+        .map(|m| serde_json::to_value(m).map_err(|e| Error::Internal(e.to_string())))
+        .collect()
 }
 
 #[derive(Deserialize)]

@@ -17,12 +17,10 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use natter::auth::Identity;
-use natter::clock::{Clock, SystemClock};
 use natter::config::Config;
-use natter::domain::Domain;
 use natter::fanout::FanOut;
 use natter_local::cli::ServeOptions;
-use natter_local::server::{self, AppState, ChangeSource};
+use natter_local::server::{self, ChangeSource};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -95,17 +93,8 @@ async fn run(options: Options) -> Result<(), String> {
     };
     let storage = server::storage(&serve).await?;
     let (auth, _) = server::auth_from_env();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let domain = Domain::new(storage.store, clock, Config::from_env()?);
-    let state = AppState {
-        ws: natter::ws::WsContext {
-            domain: domain.clone(),
-            realtime: storage.realtime.clone(),
-        },
-        domain: domain.clone(),
-        auth: Arc::new(auth),
-        sockets: Arc::default(),
-    };
+    let state = server::app_state(&storage, auth, Config::from_env()?);
+    let domain = state.domain.clone();
     let listener = tokio::net::TcpListener::bind(serve.listen)
         .await
         .map_err(|e| e.to_string())?;

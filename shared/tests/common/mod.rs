@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses a different part of these helpers
 //! The stores under test: a fresh `MemoryStore`, or a `DynamoStore` on a fresh, uniquely named
 //! table of the DynamoDB (moto) at `NATTER_TEST_DYNAMODB_ENDPOINT`.
 

@@ -12,7 +12,7 @@ use super::{PK, SK};
 use crate::store::inbox::{InboxRecord, InboxStore};
 use crate::store::{StoreError, StoreResult};
 
-pub(crate) const INBOX_PREFIX: &str = "INBOX#";
+pub const INBOX_PREFIX: &str = "INBOX#";
 /// BatchWriteItem takes at most 25 writes.
 const BATCH_WRITE_MAX: usize = 25;
 /// How often unprocessed writes of one batch are sent again before giving up.
