@@ -28,11 +28,12 @@ pub const USAGE: &str = "\
 usage: natter-local [--listen 127.0.0.1:8787] [--dynamodb-endpoint URL] [--table NAME]
        natter-local token --user ID [--role ROLE] [--ttl SECONDS]
 
-Runs natter's HTTP API on localhost with the same handlers as the Lambda functions.
+Runs natter on localhost with the same handlers as the Lambda functions: the HTTP API under
+/v1, the WebSocket API at /ws?token=..., and the management API at /@connections/{id}.
 Storage is in memory unless --dynamodb-endpoint names a DynamoDB endpoint (moto, DynamoDB
-Local or AWS); the table is created there when missing.
+Local or AWS); the table is created there when missing, and its stream drives the pushes.
 Environment: NATTER_SIGNING_SECRET, NATTER_SECRET_KEY (dev values when unset),
-RETENTION_DAYS, RETENTION_SECONDS, NATTER_ROLES.";
+RETENTION_DAYS, RETENTION_SECONDS, NATTER_ROLES, FANOUT_CONCURRENCY.";
 
 pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut args = args.iter();
@@ -74,17 +75,14 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         values.insert(name.to_string(), value);
     }
     if token {
-        let user = values
-            .remove("--user")
-            .ok_or("token needs --user ID")?;
-        let ttl_secs = match values.remove("--ttl") {
-            None => 86_400,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|t| *t > 0)
-                .ok_or_else(|| format!("--ttl must be a positive number of seconds, got {v:?}"))?,
-        };
+        let user = values.remove("--user").ok_or("token needs --user ID")?;
+        let ttl_secs =
+            match values.remove("--ttl") {
+                None => 86_400,
+                Some(v) => v.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
+                    format!("--ttl must be a positive number of seconds, got {v:?}")
+                })?,
+            };
         return Ok(Command::Token {
             user,
             role: values.remove("--role"),
@@ -130,7 +128,10 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&args("--listen 127.0.0.1:0 --dynamodb-endpoint http://127.0.0.1:5000 --table t")).unwrap(),
+            parse(&args(
+                "--listen 127.0.0.1:0 --dynamodb-endpoint http://127.0.0.1:5000 --table t"
+            ))
+            .unwrap(),
             Command::Serve(ServeOptions {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 dynamodb_endpoint: Some("http://127.0.0.1:5000".into()),

@@ -27,11 +27,21 @@ pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Res
         Ok(found) => found,
         Err(path_exists) => {
             let (status, message) = if path_exists {
-                (StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {path}", parts.method))
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("{} is not allowed on {path}", parts.method),
+                )
             } else {
-                (StatusCode::NOT_FOUND, format!("no route for {} {path}", parts.method))
+                (
+                    StatusCode::NOT_FOUND,
+                    format!("no route for {} {path}", parts.method),
+                )
             };
-            let code = if path_exists { "invalid_request" } else { "not_found" };
+            let code = if path_exists {
+                "invalid_request"
+            } else {
+                "not_found"
+            };
             return error_response(status, code, &message);
         }
     };

@@ -3,8 +3,8 @@
 //! can.
 
 pub mod cli;
+pub mod connections;
 pub mod http_api;
 pub mod server;
-pub mod connections;
 pub mod streams;
 pub mod ws;

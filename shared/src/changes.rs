@@ -31,7 +31,10 @@ pub enum Change {
     /// A new inbox message for one recipient.
     InboxCreated(crate::store::inbox::InboxRecord),
     /// An inbox message deleted by its recipient (not by expiry).
-    InboxDeleted { user_id: String, message_id: String },
+    InboxDeleted {
+        user_id: String,
+        message_id: String,
+    },
 }
 
 impl Change {

@@ -532,8 +532,8 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
         return match record.event_name.as_str() {
             "INSERT" => {
                 let new = item_of(&record.change.new_image)?;
-                let inbox = crate::store::dynamo::inbox::read_inbox(&new)
-                    .map_err(|e| e.to_string())?;
+                let inbox =
+                    crate::store::dynamo::inbox::read_inbox(&new).map_err(|e| e.to_string())?;
                 Ok(Some(Change::InboxCreated(inbox)))
             }
             "REMOVE" => Ok(text_key("sk").map(|message_id| Change::InboxDeleted {

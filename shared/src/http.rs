@@ -123,16 +123,11 @@ async fn dispatch(
                 .await?,
         ),
         "put-participant" => {
-            let body = req.optional_body()?.unwrap_or(crate::domain::ParticipantBody {
-                access: None,
-            });
+            let body = req
+                .optional_body()?
+                .unwrap_or(crate::domain::ParticipantBody { access: None });
             domain
-                .put_participant(
-                    id,
-                    req.path("conversationId")?,
-                    req.path("userId")?,
-                    body,
-                )
+                .put_participant(id, req.path("conversationId")?, req.path("userId")?, body)
                 .await?;
             no_content()
         }
@@ -213,7 +208,9 @@ async fn dispatch(
                 .await?;
             json(201, serde_json::json!({ "messageIds": ids }))
         }
-        other => Err(Error::Internal(format!("no handler for function {other:?}"))),
+        other => Err(Error::Internal(format!(
+            "no handler for function {other:?}"
+        ))),
     }
 }
 

@@ -97,7 +97,9 @@ mod tests {
 
     #[test]
     fn ids_made_in_one_millisecond_keep_their_order() {
-        let ids: Vec<String> = (0..1000).map(|_| new_message_id(1_700_000_000_000)).collect();
+        let ids: Vec<String> = (0..1000)
+            .map(|_| new_message_id(1_700_000_000_000))
+            .collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         let imported = imported_message_id(1_600_000_000_000);
         assert!(imported < ids[0]);

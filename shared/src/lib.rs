@@ -4,20 +4,20 @@
 //! which applies the product's rules and talks to storage only through the `store::Store` trait.
 
 pub mod auth;
-pub mod changes;
 pub mod authorizer;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod content;
+pub mod domain;
 pub mod emoji;
 pub mod error;
+pub mod fanout;
 pub mod format;
 pub mod http;
 pub mod ids;
 pub mod model;
+pub mod realtime;
 pub mod routes;
 pub mod store;
-pub mod domain;
-pub mod realtime;
 pub mod ws;
-pub mod fanout;

@@ -24,8 +24,16 @@ const fn route(method: &'static str, path: &'static str, function: &'static str)
 pub const HTTP_ROUTES: &[HttpRoute] = &[
     route("PUT", "/v1/users/{userId}", "put-user"),
     route("GET", "/v1/users/{userId}", "get-user"),
-    route("PUT", "/v1/conversations/{conversationId}", "put-conversation"),
-    route("GET", "/v1/conversations/{conversationId}", "get-conversation"),
+    route(
+        "PUT",
+        "/v1/conversations/{conversationId}",
+        "put-conversation",
+    ),
+    route(
+        "GET",
+        "/v1/conversations/{conversationId}",
+        "get-conversation",
+    ),
     route(
         "PUT",
         "/v1/conversations/{conversationId}/participants/{userId}",
@@ -205,8 +213,11 @@ mod tests {
 
     #[test]
     fn finds_routes_and_params() {
-        let (route, params) =
-            find_route("PUT", "/v1/conversations/c1/messages/m1/reactions/%F0%9F%91%8D").unwrap();
+        let (route, params) = find_route(
+            "PUT",
+            "/v1/conversations/c1/messages/m1/reactions/%F0%9F%91%8D",
+        )
+        .unwrap();
         assert_eq!(route.function, "add-reaction");
         assert_eq!(params[2], ("emoji".to_string(), "%F0%9F%91%8D"));
         assert!(find_route("POST", "/v1/users/u1").unwrap_err());
@@ -216,7 +227,10 @@ mod tests {
 
     #[test]
     fn websocket_frames_route_by_action() {
-        assert_eq!(ws_route_for_action(Some("loadMore")).function, "ws-load-more");
+        assert_eq!(
+            ws_route_for_action(Some("loadMore")).function,
+            "ws-load-more"
+        );
         assert_eq!(ws_route_for_action(Some("nope")).route_key, "$default");
         assert_eq!(ws_route_for_action(Some("$connect")).route_key, "$default");
         assert_eq!(ws_route_for_action(None).route_key, "$default");

@@ -105,8 +105,11 @@ impl<S: Store + ?Sized> Store for Counting<S> {
             .await
     }
     async fn delete_participant(&self, cid: &str, uid: &str) -> StoreResult<()> {
-        self.call("delete_participant", self.inner.delete_participant(cid, uid))
-            .await
+        self.call(
+            "delete_participant",
+            self.inner.delete_participant(cid, uid),
+        )
+        .await
     }
     async fn create_message(
         &self,
@@ -154,8 +157,11 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         mid: &str,
         sender: Option<&str>,
     ) -> StoreResult<bool> {
-        self.call("delete_message", self.inner.delete_message(cid, mid, sender))
-            .await
+        self.call(
+            "delete_message",
+            self.inner.delete_message(cid, mid, sender),
+        )
+        .await
     }
     async fn add_reaction(
         &self,
@@ -289,7 +295,11 @@ async fn hot_paths(f: Fixture) {
         eprintln!("{what}: {rounds} round trips, {calls:?}");
     };
 
-    let first = f.domain.send_message(&alice, "c1", text("hi")).await.unwrap();
+    let first = f
+        .domain
+        .send_message(&alice, "c1", text("hi"))
+        .await
+        .unwrap();
     check("send", 2, &["BatchGetItem", "TransactWriteItems"]);
 
     f.domain
@@ -314,9 +324,16 @@ async fn hot_paths(f: Fixture) {
     check(
         "send a reply",
         2,
-        &["BatchGetItem", "TransactWriteItems", "BatchGetItem", "Query"],
+        &[
+            "BatchGetItem",
+            "TransactWriteItems",
+            "BatchGetItem",
+            "Query",
+        ],
     );
-    let referenced = reply.referenced_message.expect("reply expands its reference");
+    let referenced = reply
+        .referenced_message
+        .expect("reply expands its reference");
     assert!(referenced.reactions[0].current_user_reacted);
 
     f.domain.get_message(&alice, "c1", &reply.id).await.unwrap();
@@ -346,7 +363,10 @@ async fn hot_paths(f: Fixture) {
         .unwrap();
     check("remove reaction", 1, &["TransactWriteItems"]);
 
-    f.domain.delete_message(&bob, "c1", &reply.id).await.unwrap();
+    f.domain
+        .delete_message(&bob, "c1", &reply.id)
+        .await
+        .unwrap();
     check("delete", 2, &["BatchGetItem", "DeleteItem"]);
 
     // A page of 30 replies, each with a reaction and a reference outside the page for some.
@@ -365,7 +385,10 @@ async fn hot_paths(f: Fixture) {
             )
             .await
             .unwrap();
-        f.domain.add_reaction(&bob, "c1", &m.id, "🎉").await.unwrap();
+        f.domain
+            .add_reaction(&bob, "c1", &m.id, "🎉")
+            .await
+            .unwrap();
         previous = m;
     }
     f.take();
@@ -421,7 +444,10 @@ async fn a_page_of_thirty_replies_with_reactions_takes_at_most_three_round_trips
             )
             .await
             .unwrap();
-        f.domain.add_reaction(&bob, "c1", &m.id, "🎉").await.unwrap();
+        f.domain
+            .add_reaction(&bob, "c1", &m.id, "🎉")
+            .await
+            .unwrap();
         previous = m;
     }
     f.store.take();
@@ -441,7 +467,10 @@ async fn a_page_of_thirty_replies_with_reactions_takes_at_most_three_round_trips
     let referenced = oldest.referenced_message.as_ref().unwrap();
     assert!(!page.data.iter().any(|m| m.id == referenced.id));
     assert_eq!(referenced.reactions[0].count, 1);
-    assert!(!referenced.reactions[0].current_user_reacted, "alice did not react");
+    assert!(
+        !referenced.reactions[0].current_user_reacted,
+        "alice did not react"
+    );
 }
 
 #[tokio::test]
@@ -469,12 +498,20 @@ async fn expired_messages_disappear_when_the_clock_passes_retention() {
         .unwrap();
 
     f.clock.advance_secs(29);
-    let page = f.domain.list_messages(&alice, "c1", None, None).await.unwrap();
+    let page = f
+        .domain
+        .list_messages(&alice, "c1", None, None)
+        .await
+        .unwrap();
     assert_eq!(page.data.len(), 2);
 
     // 60 s after the first message: it has expired, the newer one has not.
     f.clock.advance_secs(1);
-    let page = f.domain.list_messages(&alice, "c1", None, None).await.unwrap();
+    let page = f
+        .domain
+        .list_messages(&alice, "c1", None, None)
+        .await
+        .unwrap();
     assert_eq!(
         page.data.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
         vec![newer.id.as_str()]
@@ -516,11 +553,23 @@ async fn idempotent_send_returns_the_first_message_until_it_expires() {
         idempotency_key: Some("k1".into()),
         ..text(t)
     };
-    let first = f.domain.send_message(&alice, "c1", keyed("one")).await.unwrap();
-    let again = f.domain.send_message(&alice, "c1", keyed("two")).await.unwrap();
+    let first = f
+        .domain
+        .send_message(&alice, "c1", keyed("one"))
+        .await
+        .unwrap();
+    let again = f
+        .domain
+        .send_message(&alice, "c1", keyed("two"))
+        .await
+        .unwrap();
     assert_eq!(first.id, again.id);
     assert_eq!(again.plaintext, "one");
-    let page = f.domain.list_messages(&alice, "c1", None, None).await.unwrap();
+    let page = f
+        .domain
+        .list_messages(&alice, "c1", None, None)
+        .await
+        .unwrap();
     assert_eq!(page.data.len(), 1);
     // Another sender's identical key is a different key.
     let bobs = f
@@ -531,6 +580,10 @@ async fn idempotent_send_returns_the_first_message_until_it_expires() {
     assert_ne!(bobs.id, first.id);
 
     f.clock.advance_secs(61);
-    let later = f.domain.send_message(&alice, "c1", keyed("three")).await.unwrap();
+    let later = f
+        .domain
+        .send_message(&alice, "c1", keyed("three"))
+        .await
+        .unwrap();
     assert_ne!(later.id, first.id);
 }

@@ -43,13 +43,26 @@ async fn lists_deletes_and_expires(store: Arc<dyn InboxStore>) {
     store.put_inbox_messages(&records).await.unwrap();
 
     let bobs = store.list_inbox("bob", NOW).await.unwrap();
-    assert_eq!(bobs, records[..5].to_vec(), "oldest first, expired left out");
+    assert_eq!(
+        bobs,
+        records[..5].to_vec(),
+        "oldest first, expired left out"
+    );
     assert_eq!(store.list_inbox("carol", NOW).await.unwrap().len(), 1);
 
-    assert!(store.delete_inbox_message("bob", "inb_00000002").await.unwrap());
-    assert!(!store.delete_inbox_message("bob", "inb_00000002").await.unwrap());
+    assert!(store
+        .delete_inbox_message("bob", "inb_00000002")
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_inbox_message("bob", "inb_00000002")
+        .await
+        .unwrap());
     // Carol's id under Bob's name deletes nothing.
-    assert!(!store.delete_inbox_message("bob", "inb_00000006").await.unwrap());
+    assert!(!store
+        .delete_inbox_message("bob", "inb_00000006")
+        .await
+        .unwrap());
     assert_eq!(store.list_inbox("carol", NOW).await.unwrap().len(), 1);
     assert_eq!(store.list_inbox("bob", NOW).await.unwrap().len(), 4);
 }

@@ -8,7 +8,9 @@ use natter::routes::{HTTP_ROUTES, WS_AUTHORIZER_FUNCTION, WS_ROUTES};
 use serde_yaml::Value;
 
 fn repo_file(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
 }
 
 fn load_yaml(path: &str) -> Value {
@@ -108,8 +110,15 @@ fn every_template_function_builds_an_existing_binary_with_cargo_lambda() {
             &resource["Metadata"]["BuildProperties"]["Binary"],
             &format!("{name} binary"),
         );
-        assert!(bins.contains(&binary), "{name} names a missing binary {binary}");
-        assert_eq!(name, logical_id(&binary), "logical id follows the binary name");
+        assert!(
+            bins.contains(&binary),
+            "{name} names a missing binary {binary}"
+        );
+        assert_eq!(
+            name,
+            logical_id(&binary),
+            "logical id follows the binary name"
+        );
     }
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use natter_e2e::ws::WsClient;
 use natter_e2e::{
-    both_stores, enc, expect_error, expect_status, secret_key, user_token, Gateway,
-    GatewayOptions, Store,
+    both_stores, enc, expect_error, expect_status, secret_key, user_token, Gateway, GatewayOptions,
+    Store,
 };
 use serde_json::{json, Value};
 
@@ -74,26 +74,37 @@ async fn sent_by_user_id_is_stored_listed_and_pushed_to_every_client(store: Stor
         }
     }
     // Carol was sent nothing and hears nothing.
-    carol_client.expect_silence(Duration::from_millis(500)).await;
+    carol_client
+        .expect_silence(Duration::from_millis(500))
+        .await;
 
     let listed = inbox(&gw, &bob).await;
     assert_eq!(listed.len(), 5);
     assert_eq!(listed[0]["message"], "Hello, world!");
     assert_eq!(listed[3]["message"], Value::Null);
     assert!(listed.iter().all(|m| m["senderId"] == "alice"));
-    let ids: Vec<&str> = listed.iter().map(|m| m["messageId"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = listed
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect();
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted, "oldest first");
     assert!(inbox(&gw, &carol).await.is_empty());
-    assert!(inbox(&gw, &alice).await.is_empty(), "the sender keeps no copy");
+    assert!(
+        inbox(&gw, &alice).await.is_empty(),
+        "the sender keeps no copy"
+    );
 }
 
 async fn client_ids_resolve_to_their_user_once_per_user(store: Store) {
     let gw = Gateway::on(store);
     let (alice, bob, carol) = (user_token("alice"), user_token("bob"), user_token("carol"));
     let mut bob_client = WsClient::connect_hello(&gw, &bob).await;
-    let bob_client_id = bob_client.client_id.clone().expect("hello gives a client id");
+    let bob_client_id = bob_client
+        .client_id
+        .clone()
+        .expect("hello gives a client id");
     let mut alice_client = WsClient::connect_hello(&gw, &alice).await;
     let alice_client_id = alice_client.client_id.clone().unwrap();
 
@@ -170,18 +181,27 @@ async fn delete_one_and_delete_all(store: Store) {
     send(&gw, &bob, json!("for alice"), json!("alice")).await;
 
     // Another user's id deletes nothing.
-    expect_status(gw.delete(&format!("/inbox/{}", enc(&ids[0])), &alice).await, 204);
+    expect_status(
+        gw.delete(&format!("/inbox/{}", enc(&ids[0])), &alice).await,
+        204,
+    );
     assert_eq!(inbox(&gw, &bob).await.len(), 4);
 
     // Deleting one: gone from the list, and every client of Bob's hears it.
-    expect_status(gw.delete(&format!("/inbox/{}", enc(&ids[1])), &bob).await, 204);
+    expect_status(
+        gw.delete(&format!("/inbox/{}", enc(&ids[1])), &bob).await,
+        204,
+    );
     let push = expect_inbox_push(&mut bob_client, "inbox.deleted").await;
     assert_eq!(push["messageId"], ids[1].as_str());
     let left: Vec<Value> = inbox(&gw, &bob).await;
     assert_eq!(left.len(), 3);
     assert!(left.iter().all(|m| m["messageId"] != ids[1].as_str()));
     // Deleting it again, or a made-up id, is still 204.
-    expect_status(gw.delete(&format!("/inbox/{}", enc(&ids[1])), &bob).await, 204);
+    expect_status(
+        gw.delete(&format!("/inbox/{}", enc(&ids[1])), &bob).await,
+        204,
+    );
     expect_status(gw.delete("/inbox/inb_nothing", &bob).await, 204);
 
     // Deleting all: each remaining message is announced, and the inbox is empty.
@@ -207,7 +227,11 @@ async fn bad_input_stores_nothing(store: Store) {
     let alice = user_token("alice");
     let bad = |body: Value| async { gw.post("/inbox", &alice, body).await };
     expect_error(&bad(json!({"message": "x"})).await, 400, "invalid_request");
-    expect_error(&bad(json!({"recipients": "bob"})).await, 400, "invalid_request");
+    expect_error(
+        &bad(json!({"recipients": "bob"})).await,
+        400,
+        "invalid_request",
+    );
     expect_error(
         &bad(json!({"message": "x", "recipients": []})).await,
         400,
@@ -287,7 +311,10 @@ async fn messages_expire(store: Store) {
     send(&gw, &alice, json!("soon gone"), json!("bob")).await;
     assert_eq!(inbox(&gw, &bob).await.len(), 1);
     tokio::time::sleep(Duration::from_millis(3200)).await;
-    assert!(inbox(&gw, &bob).await.is_empty(), "expired messages are not listed");
+    assert!(
+        inbox(&gw, &bob).await.is_empty(),
+        "expired messages are not listed"
+    );
     let mut client = WsClient::connect(&gw, &bob).await;
     assert_eq!(client.hello().await["messages"], json!([]), "nor replayed");
 }

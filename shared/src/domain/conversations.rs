@@ -148,7 +148,12 @@ impl Domain {
             })
     }
 
-    pub async fn delete_participant(&self, identity: &Identity, cid: &str, uid: &str) -> Result<()> {
+    pub async fn delete_participant(
+        &self,
+        identity: &Identity,
+        cid: &str,
+        uid: &str,
+    ) -> Result<()> {
         self.check_id("conversationId", cid)?;
         self.check_id("userId", uid)?;
         let leaving_self = matches!(identity, Identity::User { user_id, .. } if user_id == uid);

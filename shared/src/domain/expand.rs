@@ -50,10 +50,11 @@ impl Domain {
         keys.retain(|k| !known.looked_up.contains(k) && seen.insert(k.clone()));
 
         // The viewer's reactions on every message shown, page and referenced ones alike.
-        let ids = records
-            .iter()
-            .map(|m| m.id.as_str())
-            .chain(records.iter().filter_map(|m| m.referenced_message_id.as_deref()));
+        let ids = records.iter().map(|m| m.id.as_str()).chain(
+            records
+                .iter()
+                .filter_map(|m| m.referenced_message_id.as_deref()),
+        );
         let (low, high) = ids.fold((None::<&str>, None::<&str>), |(lo, hi), id| {
             (
                 Some(lo.map_or(id, |l| l.min(id))),

@@ -51,7 +51,9 @@ impl Inbox {
         let (sender, _) = user_of(identity, "sending an inbox message")?;
         let limits = &self.config.limits;
         let Value::Object(mut body) = body else {
-            return Err(Error::invalid("body must be a JSON object {message, recipients}"));
+            return Err(Error::invalid(
+                "body must be a JSON object {message, recipients}",
+            ));
         };
         if let Some(unknown) = body.keys().find(|k| *k != "message" && *k != "recipients") {
             return Err(Error::invalid(format!(
@@ -88,7 +90,9 @@ impl Inbox {
             }
         };
         if named.is_empty() {
-            return Err(Error::invalid("recipients must name at least one user or client"));
+            return Err(Error::invalid(
+                "recipients must name at least one user or client",
+            ));
         }
         if named.len() > limits.max_inbox_recipients {
             return Err(Error::invalid(format!(

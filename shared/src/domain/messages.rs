@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    conversation_not_found, message_key, message_not_found, participant_key, validate,
-    Domain,
+    conversation_not_found, message_key, message_not_found, participant_key, validate, Domain,
 };
 use crate::auth::Identity;
 use crate::content::{uses_restricted_nodes, Content};
@@ -229,9 +228,9 @@ impl Domain {
             Err(StoreError::ConditionFailed(Failed::ConversationMissing)) => {
                 Err(conversation_not_found(cid))
             }
-            Err(StoreError::ConditionFailed(_)) => Err(Error::invalid(
-                "the referenced message no longer exists",
-            )),
+            Err(StoreError::ConditionFailed(_)) => {
+                Err(Error::invalid("the referenced message no longer exists"))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -291,7 +290,9 @@ impl Domain {
                 expires_at: self.message_expiry(m.created_at),
             });
         }
-        let items = self.get(vec![ItemKey::Conversation(cid.to_string())]).await?;
+        let items = self
+            .get(vec![ItemKey::Conversation(cid.to_string())])
+            .await?;
         if !items.conversations.contains_key(cid) {
             return Err(conversation_not_found(cid));
         }
@@ -327,9 +328,8 @@ impl Domain {
         let now = self.now_ms();
         // Round trip 1: the access check and the page, side by side.
         let access = self.access_items(identity, cid, false);
-        let page = async {
-            Ok::<_, Error>(self.store.list_messages(cid, before, limit, now).await?)
-        };
+        let page =
+            async { Ok::<_, Error>(self.store.list_messages(cid, before, limit, now).await?) };
         let (items, page) = futures::try_join!(access, page)?;
         // Round trip 2: senders, referenced messages and the viewer's reactions.
         let data = self
@@ -368,7 +368,9 @@ impl Domain {
         self.check_id("messageId", mid)?;
         let limits = &self.config.limits;
         if body.text.is_none() && body.content.is_none() && body.custom.is_absent() {
-            return Err(Error::invalid("nothing to edit: give text, content or custom"));
+            return Err(Error::invalid(
+                "nothing to edit: give text, content or custom",
+            ));
         }
         let content = if body.text.is_some() || body.content.is_some() {
             Some(validate::message_content(limits, body.text, body.content)?)
@@ -390,7 +392,9 @@ impl Domain {
                 let grants = self.grants(role.as_deref(), &items, user_id);
                 let own = message.sender_id.as_deref() == Some(user_id.as_str());
                 if message.kind == MessageType::SystemMessage {
-                    return Err(Error::forbidden("only the secret key can edit system messages"));
+                    return Err(Error::forbidden(
+                        "only the secret key can edit system messages",
+                    ));
                 }
                 if content.as_ref().is_some_and(uses_restricted_nodes) && !grants.send_links {
                     return Err(Error::forbidden(
@@ -432,9 +436,7 @@ impl Domain {
         let expand = self.expand(cid, viewer_of(identity), vec![edited], items);
         let (updated, snapshot) = futures::join!(update, expand);
         let updated = updated?.ok_or_else(|| message_not_found(mid))?;
-        let mut snapshot = snapshot?
-            .pop()
-            .ok_or_else(|| message_not_found(mid))?;
+        let mut snapshot = snapshot?.pop().ok_or_else(|| message_not_found(mid))?;
         // The snapshot was built from the pre-edit record; take the stored result's fields.
         snapshot.plaintext = crate::content::plaintext(&updated.content);
         snapshot.content = updated.content;
@@ -533,11 +535,10 @@ fn check_access(identity: &Identity, cid: &str, items: &Items, write: bool) -> R
         Identity::Secret => Err(conversation_not_found(cid)),
         Identity::User { user_id, .. } => match items.participant(cid, user_id) {
             None => Err(conversation_not_found(cid)),
-            Some(p) if write && p.access != Access::ReadWrite => Err(Error::forbidden(
-                "Read participants cannot change messages",
-            )),
+            Some(p) if write && p.access != Access::ReadWrite => {
+                Err(Error::forbidden("Read participants cannot change messages"))
+            }
             Some(_) => Ok(()),
         },
     }
 }
-

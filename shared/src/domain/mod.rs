@@ -13,8 +13,8 @@ mod validate;
 
 use std::sync::Arc;
 
-pub use inbox::{Inbox, InboxMessageSnapshot};
 pub use conversations::{ParticipantBody, PutConversationBody};
+pub use inbox::{Inbox, InboxMessageSnapshot};
 pub use messages::{EditMessageBody, ImportMessage, MessagePageSnapshot, SendMessageBody};
 pub use users::PutUserBody;
 

@@ -32,7 +32,9 @@ impl Domain {
         self.check_id("userId", user_id)?;
         self.check_self_or_secret(identity, user_id)?;
         if !body.role.is_absent() && *identity != Identity::Secret {
-            return Err(Error::forbidden("only the secret key can set a user's role"));
+            return Err(Error::forbidden(
+                "only the secret key can set a user's role",
+            ));
         }
         let limits = &self.config.limits;
         for (field, value) in [("name", &body.name), ("photoUrl", &body.photo_url)] {

@@ -134,7 +134,12 @@ impl State {
     }
 
     /// Checks a reaction guard; `Some(outcome)` when it refuses.
-    fn check_guard(&self, cid: &str, guard: &ReactionGuard, now_ms: i64) -> Option<ReactionOutcome> {
+    fn check_guard(
+        &self,
+        cid: &str,
+        guard: &ReactionGuard,
+        now_ms: i64,
+    ) -> Option<ReactionOutcome> {
         match self.live_participant(cid, &guard.participant, now_ms) {
             None => return Some(ReactionOutcome::NotParticipant),
             Some(p) if guard.write_access && p.access != Access::ReadWrite => {
@@ -163,7 +168,11 @@ impl Store for MemoryStore {
         for key in keys {
             match key {
                 ItemKey::User(id) => {
-                    if let Some(u) = state.users.get(id).filter(|u| !is_expired(u.expires_at, now_ms)) {
+                    if let Some(u) = state
+                        .users
+                        .get(id)
+                        .filter(|u| !is_expired(u.expires_at, now_ms))
+                    {
                         items.users.insert(id.clone(), u.clone());
                     }
                 }
@@ -172,14 +181,20 @@ impl Store for MemoryStore {
                         items.conversations.insert(id.clone(), c.clone());
                     }
                 }
-                ItemKey::Participant { conversation_id, user_id } => {
+                ItemKey::Participant {
+                    conversation_id,
+                    user_id,
+                } => {
                     if let Some(p) = state.live_participant(conversation_id, user_id, now_ms) {
                         items
                             .participants
                             .insert((conversation_id.clone(), user_id.clone()), p.clone());
                     }
                 }
-                ItemKey::Message { conversation_id, message_id } => {
+                ItemKey::Message {
+                    conversation_id,
+                    message_id,
+                } => {
                     if let Some(m) = state.live_message(conversation_id, message_id, now_ms) {
                         items
                             .messages
@@ -218,7 +233,11 @@ impl Store for MemoryStore {
             name: patch.name.clone().apply(base.name),
             photo_url: patch.photo_url.clone().apply(base.photo_url),
             role: patch.role.clone().apply(base.role),
-            custom: patch.custom.clone().apply(Some(base.custom)).unwrap_or_default(),
+            custom: patch
+                .custom
+                .clone()
+                .apply(Some(base.custom))
+                .unwrap_or_default(),
             expires_at,
         };
         state.users.insert(user_id.to_string(), user.clone());
@@ -247,7 +266,11 @@ impl Store for MemoryStore {
             id: conversation_id.to_string(),
             subject: patch.subject.clone().apply(base.subject),
             photo_url: patch.photo_url.clone().apply(base.photo_url),
-            custom: patch.custom.clone().apply(Some(base.custom)).unwrap_or_default(),
+            custom: patch
+                .custom
+                .clone()
+                .apply(Some(base.custom))
+                .unwrap_or_default(),
             created_at: base.created_at,
             expires_at,
         };
@@ -331,7 +354,8 @@ impl Store for MemoryStore {
         let mut state = self.lock()?;
         let cid = message.conversation_id.as_str();
         if let Some(key) = &conditions.idempotency_key {
-            if let Some((mid, expires_at)) = state.idempotency.get(&(cid.to_string(), key.clone())) {
+            if let Some((mid, expires_at)) = state.idempotency.get(&(cid.to_string(), key.clone()))
+            {
                 if !is_expired(*expires_at, now_ms) {
                     return Ok(CreateOutcome::Duplicate {
                         message_id: mid.clone(),
@@ -374,7 +398,10 @@ impl Store for MemoryStore {
     async fn import_messages(&self, messages: &[MessageRecord], now_ms: i64) -> StoreResult<()> {
         let mut state = self.lock()?;
         for m in messages {
-            if state.live_conversation(&m.conversation_id, now_ms).is_none() {
+            if state
+                .live_conversation(&m.conversation_id, now_ms)
+                .is_none()
+            {
                 return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
             }
         }
@@ -418,7 +445,8 @@ impl Store for MemoryStore {
             .filter(|(id, _)| before.is_none_or(|b| id.as_str() < b))
             .map(|(_, m)| m)
             .filter(|m| !is_expired(m.record.expires_at, now_ms));
-        let messages: Vec<MessageRecord> = live.by_ref().take(limit).map(|m| m.snapshot()).collect();
+        let messages: Vec<MessageRecord> =
+            live.by_ref().take(limit).map(|m| m.snapshot()).collect();
         let loaded_all = live.next().is_none();
         Ok(MessagePage {
             messages,
@@ -464,7 +492,10 @@ impl Store for MemoryStore {
         };
         match messages.get(message_id) {
             None => Ok(false),
-            Some(m) if required_sender.is_some() && m.record.sender_id.as_deref() != required_sender => {
+            Some(m)
+                if required_sender.is_some()
+                    && m.record.sender_id.as_deref() != required_sender =>
+            {
                 Err(StoreError::ConditionFailed(Failed::MessageMissing))
             }
             Some(_) => {

@@ -46,8 +46,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum ItemKey {
     User(String),
     Conversation(String),
-    Participant { conversation_id: String, user_id: String },
-    Message { conversation_id: String, message_id: String },
+    Participant {
+        conversation_id: String,
+        user_id: String,
+    },
+    Message {
+        conversation_id: String,
+        message_id: String,
+    },
 }
 
 /// What `get_items` found; missing and expired items are absent.
@@ -94,7 +100,9 @@ pub struct CreateConditions {
 pub enum CreateOutcome {
     Created,
     /// The idempotency key was used before, by this message.
-    Duplicate { message_id: String },
+    Duplicate {
+        message_id: String,
+    },
 }
 
 /// A page of a conversation's messages, newest first.
@@ -166,8 +174,11 @@ pub trait Store: Send + Sync {
 
     /// Adds a participant or changes their access; the conversation must exist
     /// (`Failed::ConversationMissing`).
-    async fn put_participant(&self, participant: &ParticipantRecord, now_ms: i64)
-        -> StoreResult<()>;
+    async fn put_participant(
+        &self,
+        participant: &ParticipantRecord,
+        now_ms: i64,
+    ) -> StoreResult<()>;
 
     /// Removes a participant; removing a missing one succeeds.
     async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()>;
