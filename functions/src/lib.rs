@@ -104,13 +104,7 @@ pub async fn serve_inbox_http(
 
 /// Runs the HTTP API authorizer with the secrets from `SIGNING_SECRET` and `SECRET_KEY`.
 pub async fn serve_authorizer() -> Result<(), Error> {
-    init_tracing();
-    let secret = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let config = AuthConfig {
-        signing_secret: secret("SIGNING_SECRET")?.into_bytes(),
-        secret_key: secret("SECRET_KEY")?,
-    };
-    let config = &config;
+    let config = &auth_config_from_env()?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
             let now = (SystemClock.now_ms() / 1000) as u64;
@@ -118,6 +112,16 @@ pub async fn serve_authorizer() -> Result<(), Error> {
         },
     ))
     .await
+}
+
+/// The secrets only the authorizers hold: `SIGNING_SECRET` and `SECRET_KEY`.
+fn auth_config_from_env() -> Result<AuthConfig, Error> {
+    init_tracing();
+    let secret = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    Ok(AuthConfig {
+        signing_secret: secret("SIGNING_SECRET")?.into_bytes(),
+        secret_key: secret("SECRET_KEY")?,
+    })
 }
 
 fn init_tracing() {
@@ -151,13 +155,7 @@ pub async fn serve_ws(ctx: natter::ws::WsContext, function: &'static str) -> Res
 /// `SECRET_KEY`. A refused token fails the invocation with `Unauthorized`, which API Gateway
 /// answers with 401.
 pub async fn serve_ws_authorizer() -> Result<(), Error> {
-    init_tracing();
-    let secret = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let config = AuthConfig {
-        signing_secret: secret("SIGNING_SECRET")?.into_bytes(),
-        secret_key: secret("SECRET_KEY")?,
-    };
-    let config = &config;
+    let config = &auth_config_from_env()?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<
             aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest,

@@ -7,4 +7,5 @@ pub mod connections;
 pub mod http_api;
 pub mod server;
 pub mod streams;
+pub mod time;
 pub mod ws;

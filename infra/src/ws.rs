@@ -155,28 +155,14 @@ fn request_id() -> String {
 
 /// `22/Nov/2026:04:36:00 +0000`, API Gateway's `requestTime`.
 fn request_time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let name = MONTHS[((month - 1).clamp(0, 11)) as usize];
+    let t = crate::time::CivilTime::from_ms(ms);
+    let name = MONTHS[((t.month - 1).clamp(0, 11)) as usize];
     format!(
-        "{day:02}/{name}/{year}:{:02}:{:02}:{:02} +0000",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:02}/{name}/{}:{:02}:{:02}:{:02} +0000",
+        t.day, t.year, t.hour, t.minute, t.second
     )
 }
 
