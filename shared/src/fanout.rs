@@ -699,11 +699,9 @@ pub fn attribute_from_json(value: &Value) -> std::result::Result<AttributeValue,
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
     use serde_json::json;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
     use crate::auth::Identity;
@@ -711,6 +709,7 @@ mod tests {
     use crate::config::Config;
     use crate::realtime::memory::MemoryRealtimeStore;
     use crate::realtime::ConnectionRecord;
+    use crate::scripted_http::{Received, Reply};
     use crate::store::memory::MemoryStore;
 
     /// Records every post; connections listed in `gone` answer 410, in `failing` fail.
@@ -921,80 +920,21 @@ mod tests {
         assert_eq!(fine.posts.lock().unwrap().len(), 4);
     }
 
-    /// A one-connection-at-a-time HTTP server that answers each request with the next status
-    /// of `statuses` (then 200), counting requests.
-    async fn scripted_server(statuses: Vec<u16>) -> (String, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let count = Arc::new(AtomicUsize::new(0));
-        let seen = count.clone();
-        tokio::spawn(async move {
-            let mut statuses = statuses.into_iter();
-            for _ in 0..100 {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                loop {
-                    let mut buf = vec![0u8; 65536];
-                    let mut got = 0;
-                    // Read one request: headers, then content-length bytes.
-                    let request_end = loop {
-                        let Ok(n) = socket.read(&mut buf[got..]).await else {
-                            break None;
-                        };
-                        if n == 0 {
-                            break None;
-                        }
-                        got += n;
-                        let text = String::from_utf8_lossy(&buf[..got]).to_string();
-                        if let Some(end) = text.find("\r\n\r\n") {
-                            let length = text[..end]
-                                .lines()
-                                .find_map(|l| {
-                                    let (k, v) = l.split_once(':')?;
-                                    k.eq_ignore_ascii_case("content-length")
-                                        .then(|| v.trim().parse::<usize>().ok())?
-                                })
-                                .unwrap_or(0);
-                            if got >= end + 4 + length {
-                                break Some(());
-                            }
-                        }
-                    };
-                    if request_end.is_none() {
-                        break;
-                    }
-                    seen.fetch_add(1, Ordering::SeqCst);
-                    let status = statuses.next().unwrap_or(200);
-                    let (reason, headers, body) = match status {
-                        410 => (
-                            "Gone",
-                            "x-amzn-errortype: GoneException\r\n",
-                            r#"{"message":"Gone"}"#,
-                        ),
-                        429 => (
-                            "Too Many Requests",
-                            "x-amzn-errortype: LimitExceededException\r\n",
-                            r#"{"message":"slow down"}"#,
-                        ),
-                        400 => (
-                            "Bad Request",
-                            "x-amzn-errortype: BadRequestException\r\n",
-                            r#"{"message":"no"}"#,
-                        ),
-                        _ => ("OK", "", ""),
-                    };
-                    let response = format!(
-                        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if socket.write_all(response.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        (format!("http://{addr}"), count)
+    /// The management API's answer for `status`: 410 gone, 429 throttled, 400 refused, else 200.
+    fn management_reply(status: u16) -> Reply {
+        let (error_type, body) = match status {
+            410 => ("GoneException", r#"{"message":"Gone"}"#),
+            429 => ("LimitExceededException", r#"{"message":"slow down"}"#),
+            400 => ("BadRequestException", r#"{"message":"no"}"#),
+            _ => return Reply::new(200, ""),
+        };
+        Reply::new(status, body).header(&format!("x-amzn-errortype: {error_type}"))
+    }
+
+    /// A management API answering with `statuses` in order, then 200.
+    async fn scripted_server(statuses: Vec<u16>) -> (String, Received) {
+        let replies = statuses.into_iter().map(management_reply).collect();
+        crate::scripted_http::scripted_server(replies, management_reply(200)).await
     }
 
     fn real_pusher(endpoint: &str) -> ManagementApiPusher {
@@ -1022,24 +962,24 @@ mod tests {
             real_pusher(&endpoint).push("c=", "{}").await,
             PushOutcome::Gone
         );
-        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
 
         let (endpoint, count) = scripted_server(vec![429, 429, 429]).await;
         assert_eq!(
             real_pusher(&endpoint).push("c=", "{}").await,
             PushOutcome::Delivered
         );
-        assert_eq!(count.load(Ordering::SeqCst), 4);
+        assert_eq!(count.count(), 4);
 
         let (endpoint, count) = scripted_server(vec![429; 20]).await;
         let outcome = real_pusher(&endpoint).push("c=", "{}").await;
         assert!(matches!(outcome, PushOutcome::Failed(_)), "{outcome:?}");
-        assert_eq!(count.load(Ordering::SeqCst), 6, "bounded retries");
+        assert_eq!(count.count(), 6, "bounded retries");
 
         let (endpoint, count) = scripted_server(vec![400]).await;
         let outcome = real_pusher(&endpoint).push("c=", "{}").await;
         assert!(matches!(outcome, PushOutcome::Failed(_)), "{outcome:?}");
-        assert_eq!(count.load(Ordering::SeqCst), 1, "no retry for other errors");
+        assert_eq!(count.count(), 1, "no retry for other errors");
     }
 
     #[test]

@@ -19,5 +19,7 @@ pub mod ids;
 pub mod model;
 pub mod realtime;
 pub mod routes;
+#[cfg(test)]
+mod scripted_http;
 pub mod store;
 pub mod ws;

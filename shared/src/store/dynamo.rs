@@ -1978,7 +1978,10 @@ fn reaction_range_end(high: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::*;
+    use crate::scripted_http::{scripted_server, Reply};
 
     #[test]
     fn now_secs_agrees_with_is_expired() {
@@ -2022,5 +2025,124 @@ mod tests {
             Err(StoreError::Backend(msg)) => assert!(msg.contains("MSG#m"), "{msg}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    // ---- Retries against a scripted endpoint: moto never reports conflicts or throttling. ----
+
+    /// A store whose client talks to `endpoint` with the SDK's own retries off, so every
+    /// request the server sees was sent by the store.
+    fn scripted_store(endpoint: &str) -> DynamoStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .endpoint_url(endpoint)
+            .build();
+        DynamoStore::new(Client::from_conf(config), "natter")
+    }
+
+    fn dynamodb_error(error_type: &str, extra: Value) -> Reply {
+        let mut body = json!({
+            "__type": format!("com.amazonaws.dynamodb.v20120810#{error_type}"),
+            "message": error_type,
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        Reply::new(400, body.to_string())
+    }
+
+    /// A cancelled transaction with one reason per item.
+    fn cancelled(codes: &[&str]) -> Reply {
+        let reasons: Vec<Value> = codes.iter().map(|c| json!({ "Code": c })).collect();
+        dynamodb_error(
+            "TransactionCanceledException",
+            json!({ "CancellationReasons": reasons }),
+        )
+    }
+
+    fn ok() -> Reply {
+        Reply::new(200, "{}")
+    }
+
+    fn guard() -> ReactionGuard {
+        ReactionGuard {
+            participant: "alice".into(),
+            write_access: true,
+            denied_roles: Vec::new(),
+            deny_default_role: false,
+        }
+    }
+
+    async fn add_thumbs_up(store: &DynamoStore) -> StoreResult<ReactionOutcome> {
+        let now_ms = 1_700_000_000_000;
+        store
+            .add_reaction("c", "msg_1", "👍", &guard(), 50, 1_800_000_000, now_ms)
+            .await
+    }
+
+    #[tokio::test]
+    async fn transactions_cancelled_by_conflicts_are_sent_again() {
+        // Participant check, reaction item, message update: the middle one collided.
+        let conflict = cancelled(&["None", "TransactionConflict", "None"]);
+        let in_progress = dynamodb_error("TransactionInProgressException", json!({}));
+        let (endpoint, received) =
+            scripted_server(vec![conflict.clone(), in_progress, conflict], ok()).await;
+        let outcome = add_thumbs_up(&scripted_store(&endpoint)).await;
+        assert_eq!(outcome.ok(), Some(ReactionOutcome::Changed));
+        assert_eq!(received.count(), 4);
+        assert_eq!(
+            received.count_with("DynamoDB_20120810.TransactWriteItems"),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_is_an_answer_not_a_retry() {
+        let not_participant = cancelled(&["ConditionalCheckFailed", "None", "None"]);
+        let (endpoint, received) = scripted_server(vec![not_participant], ok()).await;
+        let outcome = add_thumbs_up(&scripted_store(&endpoint)).await;
+        assert_eq!(outcome.ok(), Some(ReactionOutcome::NotParticipant));
+        assert_eq!(received.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn conflict_retries_are_bounded() {
+        let conflict = cancelled(&["TransactionConflict", "None", "None"]);
+        let (endpoint, received) = scripted_server(Vec::new(), conflict).await;
+        match add_thumbs_up(&scripted_store(&endpoint)).await {
+            Err(StoreError::Backend(msg)) => assert!(msg.contains("TransactWriteItems"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(received.count(), MAX_SENDS as usize);
+    }
+
+    #[tokio::test]
+    async fn other_cancellations_are_errors_at_once() {
+        let invalid = cancelled(&["None", "ValidationError", "None"]);
+        let (endpoint, received) = scripted_server(vec![invalid], ok()).await;
+        assert!(matches!(
+            add_thumbs_up(&scripted_store(&endpoint)).await,
+            Err(StoreError::Backend(_))
+        ));
+        assert_eq!(received.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn single_item_writes_retry_transaction_conflicts() {
+        let conflict = dynamodb_error("TransactionConflictException", json!({}));
+        let (endpoint, received) = scripted_server(vec![conflict.clone(), conflict], ok()).await;
+        let store = scripted_store(&endpoint);
+        assert!(store.delete_participant("c", "alice").await.is_ok());
+        assert_eq!(received.count_with("DynamoDB_20120810.DeleteItem"), 3);
+
+        let invalid = dynamodb_error("ValidationException", json!({}));
+        let (endpoint, received) = scripted_server(vec![invalid], ok()).await;
+        let store = scripted_store(&endpoint);
+        assert!(store.delete_participant("c", "alice").await.is_err());
+        assert_eq!(received.count(), 1, "no retry for other errors");
     }
 }
