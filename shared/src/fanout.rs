@@ -938,19 +938,8 @@ mod tests {
     }
 
     fn real_pusher(endpoint: &str) -> ManagementApiPusher {
-        let config = aws_sdk_apigatewaymanagement::Config::builder()
-            .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
-            .region(aws_sdk_apigatewaymanagement::config::Region::new(
-                "us-east-1",
-            ))
-            .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
-            .endpoint_url(endpoint)
-            .build();
         let mut pusher =
-            ManagementApiPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(config));
+            ManagementApiPusher::for_endpoint(&crate::scripted_http::sdk_config(), endpoint);
         pusher.first_backoff = Duration::from_millis(5);
         pusher
     }

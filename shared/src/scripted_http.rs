@@ -6,6 +6,21 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// An SDK configuration for clients of a scripted server: fixed test credentials and region,
+/// and the SDK's own retries off, so that every request the server sees is one the code under
+/// test chose to send.
+pub(crate) fn sdk_config() -> aws_config::SdkConfig {
+    use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "test",
+        )))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build()
+}
+
 /// One canned answer.
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {

@@ -1981,7 +1981,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::scripted_http::{scripted_server, Reply};
+    use crate::scripted_http::{scripted_server, sdk_config, Reply};
 
     #[test]
     fn now_secs_agrees_with_is_expired() {
@@ -2032,13 +2032,7 @@ mod tests {
     /// A store whose client talks to `endpoint` with the SDK's own retries off, so every
     /// request the server sees was sent by the store.
     fn scripted_store(endpoint: &str) -> DynamoStore {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config())
             .endpoint_url(endpoint)
             .build();
         DynamoStore::new(Client::from_conf(config), "natter")
