@@ -1,5 +1,5 @@
 //! The gateway's command line: the token subcommand, argument errors, a clean stop on SIGTERM
-//! and the loopback-only listen address.
+//! the loopback-only listen address, and the documented `cargo run` commands.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -233,4 +233,78 @@ fn bad_configuration_is_refused_at_start() {
         );
         assert!(!text(&out.stdout).contains("listening"), "{out:?}");
     }
+}
+
+/// Every `cargo run -p PACKAGE` in the README and the docs that names no `--bin` must start
+/// one definite binary: the package has a single one, or a `default-run`. Otherwise cargo
+/// refuses the command ("could not determine which binary to run").
+#[test]
+fn documented_cargo_run_commands_pick_a_binary() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let metadata = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(root)
+        .output()
+        .expect("cargo metadata");
+    assert!(metadata.status.success(), "{}", text(&metadata.stderr));
+    let metadata: Value = serde_json::from_slice(&metadata.stdout).expect("metadata JSON");
+    let packages = metadata["packages"].as_array().expect("packages");
+
+    let mut documents = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs/") {
+        let path = entry.expect("docs entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            documents.push(path);
+        }
+    }
+    let mut checked = 0;
+    for document in documents {
+        let body = std::fs::read_to_string(&document).expect("readable document");
+        for line in body.lines().filter(|l| l.contains("cargo run")) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(at) = words.iter().position(|w| *w == "-p") else {
+                continue;
+            };
+            if words.contains(&"--bin") {
+                continue;
+            }
+            let name = words
+                .get(at + 1)
+                .expect("a package after -p")
+                .trim_matches('`');
+            let package = packages
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{}: no package {name}", document.display()));
+            let bins = package["targets"]
+                .as_array()
+                .expect("targets")
+                .iter()
+                .filter(|t| {
+                    t["kind"]
+                        .as_array()
+                        .is_some_and(|k| k.contains(&json!("bin")))
+                })
+                .count();
+            assert!(
+                bins == 1 || package["default_run"].is_string(),
+                "{}: `{}` is ambiguous: {name} has {bins} binaries and no default-run",
+                document.display(),
+                line.trim()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 3,
+        "found only {checked} documented cargo run commands"
+    );
 }
