@@ -1,4 +1,4 @@
-//! The gateway's command line: the token subcommand, argument errors, a clean stop on SIGTERM
+//! The gateway's command line: the token subcommand, argument errors, a clean stop on SIGTERM,
 //! the loopback-only listen address, and the documented `cargo run` commands.
 
 use std::process::{Command, Output};
