@@ -707,6 +707,7 @@ mod tests {
     use crate::auth::Identity;
     use crate::clock::{Clock, SystemClock};
     use crate::config::Config;
+    use crate::ports::*;
     use crate::realtime::memory::MemoryRealtimeStore;
     use crate::realtime::ConnectionRecord;
     use crate::scripted_http::{Received, Reply};

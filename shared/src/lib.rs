@@ -17,6 +17,7 @@ pub mod format;
 pub mod http;
 pub mod ids;
 pub mod model;
+pub mod ports;
 pub mod realtime;
 pub mod routes;
 #[cfg(test)]

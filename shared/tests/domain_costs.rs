@@ -19,6 +19,7 @@ use natter::config::Config;
 use natter::domain::{Domain, EditMessageBody, PutConversationBody, SendMessageBody};
 use natter::error::Error;
 use natter::model::*;
+use natter::ports::*;
 use natter::store::memory::MemoryStore;
 use natter::store::*;
 
@@ -59,11 +60,15 @@ impl<S: ?Sized> Counting<S> {
 }
 
 #[async_trait]
-impl<S: Store + ?Sized> Store for Counting<S> {
+impl<S: Store + ?Sized> ItemReader for Counting<S> {
     async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items> {
         self.call("get_items", self.inner.get_items(keys, now_ms))
             .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> UserWriter for Counting<S> {
     async fn upsert_user(
         &self,
         user_id: &str,
@@ -77,6 +82,10 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         )
         .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> ConversationWriter for Counting<S> {
     async fn upsert_conversation(
         &self,
         cid: &str,
@@ -92,6 +101,10 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         )
         .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> ConversationReader for Counting<S> {
     async fn get_conversation(
         &self,
         cid: &str,
@@ -100,10 +113,18 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         self.call("get_conversation", self.inner.get_conversation(cid, now_ms))
             .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> ParticipantWriter for Counting<S> {
     async fn put_participant(&self, p: &ParticipantRecord, now_ms: i64) -> StoreResult<()> {
         self.call("put_participant", self.inner.put_participant(p, now_ms))
             .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> ParticipantRemover for Counting<S> {
     async fn delete_participant(&self, cid: &str, uid: &str) -> StoreResult<()> {
         self.call(
             "delete_participant",
@@ -111,6 +132,10 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         )
         .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> MessageCreator for Counting<S> {
     async fn create_message(
         &self,
         m: &MessageRecord,
@@ -120,10 +145,18 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         self.call("create_message", self.inner.create_message(m, c, now_ms))
             .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> MessageImporter for Counting<S> {
     async fn import_messages(&self, m: &[MessageRecord], now_ms: i64) -> StoreResult<()> {
         self.call("import_messages", self.inner.import_messages(m, now_ms))
             .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> MessageLister for Counting<S> {
     async fn list_messages(
         &self,
         cid: &str,
@@ -137,6 +170,10 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         )
         .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> MessageEditor for Counting<S> {
     async fn edit_message(
         &self,
         cid: &str,
@@ -151,6 +188,10 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         )
         .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> MessageDeleter for Counting<S> {
     async fn delete_message(
         &self,
         cid: &str,
@@ -163,6 +204,10 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         )
         .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> ReactionAdder for Counting<S> {
     async fn add_reaction(
         &self,
         cid: &str,
@@ -180,6 +225,10 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         )
         .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> ReactionRemover for Counting<S> {
     async fn remove_reaction(
         &self,
         cid: &str,
@@ -194,6 +243,10 @@ impl<S: Store + ?Sized> Store for Counting<S> {
         )
         .await
     }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> ReactionReader for Counting<S> {
     async fn user_reactions(
         &self,
         cid: &str,

@@ -9,6 +9,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::realtime::{
+    ConnectionLister, ConnectionReader, ConnectionWriter, Disconnector, SubscriberLister,
+    SubscriptionReader, SubscriptionRemover, SubscriptionWriter, WindowExtender,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
@@ -18,7 +22,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    ConnectionRecord, RealtimeStore, SubscribeOutcome, SubscriptionRecord, CLIENT_ID_GRACE_SECS,
+    ConnectionRecord, SubscribeOutcome, SubscriptionRecord, CLIENT_ID_GRACE_SECS,
     MAX_SUBSCRIPTIONS_PER_CONNECTION,
 };
 use crate::store::{is_expired, StoreError, StoreResult};
@@ -237,7 +241,7 @@ fn now_secs(now_ms: i64) -> i64 {
 }
 
 #[async_trait]
-impl RealtimeStore for DynamoRealtimeStore {
+impl ConnectionWriter for DynamoRealtimeStore {
     async fn put_connection(&self, connection: &ConnectionRecord) -> StoreResult<()> {
         self.client
             .put_item()
@@ -248,7 +252,10 @@ impl RealtimeStore for DynamoRealtimeStore {
             .map_err(backend)?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl ConnectionReader for DynamoRealtimeStore {
     async fn get_connection(
         &self,
         connection_id: &str,
@@ -259,7 +266,10 @@ impl RealtimeStore for DynamoRealtimeStore {
             .await?
             .filter(|c| !is_expired(c.expires_at, now_ms)))
     }
+}
 
+#[async_trait]
+impl ConnectionLister for DynamoRealtimeStore {
     async fn user_connections(
         &self,
         user_id: &str,
@@ -292,7 +302,10 @@ impl RealtimeStore for DynamoRealtimeStore {
         }
         Ok(found)
     }
+}
 
+#[async_trait]
+impl SubscriptionWriter for DynamoRealtimeStore {
     async fn put_subscription(
         &self,
         sub: &SubscriptionRecord,
@@ -378,7 +391,10 @@ impl RealtimeStore for DynamoRealtimeStore {
             sub.subscription_id
         )))
     }
+}
 
+#[async_trait]
+impl SubscriptionReader for DynamoRealtimeStore {
     async fn get_subscription(
         &self,
         connection_id: &str,
@@ -397,7 +413,10 @@ impl RealtimeStore for DynamoRealtimeStore {
             .await?
             .filter(|s| !is_expired(s.expires_at, now_ms)))
     }
+}
 
+#[async_trait]
+impl WindowExtender for DynamoRealtimeStore {
     async fn extend_window(
         &self,
         conversation_id: &str,
@@ -437,7 +456,10 @@ impl RealtimeStore for DynamoRealtimeStore {
             Err(e) => Err(backend(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
         }
     }
+}
 
+#[async_trait]
+impl SubscriptionRemover for DynamoRealtimeStore {
     async fn delete_subscription(
         &self,
         connection_id: &str,
@@ -482,7 +504,10 @@ impl RealtimeStore for DynamoRealtimeStore {
             "subscription {subscription_id} kept changing under {MAX_ATTEMPTS} attempts"
         )))
     }
+}
 
+#[async_trait]
+impl SubscriberLister for DynamoRealtimeStore {
     async fn subscribers(
         &self,
         conversation_id: &str,
@@ -515,7 +540,10 @@ impl RealtimeStore for DynamoRealtimeStore {
         }
         Ok(found)
     }
+}
 
+#[async_trait]
+impl Disconnector for DynamoRealtimeStore {
     async fn disconnect(&self, connection_id: &str, now_ms: i64) -> StoreResult<()> {
         let result = self
             .client

@@ -3,10 +3,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use crate::realtime::{
+    ConnectionLister, ConnectionReader, ConnectionWriter, Disconnector, SubscriberLister,
+    SubscriptionReader, SubscriptionRemover, SubscriptionWriter, WindowExtender,
+};
 use async_trait::async_trait;
 
 use super::{
-    ConnectionRecord, RealtimeStore, SubscribeOutcome, SubscriptionRecord, CLIENT_ID_GRACE_SECS,
+    ConnectionRecord, SubscribeOutcome, SubscriptionRecord, CLIENT_ID_GRACE_SECS,
     MAX_SUBSCRIPTIONS_PER_CONNECTION,
 };
 use crate::store::{is_expired, StoreError, StoreResult};
@@ -47,7 +51,7 @@ impl MemoryRealtimeStore {
 }
 
 #[async_trait]
-impl RealtimeStore for MemoryRealtimeStore {
+impl ConnectionWriter for MemoryRealtimeStore {
     async fn put_connection(&self, connection: &ConnectionRecord) -> StoreResult<()> {
         let mut state = self.lock()?;
         let old = state
@@ -62,7 +66,10 @@ impl RealtimeStore for MemoryRealtimeStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl ConnectionReader for MemoryRealtimeStore {
     async fn get_connection(
         &self,
         connection_id: &str,
@@ -75,7 +82,10 @@ impl RealtimeStore for MemoryRealtimeStore {
             .filter(|c| !is_expired(c.expires_at, now_ms))
             .cloned())
     }
+}
 
+#[async_trait]
+impl ConnectionLister for MemoryRealtimeStore {
     async fn user_connections(
         &self,
         user_id: &str,
@@ -91,7 +101,10 @@ impl RealtimeStore for MemoryRealtimeStore {
         found.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
         Ok(found)
     }
+}
 
+#[async_trait]
+impl SubscriptionWriter for MemoryRealtimeStore {
     async fn put_subscription(
         &self,
         sub: &SubscriptionRecord,
@@ -128,7 +141,10 @@ impl RealtimeStore for MemoryRealtimeStore {
             );
         Ok(SubscribeOutcome::Subscribed)
     }
+}
 
+#[async_trait]
+impl SubscriptionReader for MemoryRealtimeStore {
     async fn get_subscription(
         &self,
         connection_id: &str,
@@ -151,7 +167,10 @@ impl RealtimeStore for MemoryRealtimeStore {
             .filter(|s| !is_expired(s.expires_at, now_ms))
             .cloned())
     }
+}
 
+#[async_trait]
+impl WindowExtender for MemoryRealtimeStore {
     async fn extend_window(
         &self,
         conversation_id: &str,
@@ -181,7 +200,10 @@ impl RealtimeStore for MemoryRealtimeStore {
         }
         Ok(true)
     }
+}
 
+#[async_trait]
+impl SubscriptionRemover for MemoryRealtimeStore {
     async fn delete_subscription(
         &self,
         connection_id: &str,
@@ -198,7 +220,10 @@ impl RealtimeStore for MemoryRealtimeStore {
         state.remove_subscription(&cid, connection_id, subscription_id);
         Ok(Some(cid))
     }
+}
 
+#[async_trait]
+impl SubscriberLister for MemoryRealtimeStore {
     async fn subscribers(
         &self,
         conversation_id: &str,
@@ -216,7 +241,10 @@ impl RealtimeStore for MemoryRealtimeStore {
             })
             .unwrap_or_default())
     }
+}
 
+#[async_trait]
+impl Disconnector for MemoryRealtimeStore {
     async fn disconnect(&self, connection_id: &str, now_ms: i64) -> StoreResult<()> {
         let mut state = self.lock()?;
         let Some(connection) = state.connections.get_mut(connection_id) else {

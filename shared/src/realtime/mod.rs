@@ -106,25 +106,63 @@ pub fn subscription_expiry(connected_at_ms: i64) -> i64 {
     connected_at_ms.div_euclid(1000) + CONNECTION_LIFETIME_SECS
 }
 
+/// Every realtime port at once, for wiring and the conformance suite.
+pub trait RealtimeStore:
+    ConnectionWriter
+    + ConnectionReader
+    + ConnectionLister
+    + SubscriptionWriter
+    + SubscriptionReader
+    + WindowExtender
+    + SubscriptionRemover
+    + SubscriberLister
+    + Disconnector
+{
+}
+
+impl<
+        T: ConnectionWriter
+            + ConnectionReader
+            + ConnectionLister
+            + SubscriptionWriter
+            + SubscriptionReader
+            + WindowExtender
+            + SubscriptionRemover
+            + SubscriberLister
+            + Disconnector
+            + ?Sized,
+    > RealtimeStore for T
+{
+}
+
 #[async_trait]
-pub trait RealtimeStore: Send + Sync {
+pub trait ConnectionWriter: Send + Sync {
     /// Stores a new connection (connected, no subscriptions), replacing any item of that id.
     async fn put_connection(&self, connection: &ConnectionRecord) -> StoreResult<()>;
+}
 
+#[async_trait]
+pub trait ConnectionReader: Send + Sync {
     /// The connection, connected or recently closed; `None` when missing or expired.
     async fn get_connection(
         &self,
         connection_id: &str,
         now_ms: i64,
     ) -> StoreResult<Option<ConnectionRecord>>;
+}
 
+#[async_trait]
+pub trait ConnectionLister: Send + Sync {
     /// A user's connections that are still connected (one query of the sparse index).
     async fn user_connections(
         &self,
         user_id: &str,
         now_ms: i64,
     ) -> StoreResult<Vec<ConnectionRecord>>;
+}
 
+#[async_trait]
+pub trait SubscriptionWriter: Send + Sync {
     /// Adds or replaces subscription `sub.subscription_id` of `sub.connection_id`; a replaced
     /// subscription to another conversation is removed with it, atomically. The stored
     /// `expires_at` is the connection's `subscription_expiry` (whatever `sub` says).
@@ -133,7 +171,10 @@ pub trait RealtimeStore: Send + Sync {
         sub: &SubscriptionRecord,
         now_ms: i64,
     ) -> StoreResult<SubscribeOutcome>;
+}
 
+#[async_trait]
+pub trait SubscriptionReader: Send + Sync {
     /// A connection's subscription, when both are live.
     async fn get_subscription(
         &self,
@@ -141,7 +182,10 @@ pub trait RealtimeStore: Send + Sync {
         subscription_id: &str,
         now_ms: i64,
     ) -> StoreResult<Option<SubscriptionRecord>>;
+}
 
+#[async_trait]
+pub trait WindowExtender: Send + Sync {
     /// Moves a subscription's window start back to `new_start` (`None`: the whole
     /// conversation). A window never shrinks: when it already reaches further, nothing changes.
     /// `false` when the subscription is missing or expired.
@@ -153,21 +197,30 @@ pub trait RealtimeStore: Send + Sync {
         new_start: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<bool>;
+}
 
+#[async_trait]
+pub trait SubscriptionRemover: Send + Sync {
     /// Removes a subscription; returns its conversation id when it existed.
     async fn delete_subscription(
         &self,
         connection_id: &str,
         subscription_id: &str,
     ) -> StoreResult<Option<String>>;
+}
 
+#[async_trait]
+pub trait SubscriberLister: Send + Sync {
     /// Every live subscription to a conversation (one query of `SUBS#{cid}`).
     async fn subscribers(
         &self,
         conversation_id: &str,
         now_ms: i64,
     ) -> StoreResult<Vec<SubscriptionRecord>>;
+}
 
+#[async_trait]
+pub trait Disconnector: Send + Sync {
     /// Marks the connection closed (kept for `CLIENT_ID_GRACE_SECS` as a recent client id) and
     /// deletes its subscriptions. Missing or already closed connections are fine.
     async fn disconnect(&self, connection_id: &str, now_ms: i64) -> StoreResult<()>;

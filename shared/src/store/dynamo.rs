@@ -22,6 +22,11 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::store::{
+    ConversationReader, ConversationWriter, ItemReader, MessageCreator, MessageDeleter,
+    MessageEditor, MessageImporter, MessageLister, ParticipantRemover, ParticipantWriter,
+    ReactionAdder, ReactionReader, ReactionRemover, UserWriter,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -45,7 +50,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use super::memory::visible_reactions;
 use super::{
     is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
-    ReactionGuard, ReactionOutcome, Store, StoreError, StoreResult,
+    ReactionGuard, ReactionOutcome, StoreError, StoreResult,
 };
 use crate::content::Content;
 use crate::model::{
@@ -1190,7 +1195,7 @@ where
 }
 
 #[async_trait]
-impl Store for DynamoStore {
+impl ItemReader for DynamoStore {
     async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items> {
         let mut seen = HashSet::new();
         let unique: Vec<Item> = keys
@@ -1232,7 +1237,10 @@ impl Store for DynamoStore {
         }
         Ok(items)
     }
+}
 
+#[async_trait]
+impl UserWriter for DynamoStore {
     async fn upsert_user(
         &self,
         user_id: &str,
@@ -1283,7 +1291,10 @@ impl Store for DynamoStore {
             "user {user_id}: the expired record could not be replaced"
         )))
     }
+}
 
+#[async_trait]
+impl ConversationWriter for DynamoStore {
     async fn upsert_conversation(
         &self,
         conversation_id: &str,
@@ -1348,7 +1359,10 @@ impl Store for DynamoStore {
             "conversation {conversation_id}: the expired record could not be replaced"
         )))
     }
+}
 
+#[async_trait]
+impl ConversationReader for DynamoStore {
     async fn get_conversation(
         &self,
         conversation_id: &str,
@@ -1382,7 +1396,10 @@ impl Store for DynamoStore {
         }
         Ok(conversation.map(|c| (c, participants)))
     }
+}
 
+#[async_trait]
+impl ParticipantWriter for DynamoStore {
     async fn put_participant(
         &self,
         participant: &ParticipantRecord,
@@ -1410,7 +1427,10 @@ impl Store for DynamoStore {
             Err(c) => Err(c.unexpected("put participant")),
         }
     }
+}
 
+#[async_trait]
+impl ParticipantRemover for DynamoStore {
     async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()> {
         let request = self
             .client
@@ -1422,7 +1442,10 @@ impl Store for DynamoStore {
             .map_err(|e| sdk_error("DeleteItem (participant)", e))?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl MessageCreator for DynamoStore {
     async fn create_message(
         &self,
         message: &MessageRecord,
@@ -1527,7 +1550,10 @@ impl Store for DynamoStore {
         }
         Err(cancelled.unexpected("create message"))
     }
+}
 
+#[async_trait]
+impl MessageImporter for DynamoStore {
     async fn import_messages(&self, messages: &[MessageRecord], now_ms: i64) -> StoreResult<()> {
         // The last of several messages with one key wins, as in the memory store.
         let mut unique: BTreeMap<(&str, &str), &MessageRecord> = BTreeMap::new();
@@ -1551,7 +1577,10 @@ impl Store for DynamoStore {
             Err(c) => Err(c.unexpected("import messages")),
         }
     }
+}
 
+#[async_trait]
+impl MessageLister for DynamoStore {
     async fn list_messages(
         &self,
         conversation_id: &str,
@@ -1632,7 +1661,10 @@ impl Store for DynamoStore {
             loaded_all,
         })
     }
+}
 
+#[async_trait]
+impl MessageEditor for DynamoStore {
     async fn edit_message(
         &self,
         conversation_id: &str,
@@ -1706,7 +1738,10 @@ impl Store for DynamoStore {
             Err(err) => Err(sdk_error("UpdateItem (edit message)", err)),
         }
     }
+}
 
+#[async_trait]
+impl MessageDeleter for DynamoStore {
     async fn delete_message(
         &self,
         conversation_id: &str,
@@ -1737,7 +1772,10 @@ impl Store for DynamoStore {
             Err(err) => Err(sdk_error("DeleteItem (message)", err)),
         }
     }
+}
 
+#[async_trait]
+impl ReactionAdder for DynamoStore {
     async fn add_reaction(
         &self,
         conversation_id: &str,
@@ -1842,7 +1880,10 @@ impl Store for DynamoStore {
         }
         Ok(ReactionOutcome::TooManyReactions)
     }
+}
 
+#[async_trait]
+impl ReactionRemover for DynamoStore {
     async fn remove_reaction(
         &self,
         conversation_id: &str,
@@ -1921,7 +1962,10 @@ impl Store for DynamoStore {
         }
         Err(cancelled.unexpected("remove reaction"))
     }
+}
 
+#[async_trait]
+impl ReactionReader for DynamoStore {
     async fn user_reactions(
         &self,
         conversation_id: &str,

@@ -18,17 +18,31 @@ pub struct InboxRecord {
     pub expires_at: i64,
 }
 
+/// Every inbox port at once, for wiring and the conformance suite.
+pub trait InboxStore: InboxWriter + InboxReader + InboxDeleter + InboxClearer {}
+
+impl<T: InboxWriter + InboxReader + InboxDeleter + InboxClearer + ?Sized> InboxStore for T {}
+
 #[async_trait]
-pub trait InboxStore: Send + Sync {
+pub trait InboxWriter: Send + Sync {
     /// Stores one copy per recipient.
     async fn put_inbox_messages(&self, messages: &[InboxRecord]) -> StoreResult<()>;
+}
 
+#[async_trait]
+pub trait InboxReader: Send + Sync {
     /// A user's unexpired inbox messages, oldest first.
     async fn list_inbox(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<InboxRecord>>;
+}
 
+#[async_trait]
+pub trait InboxDeleter: Send + Sync {
     /// Deletes one of the user's messages; `true` if it was there (expired or not).
     async fn delete_inbox_message(&self, user_id: &str, message_id: &str) -> StoreResult<bool>;
+}
 
+#[async_trait]
+pub trait InboxClearer: Send + Sync {
     /// Deletes all of the user's messages, however many; returns how many were deleted.
     async fn clear_inbox(&self, user_id: &str) -> StoreResult<usize>;
 }

@@ -4,11 +4,16 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
+use crate::store::{
+    ConversationReader, ConversationWriter, ItemReader, MessageCreator, MessageDeleter,
+    MessageEditor, MessageImporter, MessageLister, ParticipantRemover, ParticipantWriter,
+    ReactionAdder, ReactionReader, ReactionRemover, UserWriter,
+};
 use async_trait::async_trait;
 
 use super::{
     is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
-    ReactionGuard, ReactionOutcome, Store, StoreError, StoreResult,
+    ReactionGuard, ReactionOutcome, StoreError, StoreResult,
 };
 use crate::changes::Change;
 use crate::model::{
@@ -161,7 +166,7 @@ impl State {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl ItemReader for MemoryStore {
     async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items> {
         let state = self.lock()?;
         let mut items = Items::default();
@@ -205,7 +210,10 @@ impl Store for MemoryStore {
         }
         Ok(items)
     }
+}
 
+#[async_trait]
+impl UserWriter for MemoryStore {
     async fn upsert_user(
         &self,
         user_id: &str,
@@ -243,7 +251,10 @@ impl Store for MemoryStore {
         state.users.insert(user_id.to_string(), user.clone());
         Ok(user)
     }
+}
 
+#[async_trait]
+impl ConversationWriter for MemoryStore {
     async fn upsert_conversation(
         &self,
         conversation_id: &str,
@@ -294,7 +305,10 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl ConversationReader for MemoryStore {
     async fn get_conversation(
         &self,
         conversation_id: &str,
@@ -316,7 +330,10 @@ impl Store for MemoryStore {
             .unwrap_or_default();
         Ok(Some((conversation, participants)))
     }
+}
 
+#[async_trait]
+impl ParticipantWriter for MemoryStore {
     async fn put_participant(
         &self,
         participant: &ParticipantRecord,
@@ -336,7 +353,10 @@ impl Store for MemoryStore {
             .insert(participant.user_id.clone(), participant.clone());
         Ok(())
     }
+}
 
+#[async_trait]
+impl ParticipantRemover for MemoryStore {
     async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()> {
         let mut state = self.lock()?;
         if let Some(ps) = state.participants.get_mut(conversation_id) {
@@ -344,7 +364,10 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl MessageCreator for MemoryStore {
     async fn create_message(
         &self,
         message: &MessageRecord,
@@ -394,7 +417,10 @@ impl Store for MemoryStore {
         self.emit(Change::MessageCreated(message.clone()));
         Ok(CreateOutcome::Created)
     }
+}
 
+#[async_trait]
+impl MessageImporter for MemoryStore {
     async fn import_messages(&self, messages: &[MessageRecord], now_ms: i64) -> StoreResult<()> {
         let mut state = self.lock()?;
         for m in messages {
@@ -424,7 +450,10 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl MessageLister for MemoryStore {
     async fn list_messages(
         &self,
         conversation_id: &str,
@@ -453,7 +482,10 @@ impl Store for MemoryStore {
             loaded_all,
         })
     }
+}
 
+#[async_trait]
+impl MessageEditor for MemoryStore {
     async fn edit_message(
         &self,
         conversation_id: &str,
@@ -479,7 +511,10 @@ impl Store for MemoryStore {
         self.emit(Change::MessageEdited(edited.clone()));
         Ok(Some(edited))
     }
+}
 
+#[async_trait]
+impl MessageDeleter for MemoryStore {
     async fn delete_message(
         &self,
         conversation_id: &str,
@@ -509,7 +544,10 @@ impl Store for MemoryStore {
             }
         }
     }
+}
 
+#[async_trait]
+impl ReactionAdder for MemoryStore {
     async fn add_reaction(
         &self,
         conversation_id: &str,
@@ -575,7 +613,10 @@ impl Store for MemoryStore {
         });
         Ok(ReactionOutcome::Changed)
     }
+}
 
+#[async_trait]
+impl ReactionRemover for MemoryStore {
     async fn remove_reaction(
         &self,
         conversation_id: &str,
@@ -620,7 +661,10 @@ impl Store for MemoryStore {
         });
         Ok(ReactionOutcome::Changed)
     }
+}
 
+#[async_trait]
+impl ReactionReader for MemoryStore {
     async fn user_reactions(
         &self,
         conversation_id: &str,

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::store::inbox::{InboxClearer, InboxDeleter, InboxReader, InboxWriter};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::inbox::{InboxRecord, InboxStore};
+use super::inbox::InboxRecord;
 use super::{is_expired, StoreError, StoreResult};
 use crate::changes::Change;
 
@@ -40,7 +41,7 @@ impl MemoryInbox {
 }
 
 #[async_trait]
-impl InboxStore for MemoryInbox {
+impl InboxWriter for MemoryInbox {
     async fn put_inbox_messages(&self, messages: &[InboxRecord]) -> StoreResult<()> {
         {
             let mut all = self.lock()?;
@@ -55,7 +56,10 @@ impl InboxStore for MemoryInbox {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl InboxReader for MemoryInbox {
     async fn list_inbox(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<InboxRecord>> {
         let all = self.lock()?;
         Ok(all
@@ -68,7 +72,10 @@ impl InboxStore for MemoryInbox {
             })
             .unwrap_or_default())
     }
+}
 
+#[async_trait]
+impl InboxDeleter for MemoryInbox {
     async fn delete_inbox_message(&self, user_id: &str, message_id: &str) -> StoreResult<bool> {
         let removed = self
             .lock()?
@@ -83,7 +90,10 @@ impl InboxStore for MemoryInbox {
         }
         Ok(removed)
     }
+}
 
+#[async_trait]
+impl InboxClearer for MemoryInbox {
     async fn clear_inbox(&self, user_id: &str) -> StoreResult<usize> {
         let removed = self.lock()?.remove(user_id).unwrap_or_default();
         for message_id in removed.keys() {

@@ -140,11 +140,54 @@ pub enum ReactionOutcome {
     TooManyReactions,
 }
 
+/// Every message-store port at once: what the composition root and the conformance suite hold.
+/// Operations never take it; each names the ports it uses (see `crate::ports`).
+pub trait Store:
+    ItemReader
+    + UserWriter
+    + ConversationWriter
+    + ConversationReader
+    + ParticipantWriter
+    + ParticipantRemover
+    + MessageCreator
+    + MessageImporter
+    + MessageLister
+    + MessageEditor
+    + MessageDeleter
+    + ReactionAdder
+    + ReactionRemover
+    + ReactionReader
+{
+}
+
+impl<
+        T: ItemReader
+            + UserWriter
+            + ConversationWriter
+            + ConversationReader
+            + ParticipantWriter
+            + ParticipantRemover
+            + MessageCreator
+            + MessageImporter
+            + MessageLister
+            + MessageEditor
+            + MessageDeleter
+            + ReactionAdder
+            + ReactionRemover
+            + ReactionReader
+            + ?Sized,
+    > Store for T
+{
+}
+
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait ItemReader: Send + Sync {
     /// Fetches users, conversations, participants and messages by key in one round trip.
     async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items>;
+}
 
+#[async_trait]
+pub trait UserWriter: Send + Sync {
     /// Creates or updates a user (an expired record counts as missing); returns the stored record.
     async fn upsert_user(
         &self,
@@ -153,7 +196,10 @@ pub trait Store: Send + Sync {
         now_ms: i64,
         expires_at: i64,
     ) -> StoreResult<UserRecord>;
+}
 
+#[async_trait]
+pub trait ConversationWriter: Send + Sync {
     /// Creates the conversation when missing (`created_at` = `now_ms`), applies the patch and
     /// puts the given participants, atomically.
     async fn upsert_conversation(
@@ -164,14 +210,20 @@ pub trait Store: Send + Sync {
         now_ms: i64,
         expires_at: i64,
     ) -> StoreResult<()>;
+}
 
+#[async_trait]
+pub trait ConversationReader: Send + Sync {
     /// The conversation and its participants.
     async fn get_conversation(
         &self,
         conversation_id: &str,
         now_ms: i64,
     ) -> StoreResult<Option<(ConversationRecord, Vec<ParticipantRecord>)>>;
+}
 
+#[async_trait]
+pub trait ParticipantWriter: Send + Sync {
     /// Adds a participant or changes their access; the conversation must exist
     /// (`Failed::ConversationMissing`).
     async fn put_participant(
@@ -179,10 +231,16 @@ pub trait Store: Send + Sync {
         participant: &ParticipantRecord,
         now_ms: i64,
     ) -> StoreResult<()>;
+}
 
+#[async_trait]
+pub trait ParticipantRemover: Send + Sync {
     /// Removes a participant; removing a missing one succeeds.
     async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()>;
+}
 
+#[async_trait]
+pub trait MessageCreator: Send + Sync {
     /// Creates a message when every condition holds, in one transaction. A reused idempotency
     /// key is `CreateOutcome::Duplicate`; other failures are `StoreError::ConditionFailed`.
     async fn create_message(
@@ -191,10 +249,16 @@ pub trait Store: Send + Sync {
         conditions: &CreateConditions,
         now_ms: i64,
     ) -> StoreResult<CreateOutcome>;
+}
 
+#[async_trait]
+pub trait MessageImporter: Send + Sync {
     /// Stores up to 100 messages of one existing conversation all at once, or none.
     async fn import_messages(&self, messages: &[MessageRecord], now_ms: i64) -> StoreResult<()>;
+}
 
+#[async_trait]
+pub trait MessageLister: Send + Sync {
     /// A conversation's unexpired messages older than `before` (all when `None`), newest first.
     async fn list_messages(
         &self,
@@ -203,7 +267,10 @@ pub trait Store: Send + Sync {
         limit: usize,
         now_ms: i64,
     ) -> StoreResult<MessagePage>;
+}
 
+#[async_trait]
+pub trait MessageEditor: Send + Sync {
     /// Applies an edit to an unexpired message (sent by `required_sender` when given); `None`
     /// when the message is missing, expired or not that sender's.
     async fn edit_message(
@@ -214,7 +281,10 @@ pub trait Store: Send + Sync {
         required_sender: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Option<MessageRecord>>;
+}
 
+#[async_trait]
+pub trait MessageDeleter: Send + Sync {
     /// Deletes a message (only if sent by `required_sender`, when given); `true` if it was there.
     async fn delete_message(
         &self,
@@ -222,7 +292,10 @@ pub trait Store: Send + Sync {
         message_id: &str,
         required_sender: Option<&str>,
     ) -> StoreResult<bool>;
+}
 
+#[async_trait]
+pub trait ReactionAdder: Send + Sync {
     /// Adds `guard.participant`'s reaction, atomically with the guard and the distinct-reaction
     /// limit. The per-user reaction item expires at `reaction_expires_at` (never before the
     /// message itself; readers only consult it for live messages).
@@ -237,7 +310,10 @@ pub trait Store: Send + Sync {
         reaction_expires_at: i64,
         now_ms: i64,
     ) -> StoreResult<ReactionOutcome>;
+}
 
+#[async_trait]
+pub trait ReactionRemover: Send + Sync {
     /// Removes `guard.participant`'s reaction, atomically with the guard.
     async fn remove_reaction(
         &self,
@@ -247,7 +323,10 @@ pub trait Store: Send + Sync {
         guard: &ReactionGuard,
         now_ms: i64,
     ) -> StoreResult<ReactionOutcome>;
+}
 
+#[async_trait]
+pub trait ReactionReader: Send + Sync {
     /// The (message id, emoji) pairs `user_id` reacted with on messages whose ids lie in
     /// `low..=high`.
     async fn user_reactions(

@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 
+use crate::store::inbox::{InboxClearer, InboxDeleter, InboxReader, InboxWriter};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 
 use super::{backoff, build_error, is_expired, key, n, s, sdk_error, DynamoStore, Item, Reader};
 use super::{PK, SK};
-use crate::store::inbox::{InboxRecord, InboxStore};
+use crate::store::inbox::InboxRecord;
 use crate::store::{StoreError, StoreResult};
 
 pub const INBOX_PREFIX: &str = "INBOX#";
@@ -81,7 +82,7 @@ impl DynamoStore {
 }
 
 #[async_trait]
-impl InboxStore for DynamoStore {
+impl InboxWriter for DynamoStore {
     async fn put_inbox_messages(&self, messages: &[InboxRecord]) -> StoreResult<()> {
         let writes = messages
             .iter()
@@ -95,7 +96,10 @@ impl InboxStore for DynamoStore {
             .collect::<StoreResult<Vec<_>>>()?;
         self.batch_write(writes).await
     }
+}
 
+#[async_trait]
+impl InboxReader for DynamoStore {
     async fn list_inbox(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<InboxRecord>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
@@ -124,7 +128,10 @@ impl InboxStore for DynamoStore {
             }
         }
     }
+}
 
+#[async_trait]
+impl InboxDeleter for DynamoStore {
     async fn delete_inbox_message(&self, user_id: &str, message_id: &str) -> StoreResult<bool> {
         let out = self
             .client
@@ -137,7 +144,10 @@ impl InboxStore for DynamoStore {
             .map_err(|e| sdk_error("DeleteItem", e))?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
+}
 
+#[async_trait]
+impl InboxClearer for DynamoStore {
     async fn clear_inbox(&self, user_id: &str) -> StoreResult<usize> {
         let mut deleted = 0;
         let mut start: Option<Item> = None;

@@ -1,0 +1,135 @@
+//! The storage ports: every small capability trait an operation may hold, and the DynamoDB actions
+//! each one may perform.
+//!
+//! An operation names its ports (see `crate::operations`), never a whole store, so its signature
+//! is its permission: the IAM policy that `template.yaml` gives a function is exactly the union of
+//! its ports' actions, and the IAM parity test (`shared/tests/iam_parity.rs`) checks both that and
+//! that every request a port sends to DynamoDB is one of the actions listed here.
+//!
+//! `use natter::ports::*` brings every port trait into scope.
+
+pub use crate::realtime::{
+    ConnectionLister, ConnectionReader, ConnectionWriter, Disconnector, RealtimeStore,
+    SubscriberLister, SubscriptionReader, SubscriptionRemover, SubscriptionWriter, WindowExtender,
+};
+pub use crate::store::inbox::{
+    ClientDirectory, InboxClearer, InboxDeleter, InboxReader, InboxStore, InboxWriter,
+};
+pub use crate::store::{
+    ConversationReader, ConversationWriter, ItemReader, MessageCreator, MessageDeleter,
+    MessageEditor, MessageImporter, MessageLister, ParticipantRemover, ParticipantWriter,
+    ReactionAdder, ReactionReader, ReactionRemover, Store, UserWriter,
+};
+
+/// One IAM action on the table (`dynamodb:GetItem` …) or on its indexes (`Resource:
+/// ${Table.Arn}/index/*`). A part of a `TransactWriteItems` is the action of its kind
+/// (`Put` → `PutItem`, `ConditionCheck` → `ConditionCheckItem`, …), as IAM evaluates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    GetItem,
+    BatchGetItem,
+    Query,
+    PutItem,
+    UpdateItem,
+    DeleteItem,
+    ConditionCheckItem,
+    BatchWriteItem,
+    /// `dynamodb:Query` on the table's indexes.
+    QueryIndex,
+}
+
+impl Action {
+    /// The IAM action name, as `template.yaml` spells it.
+    pub fn iam_name(self) -> &'static str {
+        match self {
+            Action::GetItem => "dynamodb:GetItem",
+            Action::BatchGetItem => "dynamodb:BatchGetItem",
+            Action::Query | Action::QueryIndex => "dynamodb:Query",
+            Action::PutItem => "dynamodb:PutItem",
+            Action::UpdateItem => "dynamodb:UpdateItem",
+            Action::DeleteItem => "dynamodb:DeleteItem",
+            Action::ConditionCheckItem => "dynamodb:ConditionCheckItem",
+            Action::BatchWriteItem => "dynamodb:BatchWriteItem",
+        }
+    }
+
+    /// Whether the action's resource is the table's indexes rather than the table.
+    pub fn on_index(self) -> bool {
+        self == Action::QueryIndex
+    }
+}
+
+/// Declares the port catalogue: each port's trait and the actions its DynamoDB implementation
+/// may send.
+macro_rules! ports {
+    ($($port:ident => [$($action:ident),* $(,)?],)*) => {
+        /// Every port, by the name of its trait.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Port {
+            $($port,)*
+        }
+
+        impl Port {
+            pub const ALL: &'static [Port] = &[$(Port::$port,)*];
+
+            /// The DynamoDB actions this port's implementation may send.
+            pub fn actions(self) -> &'static [Action] {
+                match self {
+                    $(Port::$port => &[$(Action::$action),*],)*
+                }
+            }
+
+            /// The trait's name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Port::$port => stringify!($port),)*
+                }
+            }
+        }
+
+        $(
+            impl PortTrait for dyn $port {
+                const PORT: Port = Port::$port;
+            }
+        )*
+    };
+}
+
+/// Ties a port trait (as `dyn Trait`) to its entry in the catalogue.
+pub trait PortTrait {
+    const PORT: Port;
+}
+
+ports! {
+    // The message store.
+    ItemReader => [BatchGetItem],
+    UserWriter => [UpdateItem, DeleteItem],
+    ConversationWriter => [Query, UpdateItem, PutItem, DeleteItem],
+    ConversationReader => [Query],
+    ParticipantWriter => [ConditionCheckItem, PutItem],
+    ParticipantRemover => [DeleteItem],
+    MessageCreator => [PutItem, ConditionCheckItem],
+    MessageImporter => [PutItem],
+    MessageLister => [Query],
+    MessageEditor => [UpdateItem],
+    MessageDeleter => [DeleteItem],
+    ReactionAdder => [ConditionCheckItem, PutItem, UpdateItem],
+    ReactionRemover => [ConditionCheckItem, DeleteItem, UpdateItem],
+    ReactionReader => [Query],
+    // The inbox.
+    InboxWriter => [BatchWriteItem],
+    InboxReader => [Query],
+    InboxDeleter => [DeleteItem],
+    InboxClearer => [Query, BatchWriteItem],
+    ClientDirectory => [GetItem],
+    // Connections and subscriptions.
+    ConnectionWriter => [PutItem],
+    ConnectionReader => [GetItem],
+    ConnectionLister => [QueryIndex],
+    SubscriptionWriter => [GetItem, PutItem, UpdateItem, DeleteItem],
+    SubscriptionReader => [GetItem],
+    WindowExtender => [UpdateItem],
+    SubscriptionRemover => [UpdateItem, DeleteItem],
+    SubscriberLister => [Query],
+    Disconnector => [UpdateItem, BatchWriteItem],
+}
