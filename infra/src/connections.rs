@@ -111,8 +111,7 @@ pub async fn introspect(
     Path(connection_id): Path<String>,
 ) -> Response {
     let record = match state
-        .ws
-        .realtime
+        .connections
         .get_connection(&connection_id, now_ms())
         .await
     {

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use natter::error::Error;
-use natter::routes::{find_route, HttpRoute, INBOX_FUNCTIONS};
+use natter::routes::{find_route, HttpRoute};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 
@@ -61,7 +61,7 @@ pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Res
         }
     }
     // Read one byte past the limit so that an oversized body is told apart from a full one.
-    let limit = state.domain.config.limits.max_body_bytes;
+    let limit = state.services.config().limits.max_body_bytes;
     let bytes = match to_bytes(body, limit + 1).await {
         Ok(bytes) if bytes.len() <= limit => bytes,
         _ => {
@@ -96,12 +96,14 @@ pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Res
             )
         }
     };
-    let response = if INBOX_FUNCTIONS.contains(&route.function) {
-        natter::http::handle_inbox(&state.ws.inbox, route.function, event).await
-    } else {
-        natter::http::handle(&state.domain, route.function, event).await
+    let Some(service) = state.http.get(route.function) else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &format!("no operation serves {}", route.function),
+        );
     };
-    into_axum(response)
+    into_axum(service.handle(event).await)
 }
 
 /// The HTTP API payload 2.0 event for a request, as JSON (authorizer context still empty).

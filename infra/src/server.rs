@@ -1,21 +1,18 @@
 //! Starting the gateway: storage, domain, secrets, the router, and a clean stop on a signal.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use natter::auth::AuthConfig;
 use natter::clock::{Clock, SystemClock};
 use natter::config::Config;
-use natter::domain::{Domain, Inbox};
 use natter::fanout::{FanOut, ManagementApiPusher};
-use natter::realtime::dynamo::DynamoRealtimeStore;
-use natter::realtime::memory::MemoryRealtimeStore;
-use natter::realtime::RealtimeStore;
+use natter::http::HttpService;
+use natter::ports::ConnectionReader;
+use natter::services::Services;
 use natter::store::dynamo::DynamoStore;
-use natter::store::inbox::{ConnectionDirectory, InboxStore};
-use natter::store::memory::MemoryStore;
-use natter::store::memory_inbox::MemoryInbox;
-use natter::store::Store;
+use natter::ws::WsService;
 
 use crate::cli::ServeOptions;
 
@@ -24,19 +21,29 @@ use crate::cli::ServeOptions;
 pub const DEV_SIGNING_SECRET: &str = "natter-local-dev-signing-secret-do-not-deploy";
 pub const DEV_SECRET_KEY: &str = "natter-local-dev-secret-key-do-not-deploy";
 
+/// What every handler of the gateway shares: each operation built once from one set of services.
 #[derive(Clone)]
 pub struct AppState {
-    pub domain: Domain,
+    pub services: Services,
+    /// The HTTP operations by function name (the route table's `function`).
+    pub http: Arc<HashMap<&'static str, HttpService>>,
+    /// The WebSocket routes' operations by route key.
+    pub ws: Arc<HashMap<&'static str, WsService>>,
+    /// The gateway's own introspection (`/@local/connections/{id}`) reads connection records.
+    pub connections: Arc<dyn ConnectionReader>,
     pub auth: Arc<AuthConfig>,
-    /// The WebSocket routes' context (the domain, the inbox and the realtime store).
-    pub ws: natter::ws::WsContext,
     /// The open WebSocket connections.
     pub sockets: Arc<crate::ws::Registry>,
 }
 
 impl AppState {
     pub fn now_secs(&self) -> u64 {
-        (self.domain.clock.now_ms() / 1000).max(0) as u64
+        (self.services.clock().now_ms() / 1000).max(0) as u64
+    }
+
+    /// The operation of a WebSocket route; every key of `WS_ROUTES` has one.
+    pub fn ws_route(&self, route_key: &str) -> Option<&WsService> {
+        self.ws.get(route_key)
     }
 }
 
@@ -60,9 +67,7 @@ pub fn auth_from_env() -> (AuthConfig, bool) {
 
 /// Everything the gateway stores, and what feeds its fan-out.
 pub struct Storage {
-    pub store: Arc<dyn Store>,
-    pub inbox: Arc<dyn InboxStore>,
-    pub realtime: Arc<dyn RealtimeStore>,
+    pub services: Services,
     pub changes: ChangeSource,
 }
 
@@ -76,26 +81,23 @@ pub enum ChangeSource {
 
 /// The storage the options ask for, with its change source ready: on DynamoDB the stream is
 /// positioned before this returns, so nothing written after start-up is missed.
-pub async fn storage(options: &ServeOptions) -> Result<Storage, String> {
+pub async fn storage(options: &ServeOptions, config: Config) -> Result<Storage, String> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match &options.dynamodb_endpoint {
         None => {
-            let store = MemoryStore::new();
-            let changes = ChangeSource::Memory(store.changes());
+            let (services, changes) = Services::memory(clock, config);
             Ok(Storage {
-                inbox: Arc::new(MemoryInbox::new(store.change_sender())),
-                store: Arc::new(store),
-                realtime: Arc::new(MemoryRealtimeStore::new()),
-                changes,
+                services,
+                changes: ChangeSource::Memory(changes),
             })
         }
         Some(endpoint) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&sdk)
                 .endpoint_url(endpoint)
                 .build();
-            let client = aws_sdk_dynamodb::Client::from_conf(config);
-            let store = DynamoStore::new(client.clone(), &options.table);
-            store
+            let client = aws_sdk_dynamodb::Client::from_conf(dynamodb_config);
+            DynamoStore::new(client.clone(), &options.table)
                 .create_table_if_missing()
                 .await
                 .map_err(|e| format!("could not prepare table {}: {e}", options.table))?;
@@ -115,9 +117,7 @@ pub async fn storage(options: &ServeOptions) -> Result<Storage, String> {
             .await
             .map_err(|e| format!("could not read the stream of table {}: {e}", options.table))?;
             Ok(Storage {
-                inbox: Arc::new(store.clone()),
-                store: Arc::new(store),
-                realtime: Arc::new(DynamoRealtimeStore::new(client, &options.table)),
+                services: Services::dynamodb(client, &options.table, clock, config),
                 changes: ChangeSource::Stream(reader),
             })
         }
@@ -150,12 +150,9 @@ pub fn spawn_fan_out(
     changes: ChangeSource,
     addr: std::net::SocketAddr,
 ) -> Result<(), String> {
-    let fan_out = Arc::new(FanOut {
-        domain: state.domain.clone(),
-        realtime: state.ws.realtime.clone(),
-        pusher: Arc::new(local_pusher(addr)),
-        concurrency: natter::fanout::concurrency_from_env()?,
-    });
+    let pusher = Arc::new(local_pusher(addr));
+    let concurrency = natter::fanout::concurrency_from_env()?;
+    let fan_out = Arc::new(FanOut::new(&state.services, pusher, concurrency));
     match changes {
         ChangeSource::Memory(feed) => {
             tokio::spawn(crate::streams::run_change_feed(feed, fan_out));
@@ -167,24 +164,21 @@ pub fn spawn_fan_out(
     Ok(())
 }
 
-/// The gateway's state over its storage: the domain, the inbox and the WebSocket context share
-/// one clock and one configuration.
-pub fn app_state(storage: &Storage, auth: AuthConfig, config: Config) -> AppState {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let domain = Domain::new(storage.store.clone(), clock.clone(), config);
-    let inbox = Inbox {
-        store: storage.inbox.clone(),
-        clients: Arc::new(ConnectionDirectory(storage.realtime.clone())),
-        clock,
-        config: domain.config.clone(),
-    };
+/// The gateway's state over its services: every HTTP and WebSocket operation, built once.
+pub fn app_state(services: &Services, auth: AuthConfig) -> AppState {
+    let http = natter::http::all_services(services)
+        .into_iter()
+        .map(|service| (service.route().function, service))
+        .collect();
+    let ws = natter::ws::all_services(services)
+        .into_iter()
+        .map(|service| (service.route().route_key, service))
+        .collect();
     AppState {
-        ws: natter::ws::WsContext {
-            domain: domain.clone(),
-            realtime: storage.realtime.clone(),
-            inbox,
-        },
-        domain,
+        services: services.clone(),
+        http: Arc::new(http),
+        ws: Arc::new(ws),
+        connections: services.build(),
         auth: Arc::new(auth),
         sockets: Arc::default(),
     }
@@ -211,8 +205,8 @@ pub fn router(state: AppState) -> Router {
 pub async fn run(options: ServeOptions) -> Result<(), String> {
     let config = Config::from_env()?;
     let (auth, dev_secrets) = auth_from_env();
-    let storage = storage(&options).await?;
-    let state = app_state(&storage, auth, config);
+    let storage = storage(&options, config).await?;
+    let state = app_state(&storage.services, auth);
     if dev_secrets {
         let sample = natter::auth::issue_user_token(
             "alice",

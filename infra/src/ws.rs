@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse,
+    ApiGatewayWebsocketProxyRequest,
 };
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -348,7 +349,10 @@ pub async fn upgrade(
     });
     connect_event["requestContext"]["authorizer"] = Value::Object(authorizer.clone());
     let response = match parse_event(connect_event) {
-        Ok(event) => natter::ws::handle(&state.ws, "ws-connect", event).await,
+        Ok(event) => match run_route(&state, "$connect", event).await {
+            Ok(response) => response,
+            Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e),
+        },
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e),
     };
     if !(200..300).contains(&response.status_code) {
@@ -554,16 +558,15 @@ async fn disconnect(state: &AppState, socket: &Arc<Socket>, code: u16, reason: &
         "isBase64Encoded": false,
     });
     match parse_event(event) {
-        Ok(event) => {
-            let response = natter::ws::handle(&state.ws, "ws-disconnect", event).await;
-            if !(200..300).contains(&response.status_code) {
-                tracing::warn!(
-                    connection_id = socket.connection_id,
-                    status = response.status_code,
-                    "$disconnect failed"
-                );
-            }
-        }
+        Ok(event) => match run_route(state, "$disconnect", event).await {
+            Ok(response) if (200..300).contains(&response.status_code) => {}
+            Ok(response) => tracing::warn!(
+                connection_id = socket.connection_id,
+                status = response.status_code,
+                "$disconnect failed"
+            ),
+            Err(e) => tracing::error!(error = e, "could not run $disconnect"),
+        },
         Err(e) => tracing::error!(error = e, "could not run $disconnect"),
     }
 }
@@ -589,8 +592,20 @@ async fn route_frame(state: &AppState, socket: &Socket, host: &str, body: &str) 
         "isBase64Encoded": false,
     });
     let event = parse_event(event).ok()?;
-    let response = natter::ws::handle(&state.ws, route.function, event).await;
+    let response = run_route(state, route.route_key, event).await.ok()?;
     natter::ws::reply_body(&response)
+}
+
+/// Runs the operation of a WebSocket route on one event.
+async fn run_route(
+    state: &AppState,
+    route_key: &str,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, String> {
+    let service = state
+        .ws_route(route_key)
+        .ok_or_else(|| format!("no operation serves the {route_key} route"))?;
+    Ok(service.handle(event).await)
 }
 
 #[cfg(test)]

@@ -33,10 +33,15 @@ use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 
 use crate::changes::Change;
-use crate::domain::Domain;
+use crate::domain::Context;
 use crate::error::{Error, Result};
 use crate::model::{MessageRecord, MessageSnapshot};
-use crate::realtime::{RealtimeStore, SubscriptionRecord};
+use crate::operation;
+use crate::ports::{
+    ConnectionLister, Disconnector, ItemReader, Port, ReactionReader, SubscriberLister,
+};
+use crate::realtime::SubscriptionRecord;
+use crate::services::{ports_of, Services};
 use crate::store::{ItemKey, Items};
 
 /// A user's (message id, emoji) reactions.
@@ -140,12 +145,24 @@ pub struct Report {
     pub failed: usize,
 }
 
+operation! {
+    /// What the fan-out reads and changes in storage: a conversation's subscribers, a user's
+    /// connections, participants, the viewers' reactions, and gone connections.
+    pub struct FanOutPorts {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        reactions: Arc<dyn ReactionReader>,
+        subscribers: Arc<dyn SubscriberLister>,
+        connections: Arc<dyn ConnectionLister>,
+        disconnector: Arc<dyn Disconnector>,
+    }
+}
+
 pub struct FanOut {
-    pub domain: Domain,
-    pub realtime: Arc<dyn RealtimeStore>,
-    pub pusher: Arc<dyn Pusher>,
+    ports: FanOutPorts,
+    pusher: Arc<dyn Pusher>,
     /// Posts in flight at once.
-    pub concurrency: usize,
+    concurrency: usize,
 }
 
 /// `FANOUT_CONCURRENCY` (1..=`MAX_CONCURRENCY`), or the default.
@@ -173,6 +190,19 @@ struct Post {
 }
 
 impl FanOut {
+    pub fn new(services: &Services, pusher: Arc<dyn Pusher>, concurrency: usize) -> Self {
+        FanOut {
+            ports: services.build(),
+            pusher,
+            concurrency,
+        }
+    }
+
+    /// The storage ports the fan-out function holds (what its IAM policy must grant).
+    pub fn ports() -> Vec<Port> {
+        ports_of::<FanOutPorts>()
+    }
+
     /// Applies changes in order; stops at the first that fails and returns its index with the
     /// error (the ones before it are done).
     pub async fn apply_all(
@@ -196,10 +226,11 @@ impl FanOut {
         let Some(cid) = change.conversation_id() else {
             return self.apply_inbox(change).await;
         };
-        let now = self.domain.clock.now_ms();
+        let now = self.ports.ctx.now_ms();
         let message_id = change.message_id();
         let subs: Vec<SubscriptionRecord> = self
-            .realtime
+            .ports
+            .subscribers
             .subscribers(cid, now)
             .await?
             .into_iter()
@@ -236,10 +267,11 @@ impl FanOut {
             ),
             _ => return Ok(Report::default()),
         };
-        let now = self.domain.clock.now_ms();
+        let now = self.ports.ctx.now_ms();
         let frame = frame.to_string();
         let posts = self
-            .realtime
+            .ports
+            .connections
             .user_connections(user_id, now)
             .await?
             .into_iter()
@@ -266,9 +298,9 @@ impl FanOut {
             })
             .collect();
         let items = self
-            .domain
-            .store
-            .get_items(&keys, self.domain.clock.now_ms())
+            .ports
+            .items
+            .get_items(&keys, self.ports.ctx.now_ms())
             .await?;
         Ok(subs
             .into_iter()
@@ -362,9 +394,16 @@ impl FanOut {
         message: &MessageRecord,
         subs: &[SubscriptionRecord],
     ) -> Result<HashMap<String, Value>> {
-        let snapshot = self
-            .domain
-            .expand(cid, None, vec![message.clone()], Items::default())
+        let ports = &self.ports;
+        let snapshot = (ports.ctx)
+            .expand(
+                &*ports.items,
+                &*ports.reactions,
+                cid,
+                None,
+                vec![message.clone()],
+                Items::default(),
+            )
             .await?
             .pop()
             .ok_or_else(|| Error::Internal("expanding a message gave no snapshot".into()))?;
@@ -384,12 +423,12 @@ impl FanOut {
             Some(r) => (snapshot.id.clone(), r.id.clone()),
             None => (snapshot.id.clone(), snapshot.id.clone()),
         };
-        let now = self.domain.clock.now_ms();
+        let now = ports.ctx.now_ms();
         // Owned, boxed futures: each reads one user's reactions.
         let reads: Vec<BoxFuture<'static, Result<(String, Reacted)>>> = users
             .into_iter()
             .map(|user| {
-                let store = self.domain.store.clone();
+                let store = ports.reactions.clone();
                 let (cid, user) = (cid.to_string(), user.to_string());
                 let (low, high) = (low.clone(), high.clone());
                 async move {
@@ -443,9 +482,12 @@ impl FanOut {
                 }
             }
         }
-        let now = self.domain.clock.now_ms();
+        let now = self.ports.ctx.now_ms();
         for connection_id in &gone {
-            self.realtime.disconnect(connection_id, now).await?;
+            self.ports
+                .disconnector
+                .disconnect(connection_id, now)
+                .await?;
         }
         report.gone = gone.len();
         match first_failure {
@@ -707,11 +749,9 @@ mod tests {
     use crate::auth::Identity;
     use crate::clock::{Clock, SystemClock};
     use crate::config::Config;
-    use crate::ports::*;
-    use crate::realtime::memory::MemoryRealtimeStore;
+    use crate::domain::{PutConversation, SendMessage};
     use crate::realtime::ConnectionRecord;
     use crate::scripted_http::{Received, Reply};
-    use crate::store::memory::MemoryStore;
 
     /// Records every post; connections listed in `gone` answer 410, in `failing` fail.
     #[derive(Default)]
@@ -741,21 +781,19 @@ mod tests {
     }
 
     struct Setup {
-        domain: Domain,
-        realtime: Arc<MemoryRealtimeStore>,
+        services: Services,
         feed: tokio::sync::broadcast::Receiver<Change>,
     }
 
     async fn setup() -> Setup {
-        let store = MemoryStore::new();
-        let feed = store.changes();
-        let domain = Domain::new(Arc::new(store), Arc::new(SystemClock), Config::default());
+        let (services, feed) = Services::memory(Arc::new(SystemClock), Config::default());
         let body = serde_json::from_value(json!({"participants": ["alice", "bob"]})).unwrap();
-        domain
-            .put_conversation(&Identity::Secret, "c1", body)
+        services
+            .build::<PutConversation>()
+            .run(&Identity::Secret, "c1", body)
             .await
             .unwrap();
-        let realtime = Arc::new(MemoryRealtimeStore::new());
+        let realtime = services.realtime.clone();
         let now = SystemClock.now_ms();
         for (conn, user) in [("A", "alice"), ("B", "bob"), ("E", "eve")] {
             realtime
@@ -772,20 +810,11 @@ mod tests {
             };
             realtime.put_subscription(&sub, now).await.unwrap();
         }
-        Setup {
-            domain,
-            realtime,
-            feed,
-        }
+        Setup { services, feed }
     }
 
     fn fan_out(setup: &Setup, pusher: Arc<FakePusher>) -> FanOut {
-        FanOut {
-            domain: setup.domain.clone(),
-            realtime: setup.realtime.clone(),
-            pusher,
-            concurrency: 4,
-        }
+        FanOut::new(&setup.services, pusher, 4)
     }
 
     async fn send(setup: &mut Setup, user: &str, text: &str) -> Change {
@@ -795,8 +824,9 @@ mod tests {
         };
         let body = serde_json::from_value(json!({ "text": text })).unwrap();
         setup
-            .domain
-            .send_message(&identity, "c1", body)
+            .services
+            .build::<SendMessage>()
+            .run(&identity, "c1", body)
             .await
             .unwrap();
         setup.feed.recv().await.unwrap()
@@ -830,15 +860,20 @@ mod tests {
         assert_eq!(posts[0].1["type"], "message.created");
         assert_eq!(posts[0].1["subscriptionId"], "s");
         let now = SystemClock.now_ms();
-        let bob = setup
-            .realtime
+        let bob = (setup.services.realtime)
             .get_connection("B", now)
             .await
             .unwrap()
             .unwrap();
         assert!(!bob.connected && bob.subscriptions.is_empty());
         assert_eq!(
-            setup.realtime.subscribers("c1", now).await.unwrap().len(),
+            setup
+                .services
+                .realtime
+                .subscribers("c1", now)
+                .await
+                .unwrap()
+                .len(),
             2
         );
     }

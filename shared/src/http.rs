@@ -1,8 +1,10 @@
 //! HTTP API events in, responses out: the layer between API Gateway and the domain.
 //!
-//! `handle` serves one function of the route table (`routes::HTTP_ROUTES`). It reads the
+//! Each operation is declared once in `http_operations!` with its route and the few lines that
+//! turn a request into its domain call; a function's binary serves one by type
+//! (`HttpService::new::<SendMessage>`), natter-local all of them. `HttpService::handle` reads the
 //! authorizer's verdict, the decoded path parameters, the query and the JSON body, calls the
-//! domain, and turns its result or error into a response.
+//! operation, and turns its result or error into a response.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
@@ -10,13 +12,22 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use async_trait::async_trait;
+
+use crate::auth::Identity;
 use crate::authorizer::identity_from_context;
 use crate::config::Limits;
-use crate::domain::{Domain, Inbox};
+use crate::domain::{
+    AddReaction, ClearInbox, DeleteInboxMessage, DeleteMessage, DeleteParticipant, EditMessage,
+    GetConversation, GetMessage, GetUser, ImportMessages, ListInbox, ListMessages, ParticipantBody,
+    PutConversation, PutParticipant, PutUser, RemoveReaction, SendInboxMessage, SendMessage,
+};
 use crate::error::{Error, Result};
+use crate::routes::HttpRoute;
+use crate::services::{Component, Services};
 
 /// A successful response: status and optional JSON body.
-struct Reply {
+pub struct Reply {
     status: u16,
     body: Option<serde_json::Value>,
 }
@@ -36,50 +47,177 @@ fn no_content() -> Result<Reply> {
     })
 }
 
-/// Serves `function` (a name from the route table) for one API Gateway HTTP API event.
-pub async fn handle(
-    domain: &Domain,
-    function: &str,
-    event: ApiGatewayV2httpRequest,
-) -> ApiGatewayV2httpResponse {
-    respond(function, dispatch(domain, function, &event).await)
+/// An HTTP API operation: a domain operation with its route. `ROUTE` is generated, with the
+/// route table, by the one declaration per operation below.
+pub trait HttpOperation: Component + HttpHandler + 'static {
+    const ROUTE: HttpRoute;
 }
 
-/// Serves one of the inbox functions (`routes::INBOX_FUNCTIONS`).
-pub async fn handle_inbox(
-    inbox: &Inbox,
-    function: &str,
-    event: ApiGatewayV2httpRequest,
-) -> ApiGatewayV2httpResponse {
-    respond(function, dispatch_inbox(inbox, function, &event).await)
+/// How one operation turns an authorized request into a domain call and its reply.
+#[async_trait]
+pub trait HttpHandler: Send + Sync {
+    async fn call(&self, identity: &Identity, req: &Request<'_>) -> Result<Reply>;
 }
 
-async fn dispatch_inbox(
-    inbox: &Inbox,
-    function: &str,
-    event: &ApiGatewayV2httpRequest,
-) -> Result<Reply> {
-    let identity = identity_from_context(&event.request_context)?;
-    let req = Request::new(&inbox.config.limits, event)?;
-    match function {
-        "send-inbox-message" => {
-            let ids = inbox.send(&identity, req.body()?).await?;
-            json(201, serde_json::json!({ "messageIds": ids }))
+/// One operation ready to serve events: what a function's `main` runs and what natter-local
+/// dispatches to.
+pub struct HttpService {
+    route: HttpRoute,
+    handler: Box<dyn HttpHandler>,
+    limits: Limits,
+}
+
+impl HttpService {
+    /// Builds operation `O` from the services.
+    pub fn new<O: HttpOperation>(services: &Services) -> Self {
+        HttpService {
+            route: O::ROUTE,
+            handler: Box::new(O::build(services)),
+            limits: services.config().limits.clone(),
         }
-        "list-inbox" => json(
-            200,
-            serde_json::json!({ "data": inbox.list_for(&identity).await? }),
-        ),
-        "delete-inbox-message" => {
-            inbox.delete(&identity, req.path("messageId")?).await?;
-            no_content()
-        }
-        "clear-inbox" => {
-            inbox.clear(&identity).await?;
-            no_content()
-        }
-        other => Err(Error::Internal(format!("no inbox handler for {other:?}"))),
     }
+
+    pub fn route(&self) -> &HttpRoute {
+        &self.route
+    }
+
+    /// Serves one API Gateway HTTP API event.
+    pub async fn handle(&self, event: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        let reply = async {
+            let identity = identity_from_context(&event.request_context)?;
+            let req = Request::new(&self.limits, &event)?;
+            self.handler.call(&identity, &req).await
+        };
+        respond(self.route.function, reply.await)
+    }
+}
+
+/// Declares every HTTP operation once: its route and how a request becomes its domain call.
+/// From it come each operation's `HttpOperation` impl, `HTTP_ROUTES` and `all_services`.
+macro_rules! http_operations {
+    ($($op:ident: $method:literal $path:literal => $function:literal,
+        |$this:ident, $id:ident, $req:ident| $body:expr;)*) => {
+        $(
+            impl HttpOperation for $op {
+                const ROUTE: HttpRoute = HttpRoute {
+                    method: $method,
+                    path: $path,
+                    function: $function,
+                    ports: crate::services::ports_of::<$op>,
+                };
+            }
+
+            #[async_trait]
+            impl HttpHandler for $op {
+                async fn call(&self, $id: &Identity, $req: &Request<'_>) -> Result<Reply> {
+                    let $this = self;
+                    $body
+                }
+            }
+        )*
+
+        /// Every HTTP API route, in declaration order.
+        pub const HTTP_ROUTES: &[HttpRoute] = &[$(<$op as HttpOperation>::ROUTE,)*];
+
+        /// Every HTTP operation, built from one set of services (natter-local serves them all).
+        pub fn all_services(services: &Services) -> Vec<HttpService> {
+            vec![$(HttpService::new::<$op>(services),)*]
+        }
+    };
+}
+
+http_operations! {
+    PutUser: "PUT" "/v1/users/{userId}" => "put-user",
+        |op, id, req| json(200, op.run(id, req.path("userId")?, req.body()?).await?);
+    GetUser: "GET" "/v1/users/{userId}" => "get-user",
+        |op, id, req| json(200, op.run(id, req.path("userId")?).await?);
+    PutConversation: "PUT" "/v1/conversations/{conversationId}" => "put-conversation",
+        |op, id, req| json(200, op.run(id, req.path("conversationId")?, req.body()?).await?);
+    GetConversation: "GET" "/v1/conversations/{conversationId}" => "get-conversation",
+        |op, id, req| json(200, op.run(id, req.path("conversationId")?).await?);
+    PutParticipant: "PUT" "/v1/conversations/{conversationId}/participants/{userId}"
+        => "put-participant",
+        |op, id, req| {
+            let body = req.optional_body()?.unwrap_or(ParticipantBody { access: None });
+            op.run(id, req.path("conversationId")?, req.path("userId")?, body).await?;
+            no_content()
+        };
+    DeleteParticipant: "DELETE" "/v1/conversations/{conversationId}/participants/{userId}"
+        => "delete-participant",
+        |op, id, req| {
+            op.run(id, req.path("conversationId")?, req.path("userId")?).await?;
+            no_content()
+        };
+    SendMessage: "POST" "/v1/conversations/{conversationId}/messages" => "send-message",
+        |op, id, req| json(201, op.run(id, req.path("conversationId")?, req.body()?).await?);
+    ListMessages: "GET" "/v1/conversations/{conversationId}/messages" => "list-messages",
+        |op, id, req| {
+            let limit = match req.query("limit") {
+                None => None,
+                Some(raw) => Some(raw.parse::<usize>().map_err(|_| {
+                    Error::invalid(format!("limit must be a whole number, got {raw:?}"))
+                })?),
+            };
+            let cid = req.path("conversationId")?;
+            json(200, op.run(id, cid, limit, req.query("before")).await?)
+        };
+    GetMessage: "GET" "/v1/conversations/{conversationId}/messages/{messageId}"
+        => "get-message",
+        |op, id, req| {
+            let (cid, mid) = (req.path("conversationId")?, req.path("messageId")?);
+            json(200, op.run(id, cid, mid).await?)
+        };
+    EditMessage: "PATCH" "/v1/conversations/{conversationId}/messages/{messageId}"
+        => "edit-message",
+        |op, id, req| {
+            let (cid, mid) = (req.path("conversationId")?, req.path("messageId")?);
+            json(200, op.run(id, cid, mid, req.body()?).await?)
+        };
+    DeleteMessage: "DELETE" "/v1/conversations/{conversationId}/messages/{messageId}"
+        => "delete-message",
+        |op, id, req| {
+            op.run(id, req.path("conversationId")?, req.path("messageId")?).await?;
+            no_content()
+        };
+    AddReaction: "PUT"
+        "/v1/conversations/{conversationId}/messages/{messageId}/reactions/{emoji}"
+        => "add-reaction",
+        |op, id, req| {
+            let (cid, mid) = (req.path("conversationId")?, req.path("messageId")?);
+            op.run(id, cid, mid, req.path("emoji")?).await?;
+            no_content()
+        };
+    RemoveReaction: "DELETE"
+        "/v1/conversations/{conversationId}/messages/{messageId}/reactions/{emoji}"
+        => "remove-reaction",
+        |op, id, req| {
+            let (cid, mid) = (req.path("conversationId")?, req.path("messageId")?);
+            op.run(id, cid, mid, req.path("emoji")?).await?;
+            no_content()
+        };
+    ImportMessages: "POST" "/v1/import/conversations/{conversationId}/messages"
+        => "import-messages",
+        |op, id, req| {
+            let ids = op.run(id, req.path("conversationId")?, req.body()?).await?;
+            json(201, serde_json::json!({ "messageIds": ids }))
+        };
+    SendInboxMessage: "POST" "/v1/inbox" => "send-inbox-message",
+        |op, id, req| {
+            let ids = op.run(id, req.body()?).await?;
+            json(201, serde_json::json!({ "messageIds": ids }))
+        };
+    ListInbox: "GET" "/v1/inbox" => "list-inbox",
+        |op, id, _req| json(200, serde_json::json!({ "data": op.run(id).await? }));
+    DeleteInboxMessage: "DELETE" "/v1/inbox/{messageId}" => "delete-inbox-message",
+        |op, id, req| {
+            op.run(id, req.path("messageId")?).await?;
+            no_content()
+        };
+    ClearInbox: "DELETE" "/v1/inbox" => "clear-inbox",
+        |op, id, _req| {
+            op.run(id).await?;
+            no_content()
+        };
 }
 
 fn respond(function: &str, reply: Result<Reply>) -> ApiGatewayV2httpResponse {
@@ -94,128 +232,8 @@ fn respond(function: &str, reply: Result<Reply>) -> ApiGatewayV2httpResponse {
     }
 }
 
-async fn dispatch(
-    domain: &Domain,
-    function: &str,
-    event: &ApiGatewayV2httpRequest,
-) -> Result<Reply> {
-    let identity = identity_from_context(&event.request_context)?;
-    let id = &identity;
-    let req = Request::new(&domain.config.limits, event)?;
-    match function {
-        "put-user" => json(
-            200,
-            domain
-                .put_user(id, req.path("userId")?, req.body()?)
-                .await?,
-        ),
-        "get-user" => json(200, domain.get_user(id, req.path("userId")?).await?),
-        "put-conversation" => json(
-            200,
-            domain
-                .put_conversation(id, req.path("conversationId")?, req.body()?)
-                .await?,
-        ),
-        "get-conversation" => json(
-            200,
-            domain
-                .get_conversation(id, req.path("conversationId")?)
-                .await?,
-        ),
-        "put-participant" => {
-            let body = req
-                .optional_body()?
-                .unwrap_or(crate::domain::ParticipantBody { access: None });
-            domain
-                .put_participant(id, req.path("conversationId")?, req.path("userId")?, body)
-                .await?;
-            no_content()
-        }
-        "delete-participant" => {
-            domain
-                .delete_participant(id, req.path("conversationId")?, req.path("userId")?)
-                .await?;
-            no_content()
-        }
-        "send-message" => json(
-            201,
-            domain
-                .send_message(id, req.path("conversationId")?, req.body()?)
-                .await?,
-        ),
-        "list-messages" => {
-            let limit = match req.query("limit") {
-                None => None,
-                Some(raw) => Some(raw.parse::<usize>().map_err(|_| {
-                    Error::invalid(format!("limit must be a whole number, got {raw:?}"))
-                })?),
-            };
-            json(
-                200,
-                domain
-                    .list_messages(id, req.path("conversationId")?, limit, req.query("before"))
-                    .await?,
-            )
-        }
-        "get-message" => json(
-            200,
-            domain
-                .get_message(id, req.path("conversationId")?, req.path("messageId")?)
-                .await?,
-        ),
-        "edit-message" => json(
-            200,
-            domain
-                .edit_message(
-                    id,
-                    req.path("conversationId")?,
-                    req.path("messageId")?,
-                    req.body()?,
-                )
-                .await?,
-        ),
-        "delete-message" => {
-            domain
-                .delete_message(id, req.path("conversationId")?, req.path("messageId")?)
-                .await?;
-            no_content()
-        }
-        "add-reaction" => {
-            domain
-                .add_reaction(
-                    id,
-                    req.path("conversationId")?,
-                    req.path("messageId")?,
-                    req.path("emoji")?,
-                )
-                .await?;
-            no_content()
-        }
-        "remove-reaction" => {
-            domain
-                .remove_reaction(
-                    id,
-                    req.path("conversationId")?,
-                    req.path("messageId")?,
-                    req.path("emoji")?,
-                )
-                .await?;
-            no_content()
-        }
-        "import-messages" => {
-            let ids = domain
-                .import_messages(id, req.path("conversationId")?, req.body()?)
-                .await?;
-            json(201, serde_json::json!({ "messageIds": ids }))
-        }
-        other => Err(Error::Internal(format!(
-            "no handler for function {other:?}"
-        ))),
-    }
-}
-
 /// Read access to one event's parts, with errors that name what is wrong.
-struct Request<'a> {
+pub struct Request<'a> {
     event: &'a ApiGatewayV2httpRequest,
     body: Option<Vec<u8>>,
 }

@@ -22,5 +22,6 @@ pub mod realtime;
 pub mod routes;
 #[cfg(test)]
 mod scripted_http;
+pub mod services;
 pub mod store;
 pub mod ws;

@@ -15,6 +15,10 @@ pub use crate::realtime::{
 pub use crate::store::inbox::{
     ClientDirectory, InboxClearer, InboxDeleter, InboxReader, InboxStore, InboxWriter,
 };
+use std::sync::Arc;
+
+use crate::services::{Component, Services};
+
 pub use crate::store::{
     ConversationReader, ConversationWriter, ItemReader, MessageCreator, MessageDeleter,
     MessageEditor, MessageImporter, MessageLister, ParticipantRemover, ParticipantWriter,
@@ -62,7 +66,7 @@ impl Action {
 /// Declares the port catalogue: each port's trait and the actions its DynamoDB implementation
 /// may send.
 macro_rules! ports {
-    ($($port:ident => [$($action:ident),* $(,)?],)*) => {
+    ($($port:ident from $source:ident => [$($action:ident),* $(,)?],)*) => {
         /// Every port, by the name of its trait.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Port {
@@ -88,48 +92,50 @@ macro_rules! ports {
         }
 
         $(
-            impl PortTrait for dyn $port {
-                const PORT: Port = Port::$port;
+            /// A port is a component: taken from the store that implements it.
+            impl Component for Arc<dyn $port> {
+                fn build(services: &Services) -> Self {
+                    services.$source.clone()
+                }
+
+                fn ports(into: &mut Vec<Port>) {
+                    into.push(Port::$port);
+                }
             }
         )*
     };
 }
 
-/// Ties a port trait (as `dyn Trait`) to its entry in the catalogue.
-pub trait PortTrait {
-    const PORT: Port;
-}
-
 ports! {
     // The message store.
-    ItemReader => [BatchGetItem],
-    UserWriter => [UpdateItem, DeleteItem],
-    ConversationWriter => [Query, UpdateItem, PutItem, DeleteItem],
-    ConversationReader => [Query],
-    ParticipantWriter => [ConditionCheckItem, PutItem],
-    ParticipantRemover => [DeleteItem],
-    MessageCreator => [PutItem, ConditionCheckItem],
-    MessageImporter => [PutItem],
-    MessageLister => [Query],
-    MessageEditor => [UpdateItem],
-    MessageDeleter => [DeleteItem],
-    ReactionAdder => [ConditionCheckItem, PutItem, UpdateItem],
-    ReactionRemover => [ConditionCheckItem, DeleteItem, UpdateItem],
-    ReactionReader => [Query],
+    ItemReader from store => [BatchGetItem],
+    UserWriter from store => [UpdateItem, DeleteItem],
+    ConversationWriter from store => [Query, UpdateItem, PutItem, DeleteItem],
+    ConversationReader from store => [Query],
+    ParticipantWriter from store => [ConditionCheckItem, PutItem],
+    ParticipantRemover from store => [DeleteItem],
+    MessageCreator from store => [PutItem, ConditionCheckItem],
+    MessageImporter from store => [PutItem],
+    MessageLister from store => [Query],
+    MessageEditor from store => [UpdateItem],
+    MessageDeleter from store => [DeleteItem],
+    ReactionAdder from store => [ConditionCheckItem, PutItem, UpdateItem],
+    ReactionRemover from store => [ConditionCheckItem, DeleteItem, UpdateItem],
+    ReactionReader from store => [Query],
     // The inbox.
-    InboxWriter => [BatchWriteItem],
-    InboxReader => [Query],
-    InboxDeleter => [DeleteItem],
-    InboxClearer => [Query, BatchWriteItem],
-    ClientDirectory => [GetItem],
+    InboxWriter from inbox => [BatchWriteItem],
+    InboxReader from inbox => [Query],
+    InboxDeleter from inbox => [DeleteItem],
+    InboxClearer from inbox => [Query, BatchWriteItem],
+    ClientDirectory from clients => [GetItem],
     // Connections and subscriptions.
-    ConnectionWriter => [PutItem],
-    ConnectionReader => [GetItem],
-    ConnectionLister => [QueryIndex],
-    SubscriptionWriter => [GetItem, PutItem, UpdateItem, DeleteItem],
-    SubscriptionReader => [GetItem],
-    WindowExtender => [UpdateItem],
-    SubscriptionRemover => [UpdateItem, DeleteItem],
-    SubscriberLister => [Query],
-    Disconnector => [UpdateItem, BatchWriteItem],
+    ConnectionWriter from realtime => [PutItem],
+    ConnectionReader from realtime => [GetItem],
+    ConnectionLister from realtime => [QueryIndex],
+    SubscriptionWriter from realtime => [GetItem, PutItem, UpdateItem, DeleteItem],
+    SubscriptionReader from realtime => [GetItem],
+    WindowExtender from realtime => [UpdateItem],
+    SubscriptionRemover from realtime => [GetItem, UpdateItem, DeleteItem],
+    SubscriberLister from realtime => [Query],
+    Disconnector from realtime => [UpdateItem, BatchWriteItem],
 }

@@ -1,142 +1,36 @@
-//! The route table: every HTTP route and the Lambda function that serves it.
-//!
-//! This is the one source of truth for routing. The local gateway dispatches with it, and tests
-//! check that `template.yaml` and `docs/openapi.yaml` declare exactly these routes.
+//! The route tables' types and matching. The tables themselves are generated from the one
+//! declaration per operation in `http.rs` (`HTTP_ROUTES`) and `ws.rs` (`WS_ROUTES`); the local
+//! gateway dispatches with them, and tests check that `template.yaml` and `docs/openapi.yaml`
+//! declare exactly these routes and that each function's IAM policy matches its ports.
 
-/// One HTTP API route: method, path template (API Gateway syntax) and the function behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use crate::ports::Port;
+
+/// One HTTP API route: method, path template (API Gateway syntax), the function behind it and
+/// the storage ports that function's operation holds.
+#[derive(Debug, Clone, Copy)]
 pub struct HttpRoute {
     pub method: &'static str,
     pub path: &'static str,
     /// The binary name in `functions/` and the function's logical name in `template.yaml`
     /// (kebab-case here, PascalCase + `Function` there).
     pub function: &'static str,
+    /// The ports of the operation (what its IAM policy must grant).
+    pub ports: fn() -> Vec<Port>,
 }
 
-const fn route(method: &'static str, path: &'static str, function: &'static str) -> HttpRoute {
-    HttpRoute {
-        method,
-        path,
-        function,
-    }
-}
-
-pub const HTTP_ROUTES: &[HttpRoute] = &[
-    route("PUT", "/v1/users/{userId}", "put-user"),
-    route("GET", "/v1/users/{userId}", "get-user"),
-    route(
-        "PUT",
-        "/v1/conversations/{conversationId}",
-        "put-conversation",
-    ),
-    route(
-        "GET",
-        "/v1/conversations/{conversationId}",
-        "get-conversation",
-    ),
-    route(
-        "PUT",
-        "/v1/conversations/{conversationId}/participants/{userId}",
-        "put-participant",
-    ),
-    route(
-        "DELETE",
-        "/v1/conversations/{conversationId}/participants/{userId}",
-        "delete-participant",
-    ),
-    route(
-        "POST",
-        "/v1/conversations/{conversationId}/messages",
-        "send-message",
-    ),
-    route(
-        "GET",
-        "/v1/conversations/{conversationId}/messages",
-        "list-messages",
-    ),
-    route(
-        "GET",
-        "/v1/conversations/{conversationId}/messages/{messageId}",
-        "get-message",
-    ),
-    route(
-        "PATCH",
-        "/v1/conversations/{conversationId}/messages/{messageId}",
-        "edit-message",
-    ),
-    route(
-        "DELETE",
-        "/v1/conversations/{conversationId}/messages/{messageId}",
-        "delete-message",
-    ),
-    route(
-        "PUT",
-        "/v1/conversations/{conversationId}/messages/{messageId}/reactions/{emoji}",
-        "add-reaction",
-    ),
-    route(
-        "DELETE",
-        "/v1/conversations/{conversationId}/messages/{messageId}/reactions/{emoji}",
-        "remove-reaction",
-    ),
-    route(
-        "POST",
-        "/v1/import/conversations/{conversationId}/messages",
-        "import-messages",
-    ),
-    route("POST", "/v1/inbox", "send-inbox-message"),
-    route("GET", "/v1/inbox", "list-inbox"),
-    route("DELETE", "/v1/inbox/{messageId}", "delete-inbox-message"),
-    route("DELETE", "/v1/inbox", "clear-inbox"),
-];
-
-/// The functions that serve the inbox (they use `domain::Inbox`, not `domain::Domain`).
-pub const INBOX_FUNCTIONS: &[&str] = &[
-    "send-inbox-message",
-    "list-inbox",
-    "delete-inbox-message",
-    "clear-inbox",
-];
+pub use crate::http::HTTP_ROUTES;
+pub use crate::ws::WS_ROUTES;
 
 /// One WebSocket API route: its route key (a frame's `action`, or `$connect`, `$disconnect`,
 /// `$default`) and the function behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct WsRoute {
     pub route_key: &'static str,
     /// The binary name in `functions/` (see `HttpRoute::function`).
     pub function: &'static str,
+    /// The ports of the route's operation.
+    pub ports: fn() -> Vec<Port>,
 }
-
-pub const WS_ROUTES: &[WsRoute] = &[
-    WsRoute {
-        route_key: "$connect",
-        function: "ws-connect",
-    },
-    WsRoute {
-        route_key: "$disconnect",
-        function: "ws-disconnect",
-    },
-    WsRoute {
-        route_key: "hello",
-        function: "ws-hello",
-    },
-    WsRoute {
-        route_key: "subscribe",
-        function: "ws-subscribe",
-    },
-    WsRoute {
-        route_key: "loadMore",
-        function: "ws-load-more",
-    },
-    WsRoute {
-        route_key: "unsubscribe",
-        function: "ws-unsubscribe",
-    },
-    WsRoute {
-        route_key: "$default",
-        function: "ws-default",
-    },
-];
 
 /// The `$connect` route's REQUEST authorizer (identity source: the `token` query parameter).
 pub const WS_AUTHORIZER_FUNCTION: &str = "ws-authorizer";

@@ -25,19 +25,19 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::auth::{authenticate_token, AuthConfig, AuthError, Identity};
-use crate::domain::Domain;
-use crate::error::{Error, Result};
-use crate::realtime::{ConnectionRecord, RealtimeStore, SubscribeOutcome, SubscriptionRecord};
+use async_trait::async_trait;
 
-/// What the WebSocket route functions need: the domain and the realtime store.
-#[derive(Clone)]
-pub struct WsContext {
-    pub domain: Domain,
-    pub realtime: Arc<dyn RealtimeStore>,
-    /// The user inbox, replayed on `hello`.
-    pub inbox: crate::domain::Inbox,
-}
+use crate::auth::{authenticate_token, AuthConfig, AuthError, Identity};
+use crate::domain::{Context, ListInbox, ListMessages};
+use crate::error::{Error, Result};
+use crate::operation;
+use crate::ports::{
+    ConnectionWriter, Disconnector, ItemReader, SubscriptionReader, SubscriptionRemover,
+    SubscriptionWriter, WindowExtender,
+};
+use crate::realtime::{ConnectionRecord, SubscribeOutcome, SubscriptionRecord};
+use crate::routes::WsRoute;
+use crate::services::{Component, Services};
 
 // ---- The $connect authorizer ----
 
@@ -93,28 +93,162 @@ pub fn identity(event: &ApiGatewayWebsocketProxyRequest) -> Result<Identity> {
 
 // ---- Routes ----
 
-/// Serves `function` (a name from `routes::WS_ROUTES`) for one WebSocket API event.
-pub async fn handle(
-    ctx: &WsContext,
-    function: &str,
-    event: ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
-    match function {
-        "ws-connect" => status_only(connect(ctx, &event).await),
-        "ws-disconnect" => status_only(disconnect(ctx, &event).await),
-        _ => {
-            let frame = Frame::parse(event.body.as_deref());
-            let reply = match frame.as_ref() {
-                Ok(frame) => match message(ctx, function, &event, frame).await {
-                    Ok(reply) => reply,
-                    Err(e) => error_frame(&e),
-                },
-                Err(e) => error_frame(e),
-            };
-            let request_id = frame.ok().and_then(|f| f.request_id);
-            reply_response(reply, request_id)
+/// A WebSocket route's operation; `ROUTE` and `WS_ROUTES` come from `ws_operations!` below.
+pub trait WsOperation: Component + WsHandler + 'static {
+    const ROUTE: WsRoute;
+}
+
+/// Serves one WebSocket API event of its route.
+#[async_trait]
+pub trait WsHandler: Send + Sync {
+    async fn handle(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse;
+}
+
+/// One route's operation ready to serve events (a function's `main`, or natter-local).
+pub struct WsService {
+    route: WsRoute,
+    handler: Box<dyn WsHandler>,
+}
+
+impl WsService {
+    pub fn new<O: WsOperation>(services: &Services) -> Self {
+        WsService {
+            route: O::ROUTE,
+            handler: Box::new(O::build(services)),
         }
     }
+
+    pub fn route(&self) -> &WsRoute {
+        &self.route
+    }
+
+    pub async fn handle(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        self.handler.handle(event).await
+    }
+}
+
+/// Declares every WebSocket route once. A `connection` route (`$connect`, `$disconnect`) answers
+/// with a status; a `frame` route gets the parsed client frame and answers with a reply frame
+/// that echoes its `requestId`. Each operation's `run` does the work.
+macro_rules! ws_operations {
+    ($($op:ident: $key:literal => $function:literal, $kind:ident;)*) => {
+        $(
+            impl WsOperation for $op {
+                const ROUTE: WsRoute = WsRoute {
+                    route_key: $key,
+                    function: $function,
+                    ports: crate::services::ports_of::<$op>,
+                };
+            }
+
+            ws_operations!(@handler $kind $op);
+        )*
+
+        /// Every WebSocket route; `$default` is last.
+        pub const WS_ROUTES: &[WsRoute] = &[$(<$op as WsOperation>::ROUTE,)*];
+
+        /// Every WebSocket route's operation, built from one set of services.
+        pub fn all_services(services: &Services) -> Vec<WsService> {
+            vec![$(WsService::new::<$op>(services),)*]
+        }
+    };
+    (@handler connection $op:ident) => {
+        #[async_trait]
+        impl WsHandler for $op {
+            async fn handle(
+                &self,
+                event: ApiGatewayWebsocketProxyRequest,
+            ) -> ApiGatewayProxyResponse {
+                status_only(self.run(&event).await)
+            }
+        }
+    };
+    (@handler frame $op:ident) => {
+        #[async_trait]
+        impl WsHandler for $op {
+            async fn handle(
+                &self,
+                event: ApiGatewayWebsocketProxyRequest,
+            ) -> ApiGatewayProxyResponse {
+                match Frame::parse(event.body.as_deref()) {
+                    Ok(frame) => {
+                        let reply = self.run(&event, &frame).await;
+                        reply_response(reply.unwrap_or_else(|e| error_frame(&e)), frame.request_id)
+                    }
+                    Err(e) => reply_response(error_frame(&e), None),
+                }
+            }
+        }
+    };
+}
+
+ws_operations! {
+    WsConnect: "$connect" => "ws-connect", connection;
+    WsDisconnect: "$disconnect" => "ws-disconnect", connection;
+    WsHello: "hello" => "ws-hello", frame;
+    WsSubscribe: "subscribe" => "ws-subscribe", frame;
+    WsLoadMore: "loadMore" => "ws-load-more", frame;
+    WsUnsubscribe: "unsubscribe" => "ws-unsubscribe", frame;
+    WsDefault: "$default" => "ws-default", frame;
+}
+
+operation! {
+    /// `$connect`: stores the connection.
+    pub struct WsConnect {
+        ctx: Context,
+        connections: Arc<dyn ConnectionWriter>,
+    }
+}
+
+operation! {
+    /// `$disconnect`: marks the connection closed and drops its subscriptions.
+    pub struct WsDisconnect {
+        ctx: Context,
+        connections: Arc<dyn Disconnector>,
+    }
+}
+
+operation! {
+    /// `hello`: who the client is, and the inbox replay.
+    pub struct WsHello {
+        inbox: ListInbox,
+    }
+}
+
+operation! {
+    /// `subscribe`: a windowed subscription to a conversation's messages.
+    pub struct WsSubscribe {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        messages: ListMessages,
+        subscriptions: Arc<dyn SubscriptionWriter>,
+        windows: Arc<dyn WindowExtender>,
+        removals: Arc<dyn SubscriptionRemover>,
+    }
+}
+
+operation! {
+    /// `loadMore`: widens a subscription's window into the past.
+    pub struct WsLoadMore {
+        ctx: Context,
+        messages: ListMessages,
+        subscriptions: Arc<dyn SubscriptionReader>,
+        windows: Arc<dyn WindowExtender>,
+        removals: Arc<dyn SubscriptionRemover>,
+    }
+}
+
+operation! {
+    /// `unsubscribe`.
+    pub struct WsUnsubscribe {
+        ctx: Context,
+        removals: Arc<dyn SubscriptionRemover>,
+    }
+}
+
+operation! {
+    /// `$default`: any other frame, answered with an error.
+    pub struct WsDefault {}
 }
 
 fn status_only(result: Result<()>) -> ApiGatewayProxyResponse {
@@ -139,24 +273,30 @@ fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str> {
         .ok_or_else(|| Error::Internal("the event has no connection id".into()))
 }
 
-async fn connect(ctx: &WsContext, event: &ApiGatewayWebsocketProxyRequest) -> Result<()> {
-    let Identity::User { user_id, .. } = identity(event)? else {
-        return Err(Error::Unauthorized("a user token is needed".into()));
-    };
-    let now = ctx.domain.clock.now_ms();
-    let connected_at = match event.request_context.connected_at {
-        at if at > 0 => at,
-        _ => now,
-    };
-    let record = ConnectionRecord::new(connection_id(event)?, &user_id, connected_at);
-    ctx.realtime.put_connection(&record).await?;
-    Ok(())
+impl WsConnect {
+    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest) -> Result<()> {
+        let Identity::User { user_id, .. } = identity(event)? else {
+            return Err(Error::Unauthorized("a user token is needed".into()));
+        };
+        let now = self.ctx.now_ms();
+        let connected_at = match event.request_context.connected_at {
+            at if at > 0 => at,
+            _ => now,
+        };
+        let record = ConnectionRecord::new(connection_id(event)?, &user_id, connected_at);
+        self.connections.put_connection(&record).await?;
+        Ok(())
+    }
 }
 
-async fn disconnect(ctx: &WsContext, event: &ApiGatewayWebsocketProxyRequest) -> Result<()> {
-    let now = ctx.domain.clock.now_ms();
-    ctx.realtime.disconnect(connection_id(event)?, now).await?;
-    Ok(())
+impl WsDisconnect {
+    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest) -> Result<()> {
+        let now = self.ctx.now_ms();
+        self.connections
+            .disconnect(connection_id(event)?, now)
+            .await?;
+        Ok(())
+    }
 }
 
 /// A client frame: its JSON object, with the `requestId` to echo.
@@ -195,28 +335,16 @@ impl Frame {
     }
 }
 
-async fn message(
-    ctx: &WsContext,
-    function: &str,
-    event: &ApiGatewayWebsocketProxyRequest,
-    frame: &Frame,
-) -> Result<Value> {
-    match function {
-        "ws-hello" => hello(ctx, event, frame).await,
-        "ws-subscribe" => subscribe(ctx, event, frame).await,
-        "ws-load-more" => load_more(ctx, event, frame).await,
-        "ws-unsubscribe" => unsubscribe(ctx, event, frame).await,
-        "ws-default" => Err(Error::invalid(match frame.action() {
+impl WsDefault {
+    async fn run(&self, _event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+        Err(Error::invalid(match frame.action() {
             Some(action) => format!(
                 "unknown action {action:?}; expected hello, subscribe, loadMore or unsubscribe"
             ),
             None => {
                 "a frame needs an action: hello, subscribe, loadMore or unsubscribe".to_string()
             }
-        })),
-        other => Err(Error::Internal(format!(
-            "no handler for function {other:?}"
-        ))),
+        }))
     }
 }
 
@@ -224,32 +352,25 @@ async fn message(
 #[serde(deny_unknown_fields)]
 struct HelloFrame {}
 
-async fn hello(
-    ctx: &WsContext,
-    event: &ApiGatewayWebsocketProxyRequest,
-    frame: &Frame,
-) -> Result<Value> {
-    let HelloFrame {} = frame.parse_as()?;
-    let identity = identity(event)?;
-    let Identity::User { user_id, .. } = &identity else {
-        return Err(Error::Unauthorized("a user token is needed".into()));
-    };
-    let messages = hello_inbox(ctx, user_id).await?;
-    Ok(json!({
-        "type": "hello",
-        "clientId": connection_id(event)?,
-        "userId": user_id,
-        "messages": messages,
-    }))
-}
-
-/// The inbox messages a `hello` replays: every unexpired one of the user, oldest first.
-async fn hello_inbox(ctx: &WsContext, user_id: &str) -> Result<Vec<Value>> {
-    let messages = ctx.inbox.list(user_id).await?;
-    messages
-        .into_iter()
-        .map(|m| serde_json::to_value(m).map_err(|e| Error::Internal(e.to_string())))
-        .collect()
+impl WsHello {
+    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+        let HelloFrame {} = frame.parse_as()?;
+        let identity = identity(event)?;
+        let Identity::User { user_id, .. } = &identity else {
+            return Err(Error::Unauthorized("a user token is needed".into()));
+        };
+        let messages = self.inbox.of_user(user_id).await?;
+        let messages: Vec<Value> = messages
+            .into_iter()
+            .map(|m| serde_json::to_value(m).map_err(|e| Error::Internal(e.to_string())))
+            .collect::<Result<_>>()?;
+        Ok(json!({
+            "type": "hello",
+            "clientId": connection_id(event)?,
+            "userId": user_id,
+            "messages": messages,
+        }))
+    }
 }
 
 #[derive(Deserialize)]
@@ -275,9 +396,9 @@ struct UnsubscribeFrame {
     subscription_id: Option<String>,
 }
 
-fn subscription_id(ctx: &WsContext, id: Option<String>) -> Result<String> {
+fn subscription_id(ctx: &Context, id: Option<String>) -> Result<String> {
     let id = id.ok_or_else(|| Error::invalid("subscriptionId is required"))?;
-    crate::ids::validate_id("subscriptionId", &id, ctx.domain.config.limits.max_id_chars)?;
+    ctx.check_id("subscriptionId", &id)?;
     Ok(id)
 }
 
@@ -306,201 +427,194 @@ fn subscription_error(subscription_id: &str, error: &Error) -> Value {
     })
 }
 
-async fn subscribe(
-    ctx: &WsContext,
-    event: &ApiGatewayWebsocketProxyRequest,
-    frame: &Frame,
-) -> Result<Value> {
-    let body: SubscribeFrame = frame.parse_as()?;
-    let sub_id = subscription_id(ctx, body.subscription_id)?;
-    let identity = identity(event)?;
-    let connection_id = connection_id(event)?;
-    match subscribe_to(
-        ctx,
-        &identity,
-        connection_id,
-        &sub_id,
-        body.conversation_id,
-        body.limit,
-    )
-    .await
-    {
-        Ok(reply) => Ok(reply),
-        Err(e @ Error::Internal(_)) => Err(e),
-        Err(e) => Ok(subscription_error(&sub_id, &e)),
-    }
-}
-
-async fn subscribe_to(
-    ctx: &WsContext,
-    identity: &Identity,
-    connection_id: &str,
-    sub_id: &str,
-    conversation_id: Option<String>,
-    limit: Option<Value>,
-) -> Result<Value> {
-    let domain = &ctx.domain;
-    let limits = &domain.config.limits;
-    let cid = conversation_id.ok_or_else(|| Error::invalid("conversationId is required"))?;
-    crate::ids::validate_id("conversationId", &cid, limits.max_id_chars)?;
-    let limit = page_size(
-        "limit",
-        limit.as_ref(),
-        limits.default_page,
-        limits.max_page,
-    )?;
-    let Identity::User { user_id, .. } = identity else {
-        return Err(Error::Unauthorized("a user token is needed".into()));
-    };
-
-    // 1. Only participants may subscribe (404 otherwise, as over HTTP).
-    domain.access_items(identity, &cid, false).await?;
-    // 2. Store the subscription before reading the window, so that a message sent meanwhile is
-    //    pushed rather than lost. Its window starts "now" (the smallest id a message sent from
-    //    now on can have) until the first window is known: older messages are not new to this
-    //    subscriber, even when the stream delivers their creation late.
-    let now = domain.clock.now_ms();
-    let record = SubscriptionRecord {
-        conversation_id: cid.clone(),
-        connection_id: connection_id.to_string(),
-        subscription_id: sub_id.to_string(),
-        user_id: user_id.clone(),
-        window_start: Some(crate::ids::message_id_floor(now)),
-        // Set from the connection by the store.
-        expires_at: 0,
-    };
-    match ctx.realtime.put_subscription(&record, now).await? {
-        SubscribeOutcome::Subscribed => {}
-        SubscribeOutcome::ConnectionGone => {
-            return Err(Error::invalid("this connection is closed"))
-        }
-        SubscribeOutcome::TooMany => {
-            return Err(Error::LimitExceeded(format!(
-                "a connection may hold at most {} subscriptions",
-                crate::realtime::MAX_SUBSCRIPTIONS_PER_CONNECTION
-            )))
+impl WsSubscribe {
+    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+        let body: SubscribeFrame = frame.parse_as()?;
+        let sub_id = subscription_id(&self.ctx, body.subscription_id)?;
+        let identity = identity(event)?;
+        let connection_id = connection_id(event)?;
+        match self
+            .subscribe_to(
+                &identity,
+                connection_id,
+                &sub_id,
+                body.conversation_id,
+                body.limit,
+            )
+            .await
+        {
+            Ok(reply) => Ok(reply),
+            Err(e @ Error::Internal(_)) => Err(e),
+            Err(e) => Ok(subscription_error(&sub_id, &e)),
         }
     }
-    // 3. The first window, then widen the subscription's window back to it.
-    let page = match domain
-        .list_messages(identity, &cid, Some(limit), None)
-        .await
-    {
-        Ok(page) => page,
-        Err(e) => {
-            let _ = ctx
-                .realtime
-                .delete_subscription(connection_id, sub_id)
-                .await;
-            return Err(e);
-        }
-    };
-    let start = match page.data.last() {
-        Some(oldest) if !page.loaded_all => Some(oldest.id.as_str()),
-        _ => None,
-    };
-    ctx.realtime
-        .extend_window(&cid, connection_id, sub_id, start, now)
-        .await?;
-    Ok(json!({
-        "type": "subscription",
-        "subscriptionId": sub_id,
-        "state": "active",
-        "messages": page.data,
-        "loadedAll": page.loaded_all,
-    }))
-}
 
-async fn load_more(
-    ctx: &WsContext,
-    event: &ApiGatewayWebsocketProxyRequest,
-    frame: &Frame,
-) -> Result<Value> {
-    let body: LoadMoreFrame = frame.parse_as()?;
-    let sub_id = subscription_id(ctx, body.subscription_id)?;
-    let domain = &ctx.domain;
-    let limits = &domain.config.limits;
-    let count = page_size(
-        "count",
-        body.count.as_ref(),
-        limits.default_page,
-        limits.max_page,
-    )?;
-    let identity = identity(event)?;
-    let connection_id = connection_id(event)?;
-    let now = domain.clock.now_ms();
-    let Some(sub) = ctx
-        .realtime
-        .get_subscription(connection_id, &sub_id, now)
-        .await?
-    else {
-        return Err(Error::not_found(format!(
-            "no subscription {sub_id:?} on this connection"
-        )));
-    };
-    let Some(start) = sub.window_start.as_deref() else {
-        // The window already holds the whole conversation.
-        return Ok(json!({
+    async fn subscribe_to(
+        &self,
+        identity: &Identity,
+        connection_id: &str,
+        sub_id: &str,
+        conversation_id: Option<String>,
+        limit: Option<Value>,
+    ) -> Result<Value> {
+        let ctx = &self.ctx;
+        let limits = &ctx.config().limits;
+        let cid = conversation_id.ok_or_else(|| Error::invalid("conversationId is required"))?;
+        crate::ids::validate_id("conversationId", &cid, limits.max_id_chars)?;
+        let limit = page_size(
+            "limit",
+            limit.as_ref(),
+            limits.default_page,
+            limits.max_page,
+        )?;
+        let Identity::User { user_id, .. } = identity else {
+            return Err(Error::Unauthorized("a user token is needed".into()));
+        };
+
+        // 1. Only participants may subscribe (404 otherwise, as over HTTP).
+        ctx.access_items(&*self.items, identity, &cid, false)
+            .await?;
+        // 2. Store the subscription before reading the window, so that a message sent meanwhile is
+        //    pushed rather than lost. Its window starts "now" (the smallest id a message sent from
+        //    now on can have) until the first window is known: older messages are not new to this
+        //    subscriber, even when the stream delivers their creation late.
+        let now = ctx.now_ms();
+        let record = SubscriptionRecord {
+            conversation_id: cid.clone(),
+            connection_id: connection_id.to_string(),
+            subscription_id: sub_id.to_string(),
+            user_id: user_id.clone(),
+            window_start: Some(crate::ids::message_id_floor(now)),
+            // Set from the connection by the store.
+            expires_at: 0,
+        };
+        match self.subscriptions.put_subscription(&record, now).await? {
+            SubscribeOutcome::Subscribed => {}
+            SubscribeOutcome::ConnectionGone => {
+                return Err(Error::invalid("this connection is closed"))
+            }
+            SubscribeOutcome::TooMany => {
+                return Err(Error::LimitExceeded(format!(
+                    "a connection may hold at most {} subscriptions",
+                    crate::realtime::MAX_SUBSCRIPTIONS_PER_CONNECTION
+                )))
+            }
+        }
+        // 3. The first window, then widen the subscription's window back to it.
+        let page = match self.messages.run(identity, &cid, Some(limit), None).await {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = self
+                    .removals
+                    .delete_subscription(connection_id, sub_id)
+                    .await;
+                return Err(e);
+            }
+        };
+        let start = match page.data.last() {
+            Some(oldest) if !page.loaded_all => Some(oldest.id.as_str()),
+            _ => None,
+        };
+        self.windows
+            .extend_window(&cid, connection_id, sub_id, start, now)
+            .await?;
+        Ok(json!({
             "type": "subscription",
             "subscriptionId": sub_id,
             "state": "active",
-            "messages": [],
-            "loadedAll": true,
-        }));
-    };
-    let cid = sub.conversation_id.as_str();
-    let page = match domain
-        .list_messages(&identity, cid, Some(count), Some(start))
-        .await
-    {
-        Ok(page) => page,
-        // No longer a participant: the subscription ends.
-        Err(e @ Error::NotFound(_)) => {
-            ctx.realtime
-                .delete_subscription(connection_id, &sub_id)
-                .await?;
-            return Ok(subscription_error(&sub_id, &e));
-        }
-        Err(e) => return Err(e),
-    };
-    let new_start = match page.data.last() {
-        Some(oldest) if !page.loaded_all => Some(oldest.id.as_str()),
-        _ => None,
-    };
-    if !ctx
-        .realtime
-        .extend_window(cid, connection_id, &sub_id, new_start, now)
-        .await?
-    {
-        return Err(Error::not_found(format!(
-            "no subscription {sub_id:?} on this connection"
-        )));
+            "messages": page.data,
+            "loadedAll": page.loaded_all,
+        }))
     }
-    Ok(json!({
-        "type": "subscription",
-        "subscriptionId": sub_id,
-        "state": "active",
-        "messages": page.data,
-        "loadedAll": page.loaded_all,
-    }))
 }
 
-async fn unsubscribe(
-    ctx: &WsContext,
-    event: &ApiGatewayWebsocketProxyRequest,
-    frame: &Frame,
-) -> Result<Value> {
-    let body: UnsubscribeFrame = frame.parse_as()?;
-    let sub_id = subscription_id(ctx, body.subscription_id)?;
-    // Unsubscribing an unknown or ended subscription is a no-op that succeeds.
-    ctx.realtime
-        .delete_subscription(connection_id(event)?, &sub_id)
-        .await?;
-    Ok(json!({
-        "type": "subscription",
-        "subscriptionId": sub_id,
-        "state": "unsubscribed",
-    }))
+impl WsLoadMore {
+    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+        let body: LoadMoreFrame = frame.parse_as()?;
+        let ctx = &self.ctx;
+        let sub_id = subscription_id(ctx, body.subscription_id)?;
+        let limits = &ctx.config().limits;
+        let count = page_size(
+            "count",
+            body.count.as_ref(),
+            limits.default_page,
+            limits.max_page,
+        )?;
+        let identity = identity(event)?;
+        let connection_id = connection_id(event)?;
+        let now = ctx.now_ms();
+        let Some(sub) = self
+            .subscriptions
+            .get_subscription(connection_id, &sub_id, now)
+            .await?
+        else {
+            return Err(Error::not_found(format!(
+                "no subscription {sub_id:?} on this connection"
+            )));
+        };
+        let Some(start) = sub.window_start.as_deref() else {
+            // The window already holds the whole conversation.
+            return Ok(json!({
+                "type": "subscription",
+                "subscriptionId": sub_id,
+                "state": "active",
+                "messages": [],
+                "loadedAll": true,
+            }));
+        };
+        let cid = sub.conversation_id.as_str();
+        let page = match self
+            .messages
+            .run(&identity, cid, Some(count), Some(start))
+            .await
+        {
+            Ok(page) => page,
+            // No longer a participant: the subscription ends.
+            Err(e @ Error::NotFound(_)) => {
+                self.removals
+                    .delete_subscription(connection_id, &sub_id)
+                    .await?;
+                return Ok(subscription_error(&sub_id, &e));
+            }
+            Err(e) => return Err(e),
+        };
+        let new_start = match page.data.last() {
+            Some(oldest) if !page.loaded_all => Some(oldest.id.as_str()),
+            _ => None,
+        };
+        if !self
+            .windows
+            .extend_window(cid, connection_id, &sub_id, new_start, now)
+            .await?
+        {
+            return Err(Error::not_found(format!(
+                "no subscription {sub_id:?} on this connection"
+            )));
+        }
+        Ok(json!({
+            "type": "subscription",
+            "subscriptionId": sub_id,
+            "state": "active",
+            "messages": page.data,
+            "loadedAll": page.loaded_all,
+        }))
+    }
+}
+
+impl WsUnsubscribe {
+    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+        let body: UnsubscribeFrame = frame.parse_as()?;
+        let sub_id = subscription_id(&self.ctx, body.subscription_id)?;
+        // Unsubscribing an unknown or ended subscription is a no-op that succeeds.
+        self.removals
+            .delete_subscription(connection_id(event)?, &sub_id)
+            .await?;
+        Ok(json!({
+            "type": "subscription",
+            "subscriptionId": sub_id,
+            "state": "unsubscribed",
+        }))
+    }
 }
 
 // ---- Frames out ----

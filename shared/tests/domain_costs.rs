@@ -16,11 +16,18 @@ use async_trait::async_trait;
 use natter::auth::Identity;
 use natter::clock::{Clock, ManualClock};
 use natter::config::Config;
-use natter::domain::{Domain, EditMessageBody, PutConversationBody, SendMessageBody};
+use natter::domain::{
+    AddReaction, DeleteMessage, EditMessage, EditMessageBody, GetMessage, ListMessages,
+    MessagePageSnapshot, PutConversation, PutConversationBody, RemoveReaction, SendMessage,
+    SendMessageBody,
+};
 use natter::error::Error;
 use natter::model::*;
 use natter::ports::*;
+use natter::realtime::memory::MemoryRealtimeStore;
+use natter::services::Services;
 use natter::store::memory::MemoryStore;
+use natter::store::memory_inbox::MemoryInbox;
 use natter::store::*;
 
 struct Counting<S: ?Sized> {
@@ -265,6 +272,89 @@ impl<S: Store + ?Sized> ReactionReader for Counting<S> {
 
 const START_MS: i64 = 1_800_000_000_000;
 
+/// The operations the costs are measured on, each built from one set of services over the
+/// counting store, as a function's `main` builds its one.
+struct Domain(Services);
+
+impl Domain {
+    async fn put_conversation(
+        &self,
+        id: &Identity,
+        cid: &str,
+        body: PutConversationBody,
+    ) -> Result<ConversationSnapshot, Error> {
+        self.0.build::<PutConversation>().run(id, cid, body).await
+    }
+
+    async fn send_message(
+        &self,
+        id: &Identity,
+        cid: &str,
+        body: SendMessageBody,
+    ) -> Result<MessageSnapshot, Error> {
+        self.0.build::<SendMessage>().run(id, cid, body).await
+    }
+
+    async fn get_message(
+        &self,
+        id: &Identity,
+        cid: &str,
+        mid: &str,
+    ) -> Result<MessageSnapshot, Error> {
+        self.0.build::<GetMessage>().run(id, cid, mid).await
+    }
+
+    async fn list_messages(
+        &self,
+        id: &Identity,
+        cid: &str,
+        limit: Option<usize>,
+        before: Option<&str>,
+    ) -> Result<MessagePageSnapshot, Error> {
+        self.0
+            .build::<ListMessages>()
+            .run(id, cid, limit, before)
+            .await
+    }
+
+    async fn edit_message(
+        &self,
+        id: &Identity,
+        cid: &str,
+        mid: &str,
+        body: EditMessageBody,
+    ) -> Result<MessageSnapshot, Error> {
+        self.0.build::<EditMessage>().run(id, cid, mid, body).await
+    }
+
+    async fn delete_message(&self, id: &Identity, cid: &str, mid: &str) -> Result<(), Error> {
+        self.0.build::<DeleteMessage>().run(id, cid, mid).await
+    }
+
+    async fn add_reaction(
+        &self,
+        id: &Identity,
+        cid: &str,
+        mid: &str,
+        emoji: &str,
+    ) -> Result<(), Error> {
+        self.0.build::<AddReaction>().run(id, cid, mid, emoji).await
+    }
+
+    async fn remove_reaction(
+        &self,
+        id: &Identity,
+        cid: &str,
+        mid: &str,
+        emoji: &str,
+    ) -> Result<(), Error> {
+        self.0
+            .build::<RemoveReaction>()
+            .run(id, cid, mid, emoji)
+            .await
+    }
+}
+
 struct Fixture {
     domain: Domain,
     store: Arc<Counting<dyn Store>>,
@@ -308,7 +398,14 @@ async fn fixture_on(
     // The DynamoDB items must not look expired to moto's real clock: start at the real time.
     let start = natter::clock::SystemClock.now_ms().max(START_MS);
     let clock = ManualClock::new(start);
-    let domain = Domain::new(store.clone(), Arc::new(clock.clone()), config);
+    let (changes, _) = tokio::sync::broadcast::channel(16);
+    let domain = Domain(Services::new(
+        store.clone(),
+        Arc::new(MemoryInbox::new(changes)),
+        Arc::new(MemoryRealtimeStore::new()),
+        Arc::new(clock.clone()),
+        config,
+    ));
     domain
         .put_conversation(
             &user("alice"),

@@ -1,8 +1,8 @@
 //! `PUT /v1/conversations/{conversationId}/messages/{messageId}/reactions/{emoji}`
 
+use natter::domain::AddReaction;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "add-reaction").await
+    natter_functions::serve_http::<AddReaction>().await
 }

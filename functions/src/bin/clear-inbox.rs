@@ -1,8 +1,8 @@
 //! `DELETE /v1/inbox`
 
+use natter::domain::ClearInbox;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let inbox = natter_functions::inbox(&sdk)?;
-    natter_functions::serve_inbox_http(inbox, "clear-inbox").await
+    natter_functions::serve_http::<ClearInbox>().await
 }

@@ -1,8 +1,8 @@
 //! `DELETE /v1/inbox/{messageId}`
 
+use natter::domain::DeleteInboxMessage;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let inbox = natter_functions::inbox(&sdk)?;
-    natter_functions::serve_inbox_http(inbox, "delete-inbox-message").await
+    natter_functions::serve_http::<DeleteInboxMessage>().await
 }

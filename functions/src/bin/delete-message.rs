@@ -1,8 +1,8 @@
 //! `DELETE /v1/conversations/{conversationId}/messages/{messageId}`
 
+use natter::domain::DeleteMessage;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "delete-message").await
+    natter_functions::serve_http::<DeleteMessage>().await
 }

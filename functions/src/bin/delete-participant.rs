@@ -1,8 +1,8 @@
 //! `DELETE /v1/conversations/{conversationId}/participants/{userId}`
 
+use natter::domain::DeleteParticipant;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "delete-participant").await
+    natter_functions::serve_http::<DeleteParticipant>().await
 }

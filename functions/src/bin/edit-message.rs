@@ -1,8 +1,8 @@
 //! `PATCH /v1/conversations/{conversationId}/messages/{messageId}`
 
+use natter::domain::EditMessage;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "edit-message").await
+    natter_functions::serve_http::<EditMessage>().await
 }

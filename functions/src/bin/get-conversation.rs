@@ -1,8 +1,8 @@
-//! `GET /v1/users/{userId}`
+//! `GET /v1/conversations/{conversationId}`
+
+use natter::domain::GetConversation;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "get-conversation").await
+    natter_functions::serve_http::<GetConversation>().await
 }

@@ -1,8 +1,8 @@
-//! `PUT /v1/users/{userId}`
+//! `GET /v1/users/{userId}`
+
+use natter::domain::GetUser;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "get-user").await
+    natter_functions::serve_http::<GetUser>().await
 }

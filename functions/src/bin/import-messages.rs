@@ -1,8 +1,8 @@
 //! `POST /v1/import/conversations/{conversationId}/messages`
 
+use natter::domain::ImportMessages;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "import-messages").await
+    natter_functions::serve_http::<ImportMessages>().await
 }

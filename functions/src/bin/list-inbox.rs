@@ -1,8 +1,8 @@
 //! `GET /v1/inbox`
 
+use natter::domain::ListInbox;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let inbox = natter_functions::inbox(&sdk)?;
-    natter_functions::serve_inbox_http(inbox, "list-inbox").await
+    natter_functions::serve_http::<ListInbox>().await
 }

@@ -1,8 +1,8 @@
 //! `GET /v1/conversations/{conversationId}/messages`
 
+use natter::domain::ListMessages;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "list-messages").await
+    natter_functions::serve_http::<ListMessages>().await
 }

@@ -1,8 +1,8 @@
-//! `PUT /v1/users/{userId}`
+//! `PUT /v1/conversations/{conversationId}`
+
+use natter::domain::PutConversation;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "put-conversation").await
+    natter_functions::serve_http::<PutConversation>().await
 }

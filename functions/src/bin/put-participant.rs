@@ -1,8 +1,8 @@
 //! `PUT /v1/conversations/{conversationId}/participants/{userId}`
 
+use natter::domain::PutParticipant;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "put-participant").await
+    natter_functions::serve_http::<PutParticipant>().await
 }

@@ -1,8 +1,8 @@
 //! `POST /v1/inbox`
 
+use natter::domain::SendInboxMessage;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let inbox = natter_functions::inbox(&sdk)?;
-    natter_functions::serve_inbox_http(inbox, "send-inbox-message").await
+    natter_functions::serve_http::<SendInboxMessage>().await
 }

@@ -1,8 +1,8 @@
 //! `POST /v1/conversations/{conversationId}/messages`
 
+use natter::domain::SendMessage;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let domain = natter_functions::domain(&sdk)?;
-    natter_functions::serve_http(domain, "send-message").await
+    natter_functions::serve_http::<SendMessage>().await
 }

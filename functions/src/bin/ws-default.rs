@@ -1,8 +1,8 @@
 //! WebSocket route `$default`.
 
+use natter::ws::WsDefault;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let ctx = natter_functions::ws_context(&sdk)?;
-    natter_functions::serve_ws(ctx, "ws-default").await
+    natter_functions::serve_ws::<WsDefault>().await
 }

@@ -1,8 +1,8 @@
 //! WebSocket route `$disconnect`.
 
+use natter::ws::WsDisconnect;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let ctx = natter_functions::ws_context(&sdk)?;
-    natter_functions::serve_ws(ctx, "ws-disconnect").await
+    natter_functions::serve_ws::<WsDisconnect>().await
 }

@@ -1,8 +1,8 @@
 //! WebSocket route `loadMore`.
 
+use natter::ws::WsLoadMore;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let sdk = natter_functions::sdk_config().await;
-    let ctx = natter_functions::ws_context(&sdk)?;
-    natter_functions::serve_ws(ctx, "ws-load-more").await
+    natter_functions::serve_ws::<WsLoadMore>().await
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use natter::auth::Identity;
 use natter::config::Config;
+use natter::domain::{PutConversation, SendMessage};
 use natter::fanout::FanOut;
 use natter_local::cli::ServeOptions;
 use natter_local::server::{self, ChangeSource};
@@ -91,20 +92,17 @@ async fn run(options: Options) -> Result<(), String> {
         dynamodb_endpoint: None,
         table: "bench".into(),
     };
-    let storage = server::storage(&serve).await?;
+    let storage = server::storage(&serve, Config::from_env()?).await?;
     let (auth, _) = server::auth_from_env();
-    let state = server::app_state(&storage, auth, Config::from_env()?);
-    let domain = state.domain.clone();
+    let state = server::app_state(&storage.services, auth);
+    let put_conversation: PutConversation = storage.services.build();
+    let send_message: SendMessage = storage.services.build();
     let listener = tokio::net::TcpListener::bind(serve.listen)
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let fan_out = Arc::new(FanOut {
-        domain: domain.clone(),
-        realtime: storage.realtime,
-        pusher: Arc::new(server::local_pusher(addr)),
-        concurrency: options.concurrency,
-    });
+    let pusher = Arc::new(server::local_pusher(addr));
+    let fan_out = Arc::new(FanOut::new(&storage.services, pusher, options.concurrency));
     match storage.changes {
         ChangeSource::Memory(feed) => {
             tokio::spawn(natter_local::streams::run_change_feed(feed, fan_out));
@@ -125,8 +123,8 @@ async fn run(options: Options) -> Result<(), String> {
     for chunk in users.chunks(50) {
         let body =
             serde_json::from_value(json!({ "participants": chunk })).map_err(|e| e.to_string())?;
-        domain
-            .put_conversation(&Identity::Secret, CONVERSATION, body)
+        put_conversation
+            .run(&Identity::Secret, CONVERSATION, body)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -168,8 +166,8 @@ async fn run(options: Options) -> Result<(), String> {
         let text = format!("round {round}");
         let body = serde_json::from_value(json!({ "text": text })).map_err(|e| e.to_string())?;
         let sent_at = Instant::now();
-        let message = domain
-            .send_message(&sender, CONVERSATION, body)
+        let message = send_message
+            .run(&sender, CONVERSATION, body)
             .await
             .map_err(|e| e.to_string())?;
         let mut latencies = Vec::with_capacity(options.clients);

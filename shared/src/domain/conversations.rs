@@ -1,16 +1,56 @@
 //! Conversations and their participants.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{conversation_not_found, participant_key, validate, Domain};
+use super::{conversation_not_found, participant_key, validate, Context};
 use crate::auth::Identity;
 use crate::error::{Error, Result};
 use crate::model::{
     Access, ConversationPatch, ConversationSnapshot, Custom, ParticipantRecord,
     ParticipantSnapshot, Patch,
 };
+use crate::operation;
+use crate::ports::{
+    ConversationReader, ConversationWriter, ItemReader, ParticipantRemover, ParticipantWriter,
+};
+
+operation! {
+    /// `PUT /conversations/{cid}`.
+    pub struct PutConversation {
+        ctx: Context,
+        reader: Arc<dyn ConversationReader>,
+        writer: Arc<dyn ConversationWriter>,
+    }
+}
+
+operation! {
+    /// `GET /conversations/{cid}`.
+    pub struct GetConversation {
+        ctx: Context,
+        reader: Arc<dyn ConversationReader>,
+    }
+}
+
+operation! {
+    /// `PUT /conversations/{cid}/participants/{userId}`.
+    pub struct PutParticipant {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        participants: Arc<dyn ParticipantWriter>,
+    }
+}
+
+operation! {
+    /// `DELETE /conversations/{cid}/participants/{userId}`.
+    pub struct DeleteParticipant {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        participants: Arc<dyn ParticipantRemover>,
+    }
+}
 
 /// `PUT /conversations/{cid}`.
 #[derive(Debug, Default, Deserialize)]
@@ -35,15 +75,16 @@ pub struct ParticipantBody {
     pub access: Option<Access>,
 }
 
-impl Domain {
-    pub async fn put_conversation(
+impl PutConversation {
+    pub async fn run(
         &self,
         identity: &Identity,
         cid: &str,
         body: PutConversationBody,
     ) -> Result<ConversationSnapshot> {
-        self.check_id("conversationId", cid)?;
-        let limits = &self.config.limits;
+        let ctx = &self.ctx;
+        ctx.check_id("conversationId", cid)?;
+        let limits = &ctx.config.limits;
         for (field, value) in [("subject", &body.subject), ("photoUrl", &body.photo_url)] {
             if let Patch::Value(v) = value {
                 validate::short_text(limits, field, v)?;
@@ -61,10 +102,10 @@ impl Domain {
             )));
         }
         for uid in &named {
-            self.check_id("participants[]", uid)?;
+            ctx.check_id("participants[]", uid)?;
         }
-        let now = self.now_ms();
-        let existing = self.store.get_conversation(cid, now).await?;
+        let now = ctx.now_ms();
+        let existing = self.reader.get_conversation(cid, now).await?;
         let mut added: Vec<(String, Access)> = Vec::new();
         if let Identity::User { user_id, .. } = identity {
             match &existing {
@@ -92,26 +133,24 @@ impl Domain {
             photo_url: body.photo_url,
             custom: body.custom,
         };
-        self.store
-            .upsert_conversation(cid, &patch, &added, now, self.record_expiry(now))
+        self.writer
+            .upsert_conversation(cid, &patch, &added, now, ctx.record_expiry(now))
             .await?;
         let (conversation, participants) = self
-            .store
+            .reader
             .get_conversation(cid, now)
             .await?
             .ok_or_else(|| Error::Internal("conversation vanished after its write".into()))?;
         Ok(snapshot(conversation, participants))
     }
+}
 
-    pub async fn get_conversation(
-        &self,
-        identity: &Identity,
-        cid: &str,
-    ) -> Result<ConversationSnapshot> {
-        self.check_id("conversationId", cid)?;
+impl GetConversation {
+    pub async fn run(&self, identity: &Identity, cid: &str) -> Result<ConversationSnapshot> {
+        self.ctx.check_id("conversationId", cid)?;
         let (conversation, participants) = self
-            .store
-            .get_conversation(cid, self.now_ms())
+            .reader
+            .get_conversation(cid, self.ctx.now_ms())
             .await?
             .ok_or_else(|| conversation_not_found(cid))?;
         if let Identity::User { user_id, .. } = identity {
@@ -121,25 +160,28 @@ impl Domain {
         }
         Ok(snapshot(conversation, participants))
     }
+}
 
-    pub async fn put_participant(
+impl PutParticipant {
+    pub async fn run(
         &self,
         identity: &Identity,
         cid: &str,
         uid: &str,
         body: ParticipantBody,
     ) -> Result<()> {
-        self.check_id("conversationId", cid)?;
-        self.check_id("userId", uid)?;
-        self.require_writer(identity, cid).await?;
-        let now = self.now_ms();
+        let ctx = &self.ctx;
+        ctx.check_id("conversationId", cid)?;
+        ctx.check_id("userId", uid)?;
+        ctx.require_writer(&*self.items, identity, cid).await?;
+        let now = ctx.now_ms();
         let participant = ParticipantRecord {
             conversation_id: cid.to_string(),
             user_id: uid.to_string(),
             access: body.access.unwrap_or(Access::ReadWrite),
-            expires_at: self.record_expiry(now),
+            expires_at: ctx.record_expiry(now),
         };
-        self.store
+        self.participants
             .put_participant(&participant, now)
             .await
             .map_err(|e| match e {
@@ -147,31 +189,36 @@ impl Domain {
                 other => other.into(),
             })
     }
+}
 
-    pub async fn delete_participant(
-        &self,
-        identity: &Identity,
-        cid: &str,
-        uid: &str,
-    ) -> Result<()> {
-        self.check_id("conversationId", cid)?;
-        self.check_id("userId", uid)?;
+impl DeleteParticipant {
+    pub async fn run(&self, identity: &Identity, cid: &str, uid: &str) -> Result<()> {
+        let ctx = &self.ctx;
+        ctx.check_id("conversationId", cid)?;
+        ctx.check_id("userId", uid)?;
         let leaving_self = matches!(identity, Identity::User { user_id, .. } if user_id == uid);
         if !leaving_self {
-            self.require_writer(identity, cid).await?;
+            ctx.require_writer(&*self.items, identity, cid).await?;
         }
-        self.store.delete_participant(cid, uid).await?;
+        self.participants.delete_participant(cid, uid).await?;
         Ok(())
     }
+}
 
+impl Context {
     /// Passes for the secret key (when the conversation exists) and for `ReadWrite` participants;
     /// a non-participant gets 404, a `Read` participant 403.
-    async fn require_writer(&self, identity: &Identity, cid: &str) -> Result<()> {
+    async fn require_writer(
+        &self,
+        items: &dyn ItemReader,
+        identity: &Identity,
+        cid: &str,
+    ) -> Result<()> {
         let key = match identity {
             Identity::Secret => crate::store::ItemKey::Conversation(cid.to_string()),
             Identity::User { user_id, .. } => participant_key(cid, user_id),
         };
-        let items = self.get(vec![key]).await?;
+        let items = self.get(items, vec![key]).await?;
         match identity {
             Identity::Secret if items.conversations.contains_key(cid) => Ok(()),
             Identity::Secret => Err(conversation_not_found(cid)),

@@ -5,19 +5,23 @@
 
 use std::collections::HashSet;
 
-use super::{message_key, Domain};
+use super::{message_key, Context};
 use crate::content::plaintext;
 use crate::error::Result;
 use crate::model::{
     MessageRecord, MessageSnapshot, MessageType, ReactionSnapshot, ReferencedMessageSnapshot,
     UserSnapshot,
 };
+use crate::ports::{ItemReader, ReactionReader};
 use crate::store::{ItemKey, Items};
 
-impl Domain {
+impl Context {
     /// Snapshots of `records`, in order. `known` holds items the caller has already read.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn expand(
         &self,
+        items: &dyn ItemReader,
+        reactions: &dyn ReactionReader,
         cid: &str,
         viewer: Option<&str>,
         records: Vec<MessageRecord>,
@@ -66,7 +70,7 @@ impl Domain {
             if keys.is_empty() {
                 Ok(Items::default())
             } else {
-                self.store.get_items(&keys, now).await
+                items.get_items(&keys, now).await
             }
         };
         // Whether any message shown could carry the viewer's reactions: a referenced message
@@ -83,7 +87,7 @@ impl Domain {
         let reacted = async {
             match (viewer, low, high) {
                 (Some(uid), Some(low), Some(high)) if any_reactions => {
-                    self.store.user_reactions(cid, uid, low, high, now).await
+                    reactions.user_reactions(cid, uid, low, high, now).await
                 }
                 _ => Ok(HashSet::new()),
             }

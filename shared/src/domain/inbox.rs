@@ -7,13 +7,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::user_of;
+use super::{user_of, Context};
 use crate::auth::Identity;
-use crate::clock::Clock;
-use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ids::{new_inbox_id, validate_id};
-use crate::store::inbox::{ClientDirectory, InboxRecord, InboxStore};
+use crate::ids::new_inbox_id;
+use crate::operation;
+use crate::ports::{ClientDirectory, InboxClearer, InboxDeleter, InboxReader, InboxWriter};
+use crate::store::inbox::InboxRecord;
 
 /// An inbox message as the API returns and pushes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,20 +36,44 @@ impl From<InboxRecord> for InboxMessageSnapshot {
     }
 }
 
-#[derive(Clone)]
-pub struct Inbox {
-    pub store: Arc<dyn InboxStore>,
-    pub clients: Arc<dyn ClientDirectory>,
-    pub clock: Arc<dyn Clock>,
-    pub config: Arc<Config>,
+operation! {
+    /// `POST /inbox`.
+    pub struct SendInboxMessage {
+        ctx: Context,
+        inbox: Arc<dyn InboxWriter>,
+        clients: Arc<dyn ClientDirectory>,
+    }
 }
 
-impl Inbox {
+operation! {
+    /// `GET /inbox`, and the `hello` replay.
+    pub struct ListInbox {
+        ctx: Context,
+        inbox: Arc<dyn InboxReader>,
+    }
+}
+
+operation! {
+    /// `DELETE /inbox/{messageId}`.
+    pub struct DeleteInboxMessage {
+        ctx: Context,
+        inbox: Arc<dyn InboxDeleter>,
+    }
+}
+
+operation! {
+    /// `DELETE /inbox`.
+    pub struct ClearInbox {
+        inbox: Arc<dyn InboxClearer>,
+    }
+}
+
+impl SendInboxMessage {
     /// `POST /inbox`: `{message, recipients}` where `message` is any JSON value (also `null`)
     /// and `recipients` one id or a list of ids. Returns one stored message id per recipient user.
-    pub async fn send(&self, identity: &Identity, body: Value) -> Result<Vec<String>> {
+    pub async fn run(&self, identity: &Identity, body: Value) -> Result<Vec<String>> {
         let (sender, _) = user_of(identity, "sending an inbox message")?;
-        let limits = &self.config.limits;
+        let limits = &self.ctx.config().limits;
         let Value::Object(mut body) = body else {
             return Err(Error::invalid(
                 "body must be a JSON object {message, recipients}",
@@ -102,10 +126,10 @@ impl Inbox {
             )));
         }
         for id in &named {
-            validate_id("recipient", id, limits.max_id_chars)?;
+            self.ctx.check_id("recipient", id)?;
         }
 
-        let now = self.clock.now_ms();
+        let now = self.ctx.now_ms();
         let clients = self.clients.users_of_clients(&named, now).await?;
         let mut seen = HashSet::new();
         let users: Vec<String> = named
@@ -113,7 +137,7 @@ impl Inbox {
             .map(|id| clients.get(&id).cloned().unwrap_or(id))
             .filter(|user| seen.insert(user.clone()))
             .collect();
-        let expires_at = now.div_euclid(1000) + self.config.retention_secs;
+        let expires_at = self.ctx.message_expiry(now);
         let records: Vec<InboxRecord> = users
             .into_iter()
             .map(|user_id| InboxRecord {
@@ -125,32 +149,39 @@ impl Inbox {
                 expires_at,
             })
             .collect();
-        self.store.put_inbox_messages(&records).await?;
+        self.inbox.put_inbox_messages(&records).await?;
         Ok(records.into_iter().map(|r| r.message_id).collect())
     }
+}
 
-    /// The caller's unexpired inbox, oldest first (`GET /inbox`, and the `hello` replay).
-    pub async fn list(&self, user_id: &str) -> Result<Vec<InboxMessageSnapshot>> {
-        let records = self.store.list_inbox(user_id, self.clock.now_ms()).await?;
+impl ListInbox {
+    /// The caller's unexpired inbox, oldest first.
+    pub async fn run(&self, identity: &Identity) -> Result<Vec<InboxMessageSnapshot>> {
+        let (user_id, _) = user_of(identity, "reading an inbox")?;
+        self.of_user(user_id).await
+    }
+
+    /// A user's unexpired inbox, oldest first (the `hello` replay).
+    pub async fn of_user(&self, user_id: &str) -> Result<Vec<InboxMessageSnapshot>> {
+        let records = self.inbox.list_inbox(user_id, self.ctx.now_ms()).await?;
         Ok(records.into_iter().map(Into::into).collect())
     }
+}
 
-    pub async fn list_for(&self, identity: &Identity) -> Result<Vec<InboxMessageSnapshot>> {
-        let (user_id, _) = user_of(identity, "reading an inbox")?;
-        self.list(user_id).await
-    }
-
+impl DeleteInboxMessage {
     /// Deletes one of the caller's messages; another user's id deletes nothing.
-    pub async fn delete(&self, identity: &Identity, message_id: &str) -> Result<()> {
+    pub async fn run(&self, identity: &Identity, message_id: &str) -> Result<()> {
         let (user_id, _) = user_of(identity, "deleting inbox messages")?;
-        validate_id("messageId", message_id, self.config.limits.max_id_chars)?;
-        self.store.delete_inbox_message(user_id, message_id).await?;
+        self.ctx.check_id("messageId", message_id)?;
+        self.inbox.delete_inbox_message(user_id, message_id).await?;
         Ok(())
     }
+}
 
+impl ClearInbox {
     /// Deletes all of the caller's messages.
-    pub async fn clear(&self, identity: &Identity) -> Result<usize> {
+    pub async fn run(&self, identity: &Identity) -> Result<usize> {
         let (user_id, _) = user_of(identity, "deleting inbox messages")?;
-        Ok(self.store.clear_inbox(user_id).await?)
+        Ok(self.inbox.clear_inbox(user_id).await?)
     }
 }

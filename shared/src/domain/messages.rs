@@ -1,11 +1,12 @@
 //! Conversation messages: send, import, read, edit and delete.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::{
-    conversation_not_found, message_key, message_not_found, participant_key, validate, Domain,
+    conversation_not_found, message_key, message_not_found, participant_key, validate, Context,
 };
 use crate::auth::Identity;
 use crate::content::{uses_restricted_nodes, Content};
@@ -13,6 +14,11 @@ use crate::error::{Error, Result};
 use crate::ids::{imported_message_id, new_message_id};
 use crate::model::{
     Access, Custom, MessageEdit, MessageRecord, MessageSnapshot, MessageType, Origin, Patch,
+};
+use crate::operation;
+use crate::ports::{
+    ItemReader, MessageCreator, MessageDeleter, MessageEditor, MessageImporter, MessageLister,
+    ReactionReader,
 };
 use crate::store::{CreateConditions, CreateOutcome, Failed, ItemKey, Items, StoreError};
 
@@ -61,15 +67,73 @@ pub struct MessagePageSnapshot {
     pub loaded_all: bool,
 }
 
-impl Domain {
-    pub async fn send_message(
+operation! {
+    /// `POST /conversations/{cid}/messages`.
+    pub struct SendMessage {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        messages: Arc<dyn MessageCreator>,
+        reactions: Arc<dyn ReactionReader>,
+    }
+}
+
+operation! {
+    /// `POST /import/conversations/{cid}/messages`.
+    pub struct ImportMessages {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        messages: Arc<dyn MessageImporter>,
+    }
+}
+
+operation! {
+    /// `GET /conversations/{cid}/messages`.
+    pub struct ListMessages {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        messages: Arc<dyn MessageLister>,
+        reactions: Arc<dyn ReactionReader>,
+    }
+}
+
+operation! {
+    /// `GET /conversations/{cid}/messages/{mid}`.
+    pub struct GetMessage {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        reactions: Arc<dyn ReactionReader>,
+    }
+}
+
+operation! {
+    /// `PATCH /conversations/{cid}/messages/{mid}`.
+    pub struct EditMessage {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        messages: Arc<dyn MessageEditor>,
+        reactions: Arc<dyn ReactionReader>,
+    }
+}
+
+operation! {
+    /// `DELETE /conversations/{cid}/messages/{mid}`.
+    pub struct DeleteMessage {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        messages: Arc<dyn MessageDeleter>,
+    }
+}
+
+impl SendMessage {
+    pub async fn run(
         &self,
         identity: &Identity,
         cid: &str,
         body: SendMessageBody,
     ) -> Result<MessageSnapshot> {
-        self.check_id("conversationId", cid)?;
-        let limits = &self.config.limits;
+        let ctx = &self.ctx;
+        ctx.check_id("conversationId", cid)?;
+        let limits = &ctx.config.limits;
         let kind = body.kind.unwrap_or(MessageType::UserMessage);
         let (sender, role_claim, origin) = match identity {
             Identity::User { user_id, role } => {
@@ -86,7 +150,7 @@ impl Domain {
                     return Err(Error::invalid("a SystemMessage has no sender"));
                 }
                 (MessageType::UserMessage, Some(sender)) => {
-                    self.check_id("sender", &sender)?;
+                    ctx.check_id("sender", &sender)?;
                     (Some(sender), None, Origin::Rest)
                 }
                 (MessageType::UserMessage, None) => {
@@ -97,13 +161,13 @@ impl Domain {
             },
         };
         if let Some(rid) = &body.referenced_message_id {
-            self.check_id("referencedMessageId", rid)?;
+            ctx.check_id("referencedMessageId", rid)?;
             if sender.is_none() {
                 return Err(Error::invalid("a SystemMessage cannot reply to a message"));
             }
         }
         if let Some(key) = &body.idempotency_key {
-            self.check_id("idempotencyKey", key)?;
+            ctx.check_id("idempotencyKey", key)?;
         }
         let custom = body.custom.unwrap_or_default();
         validate::custom(limits, &custom)?;
@@ -121,7 +185,7 @@ impl Domain {
         if let Some(rid) = &body.referenced_message_id {
             keys.push(message_key(cid, rid));
         }
-        let items = self.get(keys).await?;
+        let items = ctx.get(&*self.items, keys).await?;
         match &sender {
             None if !items.conversations.contains_key(cid) => {
                 return Err(conversation_not_found(cid))
@@ -142,7 +206,7 @@ impl Domain {
                     Some(_) => {}
                 }
                 if *identity != Identity::Secret {
-                    let grants = self.grants(role_claim, &items, uid);
+                    let grants = ctx.grants(role_claim, &items, uid);
                     if uses_restricted_nodes(&content) && !grants.send_links {
                         return Err(Error::forbidden(
                             "your role may not send link, actionLink or actionButton nodes",
@@ -169,7 +233,7 @@ impl Domain {
             }
         };
 
-        let now = self.now_ms();
+        let now = ctx.now_ms();
         let message = MessageRecord {
             conversation_id: cid.to_string(),
             id: new_message_id(now),
@@ -183,7 +247,7 @@ impl Domain {
             referenced_message_id: referenced.as_ref().map(|r| r.id.clone()),
             referenced_sender_id: referenced.as_ref().and_then(|r| r.sender_id.clone()),
             reactions: Vec::new(),
-            expires_at: self.message_expiry(now),
+            expires_at: ctx.message_expiry(now),
         };
         let conditions = CreateConditions {
             writer: sender.clone(),
@@ -207,15 +271,22 @@ impl Domain {
         if let Some(r) = referenced {
             known.messages.insert((cid.to_string(), r.id.clone()), r);
         }
-        let write = self.store.create_message(&message, &conditions, now);
-        let expand = self.expand(cid, viewer, vec![message.clone()], known);
+        let write = self.messages.create_message(&message, &conditions, now);
+        let expand = ctx.expand(
+            &*self.items,
+            &*self.reactions,
+            cid,
+            viewer,
+            vec![message.clone()],
+            known,
+        );
         let (outcome, snapshots) = futures::join!(write, expand);
         match outcome {
             Ok(CreateOutcome::Created) => snapshots?
                 .pop()
                 .ok_or_else(|| Error::Internal("no snapshot for a new message".into())),
             Ok(CreateOutcome::Duplicate { message_id }) => {
-                match self.get_message(identity, cid, &message_id).await {
+                match ctx.read_message(&*self.items, &*self.reactions, identity, cid, &message_id).await {
                     Err(Error::NotFound(_)) => Err(Error::Conflict(format!(
                         "idempotencyKey was used by message {message_id:?}, which has since been deleted"
                     ))),
@@ -234,18 +305,21 @@ impl Domain {
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    pub async fn import_messages(
+impl ImportMessages {
+    pub async fn run(
         &self,
         identity: &Identity,
         cid: &str,
         messages: Vec<ImportMessage>,
     ) -> Result<Vec<String>> {
+        let ctx = &self.ctx;
         if *identity != Identity::Secret {
             return Err(Error::forbidden("importing messages needs the secret key"));
         }
-        self.check_id("conversationId", cid)?;
-        let limits = &self.config.limits;
+        ctx.check_id("conversationId", cid)?;
+        let limits = &ctx.config.limits;
         if messages.is_empty() || messages.len() > limits.max_import_messages {
             return Err(Error::invalid(format!(
                 "import takes 1 to {} messages, got {}",
@@ -253,8 +327,8 @@ impl Domain {
                 messages.len()
             )));
         }
-        let now = self.now_ms();
-        let oldest = now - self.config.retention_secs * 1000;
+        let now = ctx.now_ms();
+        let oldest = now - ctx.config.retention_secs * 1000;
         let mut records = Vec::with_capacity(messages.len());
         for (i, m) in messages.into_iter().enumerate() {
             let at = |e: Error| match e {
@@ -262,7 +336,7 @@ impl Domain {
                 Error::TooLarge(msg) => Error::TooLarge(format!("[{i}]: {msg}")),
                 other => other,
             };
-            self.check_id("sender", &m.sender).map_err(at)?;
+            ctx.check_id("sender", &m.sender).map_err(at)?;
             if m.created_at > now {
                 return Err(at(Error::invalid("createdAt is in the future")));
             }
@@ -287,16 +361,16 @@ impl Domain {
                 referenced_message_id: None,
                 referenced_sender_id: None,
                 reactions: Vec::new(),
-                expires_at: self.message_expiry(m.created_at),
+                expires_at: ctx.message_expiry(m.created_at),
             });
         }
-        let items = self
-            .get(vec![ItemKey::Conversation(cid.to_string())])
+        let items = ctx
+            .get(&*self.items, vec![ItemKey::Conversation(cid.to_string())])
             .await?;
         if !items.conversations.contains_key(cid) {
             return Err(conversation_not_found(cid));
         }
-        self.store
+        self.messages
             .import_messages(&records, now)
             .await
             .map_err(|e| match e {
@@ -305,16 +379,19 @@ impl Domain {
             })?;
         Ok(records.into_iter().map(|m| m.id).collect())
     }
+}
 
-    pub async fn list_messages(
+impl ListMessages {
+    pub async fn run(
         &self,
         identity: &Identity,
         cid: &str,
         limit: Option<usize>,
         before: Option<&str>,
     ) -> Result<MessagePageSnapshot> {
-        self.check_id("conversationId", cid)?;
-        let limits = &self.config.limits;
+        let ctx = &self.ctx;
+        ctx.check_id("conversationId", cid)?;
+        let limits = &ctx.config.limits;
         let limit = limit.unwrap_or(limits.default_page);
         if limit == 0 || limit > limits.max_page {
             return Err(Error::invalid(format!(
@@ -323,50 +400,53 @@ impl Domain {
             )));
         }
         if let Some(before) = before {
-            self.check_id("before", before)?;
+            ctx.check_id("before", before)?;
         }
-        let now = self.now_ms();
+        let now = ctx.now_ms();
         // Round trip 1: the access check and the page, side by side.
-        let access = self.access_items(identity, cid, false);
+        let access = ctx.access_items(&*self.items, identity, cid, false);
         let page =
-            async { Ok::<_, Error>(self.store.list_messages(cid, before, limit, now).await?) };
+            async { Ok::<_, Error>(self.messages.list_messages(cid, before, limit, now).await?) };
         let (items, page) = futures::try_join!(access, page)?;
         // Round trip 2: senders, referenced messages and the viewer's reactions.
-        let data = self
-            .expand(cid, viewer_of(identity), page.messages, items)
+        let data = ctx
+            .expand(
+                &*self.items,
+                &*self.reactions,
+                cid,
+                viewer_of(identity),
+                page.messages,
+                items,
+            )
             .await?;
         Ok(MessagePageSnapshot {
             data,
             loaded_all: page.loaded_all,
         })
     }
+}
 
-    pub async fn get_message(
-        &self,
-        identity: &Identity,
-        cid: &str,
-        mid: &str,
-    ) -> Result<MessageSnapshot> {
-        self.check_id("conversationId", cid)?;
-        self.check_id("messageId", mid)?;
-        let (items, message) = self.access_and_message(identity, cid, mid, false).await?;
-        let message = message.ok_or_else(|| message_not_found(mid))?;
-        self.expand(cid, viewer_of(identity), vec![message], items)
-            .await?
-            .pop()
-            .ok_or_else(|| message_not_found(mid))
+impl GetMessage {
+    pub async fn run(&self, identity: &Identity, cid: &str, mid: &str) -> Result<MessageSnapshot> {
+        let reactions = &*self.reactions;
+        (self.ctx)
+            .read_message(&*self.items, reactions, identity, cid, mid)
+            .await
     }
+}
 
-    pub async fn edit_message(
+impl EditMessage {
+    pub async fn run(
         &self,
         identity: &Identity,
         cid: &str,
         mid: &str,
         body: EditMessageBody,
     ) -> Result<MessageSnapshot> {
-        self.check_id("conversationId", cid)?;
-        self.check_id("messageId", mid)?;
-        let limits = &self.config.limits;
+        let ctx = &self.ctx;
+        ctx.check_id("conversationId", cid)?;
+        ctx.check_id("messageId", mid)?;
+        let limits = &ctx.config.limits;
         if body.text.is_none() && body.content.is_none() && body.custom.is_absent() {
             return Err(Error::invalid(
                 "nothing to edit: give text, content or custom",
@@ -384,12 +464,14 @@ impl Domain {
             }
         }
         // Round trip 1: access, the editor's user record and the message.
-        let (items, message) = self.access_and_message(identity, cid, mid, true).await?;
+        let (items, message) = ctx
+            .access_and_message(&*self.items, identity, cid, mid, true)
+            .await?;
         let message = message.ok_or_else(|| message_not_found(mid))?;
         let required_sender = match identity {
             Identity::Secret => None,
             Identity::User { user_id, role } => {
-                let grants = self.grants(role.as_deref(), &items, user_id);
+                let grants = ctx.grants(role.as_deref(), &items, user_id);
                 let own = message.sender_id.as_deref() == Some(user_id.as_str());
                 if message.kind == MessageType::SystemMessage {
                     return Err(Error::forbidden(
@@ -421,7 +503,7 @@ impl Domain {
             crate::store::memory::apply_custom_patch(&mut after, &Patch::Value(changes.clone()));
             validate::check_custom_len(limits, after.len())?;
         }
-        let now = self.now_ms();
+        let now = ctx.now_ms();
         let edit = MessageEdit {
             content,
             custom: body.custom,
@@ -431,9 +513,16 @@ impl Domain {
         let mut edited = message.clone();
         edited.edited_at = Some(now);
         let update = self
-            .store
+            .messages
             .edit_message(cid, mid, &edit, required_sender, now);
-        let expand = self.expand(cid, viewer_of(identity), vec![edited], items);
+        let expand = ctx.expand(
+            &*self.items,
+            &*self.reactions,
+            cid,
+            viewer_of(identity),
+            vec![edited],
+            items,
+        );
         let (updated, snapshot) = futures::join!(update, expand);
         let updated = updated?.ok_or_else(|| message_not_found(mid))?;
         let mut snapshot = snapshot?.pop().ok_or_else(|| message_not_found(mid))?;
@@ -444,11 +533,16 @@ impl Domain {
         snapshot.edited_at = updated.edited_at;
         Ok(snapshot)
     }
+}
 
-    pub async fn delete_message(&self, identity: &Identity, cid: &str, mid: &str) -> Result<()> {
-        self.check_id("conversationId", cid)?;
-        self.check_id("messageId", mid)?;
-        let (items, message) = self.access_and_message(identity, cid, mid, true).await?;
+impl DeleteMessage {
+    pub async fn run(&self, identity: &Identity, cid: &str, mid: &str) -> Result<()> {
+        let ctx = &self.ctx;
+        ctx.check_id("conversationId", cid)?;
+        ctx.check_id("messageId", mid)?;
+        let (items, message) = ctx
+            .access_and_message(&*self.items, identity, cid, mid, true)
+            .await?;
         let Some(message) = message else {
             // Deleting a message that is not there is success.
             return Ok(());
@@ -456,7 +550,7 @@ impl Domain {
         let required_sender = match identity {
             Identity::Secret => None,
             Identity::User { user_id, role } => {
-                let grants = self.grants(role.as_deref(), &items, user_id);
+                let grants = ctx.grants(role.as_deref(), &items, user_id);
                 let own = message.sender_id.as_deref() == Some(user_id.as_str());
                 match (own, grants.delete_own, grants.delete_any) {
                     (_, _, true) => None,
@@ -472,7 +566,11 @@ impl Domain {
                 }
             }
         };
-        match self.store.delete_message(cid, mid, required_sender).await {
+        match self
+            .messages
+            .delete_message(cid, mid, required_sender)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(StoreError::ConditionFailed(_)) => Err(Error::forbidden(
                 "your role may not delete other users' messages",
@@ -480,17 +578,48 @@ impl Domain {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+impl Context {
+    /// A message as `identity` sees it: the access check, then its snapshot.
+    pub(crate) async fn read_message(
+        &self,
+        items: &dyn ItemReader,
+        reactions: &dyn ReactionReader,
+        identity: &Identity,
+        cid: &str,
+        mid: &str,
+    ) -> Result<MessageSnapshot> {
+        self.check_id("conversationId", cid)?;
+        self.check_id("messageId", mid)?;
+        let (known, message) = self
+            .access_and_message(items, identity, cid, mid, false)
+            .await?;
+        let message = message.ok_or_else(|| message_not_found(mid))?;
+        self.expand(
+            items,
+            reactions,
+            cid,
+            viewer_of(identity),
+            vec![message],
+            known,
+        )
+        .await?
+        .pop()
+        .ok_or_else(|| message_not_found(mid))
+    }
 
     /// Reads what an access check needs (the caller's participant item and user record, or the
     /// conversation for the secret key) and applies it: 404 for non-participants, 403 for
     /// `Read` participants when `write` is asked.
     pub(crate) async fn access_items(
         &self,
+        items: &dyn ItemReader,
         identity: &Identity,
         cid: &str,
         write: bool,
     ) -> Result<Items> {
-        let items = self.get(access_keys(identity, cid)).await?;
+        let items = self.get(items, access_keys(identity, cid)).await?;
         check_access(identity, cid, &items, write)?;
         Ok(items)
     }
@@ -498,6 +627,7 @@ impl Domain {
     /// The access check and the message, in one round trip.
     async fn access_and_message(
         &self,
+        items: &dyn ItemReader,
         identity: &Identity,
         cid: &str,
         mid: &str,
@@ -505,7 +635,7 @@ impl Domain {
     ) -> Result<(Items, Option<MessageRecord>)> {
         let mut keys = access_keys(identity, cid);
         keys.push(message_key(cid, mid));
-        let items = self.get(keys).await?;
+        let items = self.get(items, keys).await?;
         check_access(identity, cid, &items, write)?;
         let message = items.message(cid, mid).cloned();
         Ok((items, message))

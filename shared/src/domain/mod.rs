@@ -2,6 +2,10 @@
 //!
 //! Knows nothing of Lambda or HTTP: callers pass the caller's `Identity` and typed inputs, and
 //! get typed results or an `Error` with a stable code.
+//!
+//! Each operation is a struct declared with `operation!`: its fields are the ports it uses (see
+//! `crate::ports`) and the `Context` (clock and settings), built from `Services`. Shared reads
+//! (access checks, snapshot expansion) take the ports they need as arguments.
 
 mod conversations;
 mod expand;
@@ -13,36 +17,53 @@ mod validate;
 
 use std::sync::Arc;
 
-pub use conversations::{ParticipantBody, PutConversationBody};
-pub use inbox::{Inbox, InboxMessageSnapshot};
-pub use messages::{EditMessageBody, ImportMessage, MessagePageSnapshot, SendMessageBody};
-pub use users::PutUserBody;
+pub use conversations::{
+    DeleteParticipant, GetConversation, ParticipantBody, PutConversation, PutConversationBody,
+    PutParticipant,
+};
+pub use inbox::{
+    ClearInbox, DeleteInboxMessage, InboxMessageSnapshot, ListInbox, SendInboxMessage,
+};
+pub use messages::{
+    DeleteMessage, EditMessage, EditMessageBody, GetMessage, ImportMessage, ImportMessages,
+    ListMessages, MessagePageSnapshot, SendMessage, SendMessageBody,
+};
+pub use reactions::{AddReaction, RemoveReaction};
+pub use users::{GetUser, PutUser, PutUserBody};
 
 use crate::auth::Identity;
 use crate::clock::Clock;
 use crate::config::{Config, RoleGrants};
 use crate::error::{Error, Result};
-use crate::store::{ItemKey, Items, Store};
+use crate::ports::{ItemReader, Port};
+use crate::services::{Component, Services};
+use crate::store::{ItemKey, Items};
 
-/// The domain service: storage, time and configuration, built once per process.
+/// What every operation has besides its ports: the clock and the deployment's settings.
 #[derive(Clone)]
-pub struct Domain {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub config: Arc<Config>,
+pub struct Context {
+    clock: Arc<dyn Clock>,
+    config: Arc<Config>,
 }
 
-impl Domain {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Config) -> Self {
-        Domain {
-            store,
-            clock,
-            config: Arc::new(config),
+impl Component for Context {
+    fn build(services: &Services) -> Self {
+        Context {
+            clock: services.clock().clone(),
+            config: services.config().clone(),
         }
     }
 
-    fn now_ms(&self) -> i64 {
+    fn ports(_: &mut Vec<Port>) {}
+}
+
+impl Context {
+    pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// When something created now expires (messages, reactions, inbox messages), in seconds.
@@ -55,7 +76,7 @@ impl Domain {
         now_ms.div_euclid(1000) + self.config.record_retention_secs
     }
 
-    fn check_id(&self, kind: &str, id: &str) -> Result<()> {
+    pub(crate) fn check_id(&self, kind: &str, id: &str) -> Result<()> {
         crate::ids::validate_id(kind, id, self.config.limits.max_id_chars)
     }
 
@@ -67,10 +88,11 @@ impl Domain {
             .grants(role_claim.or(stored).unwrap_or("default"))
     }
 
-    async fn get(&self, keys: Vec<ItemKey>) -> Result<Items> {
-        let mut items = self.store.get_items(&keys, self.now_ms()).await?;
-        items.looked_up.extend(keys);
-        Ok(items)
+    /// Reads items by key, remembering which keys were asked for (found or not).
+    async fn get(&self, items: &dyn ItemReader, keys: Vec<ItemKey>) -> Result<Items> {
+        let mut found = items.get_items(&keys, self.now_ms()).await?;
+        found.looked_up.extend(keys);
+        Ok(found)
     }
 }
 

@@ -1,53 +1,71 @@
 //! Emoji reactions. Adding or removing one is a single conditional transaction: the
 //! participant check, the role check, the per-user item and the message's counter move together.
 
-use super::{conversation_not_found, message_not_found, participant_key, user_of, Domain};
+use std::sync::Arc;
+
+use super::{conversation_not_found, message_not_found, participant_key, user_of, Context};
 use crate::auth::Identity;
 use crate::emoji::normalize_reaction;
 use crate::error::{Error, Result};
 use crate::model::Access;
+use crate::operation;
+use crate::ports::{ItemReader, ReactionAdder, ReactionRemover};
 use crate::store::{ReactionGuard, ReactionOutcome};
 
-impl Domain {
-    pub async fn add_reaction(
-        &self,
-        identity: &Identity,
-        cid: &str,
-        mid: &str,
-        emoji: &str,
-    ) -> Result<()> {
-        let (uid, emoji, guard) = self.reaction_request(identity, cid, mid, emoji, true)?;
-        let now = self.now_ms();
+operation! {
+    /// `PUT /conversations/{cid}/messages/{mid}/reactions/{emoji}`.
+    pub struct AddReaction {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        reactions: Arc<dyn ReactionAdder>,
+    }
+}
+
+operation! {
+    /// `DELETE /conversations/{cid}/messages/{mid}/reactions/{emoji}`.
+    pub struct RemoveReaction {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+        reactions: Arc<dyn ReactionRemover>,
+    }
+}
+
+impl AddReaction {
+    pub async fn run(&self, identity: &Identity, cid: &str, mid: &str, emoji: &str) -> Result<()> {
+        let ctx = &self.ctx;
+        let (uid, emoji, guard) = ctx.reaction_request(identity, cid, mid, emoji, true)?;
+        let now = ctx.now_ms();
         let outcome = self
-            .store
+            .reactions
             .add_reaction(
                 cid,
                 mid,
                 &emoji,
                 &guard,
-                self.config.limits.max_distinct_reactions,
-                self.message_expiry(now),
+                ctx.config.limits.max_distinct_reactions,
+                ctx.message_expiry(now),
                 now,
             )
             .await?;
-        self.reaction_result(outcome, cid, mid, uid).await
+        ctx.reaction_result(&*self.items, outcome, cid, mid, uid)
+            .await
     }
+}
 
-    pub async fn remove_reaction(
-        &self,
-        identity: &Identity,
-        cid: &str,
-        mid: &str,
-        emoji: &str,
-    ) -> Result<()> {
-        let (uid, emoji, guard) = self.reaction_request(identity, cid, mid, emoji, false)?;
+impl RemoveReaction {
+    pub async fn run(&self, identity: &Identity, cid: &str, mid: &str, emoji: &str) -> Result<()> {
+        let ctx = &self.ctx;
+        let (uid, emoji, guard) = ctx.reaction_request(identity, cid, mid, emoji, false)?;
         let outcome = self
-            .store
-            .remove_reaction(cid, mid, &emoji, &guard, self.now_ms())
+            .reactions
+            .remove_reaction(cid, mid, &emoji, &guard, ctx.now_ms())
             .await?;
-        self.reaction_result(outcome, cid, mid, uid).await
+        ctx.reaction_result(&*self.items, outcome, cid, mid, uid)
+            .await
     }
+}
 
+impl Context {
     /// Validates a reaction request and builds the guard the store checks atomically.
     fn reaction_request<'a>(
         &self,
@@ -85,6 +103,7 @@ impl Domain {
 
     async fn reaction_result(
         &self,
+        items: &dyn ItemReader,
         outcome: ReactionOutcome,
         cid: &str,
         mid: &str,
@@ -102,7 +121,7 @@ impl Domain {
             ))),
             ReactionOutcome::NotParticipant => {
                 // Only on this failure path: tell a Read participant (403) from a stranger (404).
-                let items = self.get(vec![participant_key(cid, uid)]).await?;
+                let items = self.get(items, vec![participant_key(cid, uid)]).await?;
                 match items.participant(cid, uid) {
                     Some(p) if p.access == Access::Read => Err(Error::forbidden(
                         "Read participants cannot react to messages",

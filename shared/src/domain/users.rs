@@ -2,10 +2,14 @@
 
 use serde::Deserialize;
 
-use super::{validate, Domain};
+use std::sync::Arc;
+
+use super::{validate, Context};
 use crate::auth::Identity;
 use crate::error::{Error, Result};
 use crate::model::{Custom, Patch, UserPatch, UserSnapshot};
+use crate::operation;
+use crate::ports::{ItemReader, UserWriter};
 use crate::store::ItemKey;
 
 /// `PUT /users/{userId}`: absent fields stay as they are, `null` clears.
@@ -22,28 +26,44 @@ pub struct PutUserBody {
     pub custom: Patch<Custom>,
 }
 
-impl Domain {
-    pub async fn put_user(
+operation! {
+    /// `PUT /users/{userId}`.
+    pub struct PutUser {
+        ctx: Context,
+        users: Arc<dyn UserWriter>,
+    }
+}
+
+operation! {
+    /// `GET /users/{userId}`.
+    pub struct GetUser {
+        ctx: Context,
+        items: Arc<dyn ItemReader>,
+    }
+}
+
+impl PutUser {
+    pub async fn run(
         &self,
         identity: &Identity,
         user_id: &str,
         body: PutUserBody,
     ) -> Result<UserSnapshot> {
-        self.check_id("userId", user_id)?;
-        self.check_self_or_secret(identity, user_id)?;
+        self.ctx.check_id("userId", user_id)?;
+        check_self_or_secret(identity, user_id)?;
         if !body.role.is_absent() && *identity != Identity::Secret {
             return Err(Error::forbidden(
                 "only the secret key can set a user's role",
             ));
         }
-        let limits = &self.config.limits;
+        let limits = &self.ctx.config().limits;
         for (field, value) in [("name", &body.name), ("photoUrl", &body.photo_url)] {
             if let Patch::Value(v) = value {
                 validate::short_text(limits, field, v)?;
             }
         }
         if let Patch::Value(role) = &body.role {
-            self.check_id("role", role)?;
+            self.ctx.check_id("role", role)?;
         }
         if let Patch::Value(custom) = &body.custom {
             validate::custom(limits, custom)?;
@@ -54,32 +74,35 @@ impl Domain {
             role: body.role,
             custom: body.custom,
         };
-        let now = self.now_ms();
+        let now = self.ctx.now_ms();
         let user = self
-            .store
-            .upsert_user(user_id, &patch, now, self.record_expiry(now))
+            .users
+            .upsert_user(user_id, &patch, now, self.ctx.record_expiry(now))
             .await?;
         Ok(UserSnapshot::of(user_id, Some(&user)))
     }
+}
 
-    pub async fn get_user(&self, identity: &Identity, user_id: &str) -> Result<UserSnapshot> {
-        self.check_id("userId", user_id)?;
-        self.check_self_or_secret(identity, user_id)?;
-        let items = self.get(vec![ItemKey::User(user_id.to_string())]).await?;
+impl GetUser {
+    pub async fn run(&self, identity: &Identity, user_id: &str) -> Result<UserSnapshot> {
+        self.ctx.check_id("userId", user_id)?;
+        check_self_or_secret(identity, user_id)?;
+        let keys = vec![ItemKey::User(user_id.to_string())];
+        let items = self.ctx.get(&*self.items, keys).await?;
         let user = items
             .users
             .get(user_id)
             .ok_or_else(|| Error::not_found(format!("user {user_id:?} not found")))?;
         Ok(UserSnapshot::of(user_id, Some(user)))
     }
+}
 
-    fn check_self_or_secret(&self, identity: &Identity, user_id: &str) -> Result<()> {
-        match identity {
-            Identity::Secret => Ok(()),
-            Identity::User { user_id: me, .. } if me == user_id => Ok(()),
-            Identity::User { .. } => Err(Error::forbidden(
-                "a user token can only read or change its own user",
-            )),
-        }
+fn check_self_or_secret(identity: &Identity, user_id: &str) -> Result<()> {
+    match identity {
+        Identity::Secret => Ok(()),
+        Identity::User { user_id: me, .. } if me == user_id => Ok(()),
+        Identity::User { .. } => Err(Error::forbidden(
+            "a user token can only read or change its own user",
+        )),
     }
 }

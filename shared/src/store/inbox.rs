@@ -61,7 +61,7 @@ pub trait ClientDirectory: Send + Sync {
 
 /// Client ids are WebSocket connection ids: a connection record (live, or closed within the
 /// last 24 hours) names its user.
-pub struct ConnectionDirectory(pub std::sync::Arc<dyn crate::realtime::RealtimeStore>);
+pub struct ConnectionDirectory(pub std::sync::Arc<dyn crate::realtime::ConnectionReader>);
 
 #[async_trait]
 impl ClientDirectory for ConnectionDirectory {
