@@ -1,0 +1,710 @@
+//! IAM parity: what each function may do on the table (`template.yaml`) is exactly what its
+//! operation's ports can do (`natter::ports`), and what it really does on DynamoDB is within that.
+//!
+//! Two checks, because moto does not enforce IAM:
+//! - **Declared**: for every function, the DynamoDB actions its policy grants (on the table and on
+//!   its indexes) equal the union of the actions of the ports its operation holds. Removing any
+//!   action from a policy, or giving an operation a port it does not have a grant for, fails.
+//! - **Measured**: every operation runs against DynamoDB (moto) through its own SDK client, whose
+//!   interceptor records each request as the IAM actions it needs (each part of a
+//!   `TransactWriteItems` as its own action, a `Query` with an index name as an index query).
+//!   Every recorded action must be granted to that function, and every action a port declares
+//!   must have been performed by some function that holds the port, so the catalogue claims
+//!   nothing that the code does not do.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region};
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::operation::query::QueryInput;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use natter::auth::Identity;
+use natter::changes::Change;
+use natter::clock::{Clock, ManualClock, SystemClock};
+use natter::config::Config;
+use natter::domain::*;
+use natter::fanout::{FanOut, PushOutcome, Pusher};
+use natter::http::HttpOperation;
+use natter::ports::{Action, ItemReader, Port};
+use natter::routes::{HTTP_ROUTES, WS_ROUTES};
+use natter::services::Services;
+use natter::store::dynamo::DynamoStore;
+use natter::store::ItemKey;
+use natter::ws::{
+    WsConnect, WsDefault, WsDisconnect, WsHello, WsLoadMore, WsOperation, WsService, WsSubscribe,
+    WsUnsubscribe,
+};
+use serde_json::{json, Value};
+
+// ---- What the template grants ----------------------------------------------------------------
+
+fn load_template() -> serde_yaml::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(&path).expect("template.yaml is readable");
+    serde_yaml::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// A policy statement's resource, as text (`!GetAtt Table.Arn`, `!Sub "${Table.Arn}/index/*"`).
+fn resource_text(value: &serde_yaml::Value) -> String {
+    match value {
+        serde_yaml::Value::Tagged(tagged) => resource_text(&tagged.value),
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Sequence(items) => items.iter().map(resource_text).collect(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn action_named(name: &str, on_index: bool) -> Action {
+    let found = [
+        Action::GetItem,
+        Action::BatchGetItem,
+        Action::Query,
+        Action::PutItem,
+        Action::UpdateItem,
+        Action::DeleteItem,
+        Action::ConditionCheckItem,
+        Action::BatchWriteItem,
+    ]
+    .into_iter()
+    .find(|a| a.iam_name() == name)
+    .unwrap_or_else(|| panic!("template.yaml grants {name}, which no port performs"));
+    match (found, on_index) {
+        (Action::Query, true) => Action::QueryIndex,
+        (action, false) => action,
+        (action, true) => panic!("template.yaml grants {action:?} on the indexes"),
+    }
+}
+
+/// Binary name → the DynamoDB actions its policy grants.
+fn granted() -> BTreeMap<String, BTreeSet<Action>> {
+    let template = load_template();
+    let mut out = BTreeMap::new();
+    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary")
+            .to_string();
+        let mut actions = BTreeSet::new();
+        for policy in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let resource = resource_text(&statement["Resource"]);
+                if !resource.contains("Table.Arn") {
+                    continue;
+                }
+                let on_index = resource.contains("/index/");
+                for action in statement["Action"].as_sequence().into_iter().flatten() {
+                    let name = action.as_str().expect("actions are strings");
+                    if name.starts_with("dynamodb:") {
+                        actions.insert(action_named(name, on_index));
+                    }
+                }
+            }
+        }
+        out.insert(binary, actions);
+    }
+    out
+}
+
+/// Binary name → the ports of its operation (authorizers hold none).
+fn ports_by_function() -> BTreeMap<String, Vec<Port>> {
+    let mut out: BTreeMap<String, Vec<Port>> = BTreeMap::new();
+    for route in HTTP_ROUTES {
+        out.insert(route.function.to_string(), (route.ports)());
+    }
+    for route in WS_ROUTES {
+        out.insert(route.function.to_string(), (route.ports)());
+    }
+    out.insert("fan-out".to_string(), FanOut::ports());
+    out.insert("authorizer".to_string(), Vec::new());
+    out.insert("ws-authorizer".to_string(), Vec::new());
+    out
+}
+
+fn declared(ports: &[Port]) -> BTreeSet<Action> {
+    ports
+        .iter()
+        .flat_map(|p| p.actions().iter().copied())
+        .collect()
+}
+
+#[test]
+fn every_policy_grants_exactly_what_its_ports_can_do() {
+    let granted = granted();
+    let ports = ports_by_function();
+    assert_eq!(
+        granted.keys().collect::<Vec<_>>(),
+        ports.keys().collect::<Vec<_>>(),
+        "template.yaml's functions and the operations differ"
+    );
+    let mut wrong = Vec::new();
+    for (function, ports) in &ports {
+        let want = declared(ports);
+        let have = &granted[function];
+        if &want != have {
+            wrong.push(format!(
+                "{function}: ports {ports:?} need {want:?}, template.yaml grants {have:?}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "IAM policies differ:\n{}",
+        wrong.join("\n")
+    );
+}
+
+// ---- What the functions really do ------------------------------------------------------------
+
+/// Every function's recorded actions.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<BTreeMap<String, BTreeSet<Action>>>>);
+
+/// The interceptor of one function's client: records each request as IAM actions.
+#[derive(Debug, Clone)]
+struct Tag {
+    function: String,
+    recorder: Arc<Mutex<BTreeMap<String, BTreeSet<Action>>>>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorder")
+    }
+}
+
+impl Intercept for Tag {
+    fn name(&self) -> &'static str {
+        "iam_parity::Tag"
+    }
+
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_default();
+        let input = context.input();
+        let mut actions = Vec::new();
+        match operation.as_str() {
+            "TransactWriteItems" => {
+                let parts = input
+                    .downcast_ref::<TransactWriteItemsInput>()
+                    .map(|i| i.transact_items().to_vec())
+                    .unwrap_or_default();
+                for part in parts {
+                    if part.put().is_some() {
+                        actions.push(Action::PutItem);
+                    }
+                    if part.update().is_some() {
+                        actions.push(Action::UpdateItem);
+                    }
+                    if part.delete().is_some() {
+                        actions.push(Action::DeleteItem);
+                    }
+                    if part.condition_check().is_some() {
+                        actions.push(Action::ConditionCheckItem);
+                    }
+                }
+            }
+            "Query" => {
+                let on_index = input
+                    .downcast_ref::<QueryInput>()
+                    .is_some_and(|q| q.index_name().is_some());
+                actions.push(if on_index {
+                    Action::QueryIndex
+                } else {
+                    Action::Query
+                });
+            }
+            "GetItem" => actions.push(Action::GetItem),
+            "BatchGetItem" => actions.push(Action::BatchGetItem),
+            "PutItem" => actions.push(Action::PutItem),
+            "UpdateItem" => actions.push(Action::UpdateItem),
+            "DeleteItem" => actions.push(Action::DeleteItem),
+            "BatchWriteItem" => actions.push(Action::BatchWriteItem),
+            other => panic!("{} sent {other}, which no port may send", self.function),
+        }
+        if let Ok(mut recorded) = self.recorder.lock() {
+            recorded
+                .entry(self.function.clone())
+                .or_default()
+                .extend(actions);
+        }
+        Ok(())
+    }
+}
+
+/// One table, one clock, and a client per function that records what that function sends.
+struct Bench {
+    sdk: aws_config::SdkConfig,
+    endpoint: String,
+    table: String,
+    clock: ManualClock,
+    config: Config,
+    recorder: Recorder,
+    /// Unrecorded: for setting things up and looking at them.
+    setup: Services,
+}
+
+impl Bench {
+    async fn new() -> Self {
+        let endpoint = std::env::var(common::ENDPOINT_VAR).unwrap_or_else(|_| {
+            panic!(
+                "{} is not set: run scripts/test, which starts moto (this test never skips)",
+                common::ENDPOINT_VAR
+            )
+        });
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "iam-parity"))
+            .load()
+            .await;
+        let table = format!("iam-parity-{}", SystemClock.now_ms());
+        let plain = Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .endpoint_url(&endpoint)
+                .build(),
+        );
+        DynamoStore::new(plain.clone(), &table)
+            .create_table_if_missing()
+            .await
+            .expect("the table is created");
+        // Short lives, so that the expiry paths (rewriting an expired record) can be reached by
+        // moving the clock.
+        let mut config = Config::default();
+        config.retention_secs = 600;
+        config.record_retention_secs = 1200;
+        let clock = ManualClock::new(SystemClock.now_ms());
+        let setup = Services::dynamodb(plain, &table, Arc::new(clock.clone()), config.clone());
+        Bench {
+            sdk,
+            endpoint,
+            table,
+            clock,
+            config,
+            recorder: Recorder::default(),
+            setup,
+        }
+    }
+
+    /// The services as function `function` would build them, with its requests recorded.
+    fn services(&self, function: &str) -> Services {
+        let tag = Tag {
+            function: function.to_string(),
+            recorder: self.recorder.0.clone(),
+        };
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+                .endpoint_url(&self.endpoint)
+                .interceptor(tag)
+                .build(),
+        );
+        Services::dynamodb(
+            client,
+            &self.table,
+            Arc::new(self.clock.clone()),
+            self.config.clone(),
+        )
+    }
+
+    /// HTTP operation `O`, built as its function builds it.
+    fn http<O: HttpOperation>(&self) -> O {
+        self.services(O::ROUTE.function).build()
+    }
+
+    /// WebSocket route operation `O`, built as its function builds it.
+    fn ws<O: WsOperation>(&self) -> WsService {
+        WsService::new::<O>(&self.services(O::ROUTE.function))
+    }
+
+    fn recorded(&self) -> BTreeMap<String, BTreeSet<Action>> {
+        self.recorder.0.lock().expect("recorder").clone()
+    }
+}
+
+fn user(id: &str) -> Identity {
+    Identity::User {
+        user_id: id.to_string(),
+        role: None,
+    }
+}
+
+fn body<T: serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("a valid body")
+}
+
+/// A WebSocket API event for a route, as API Gateway sends it.
+fn ws_event(
+    route_key: &str,
+    connection: &str,
+    user: &str,
+    frame: Option<Value>,
+) -> ApiGatewayWebsocketProxyRequest {
+    let event = json!({
+        "requestContext": {
+            "routeKey": route_key,
+            "eventType": "MESSAGE",
+            "connectionId": connection,
+            "connectedAt": SystemClock.now_ms(),
+            "requestTimeEpoch": SystemClock.now_ms(),
+            "identity": {"sourceIp": "127.0.0.1"},
+            "requestId": "r",
+            "apiId": "local",
+            "stage": "local",
+            "authorizer": {"userId": user},
+        },
+        "body": frame.map(|f| f.to_string()),
+        "isBase64Encoded": false,
+    });
+    serde_json::from_value(event).expect("a WebSocket event")
+}
+
+fn reply(response: &ApiGatewayProxyResponse) -> Value {
+    let text = natter::ws::reply_body(response).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Posts succeed, except to connection `gone`.
+struct Pushes;
+
+#[async_trait]
+impl Pusher for Pushes {
+    async fn push(&self, connection_id: &str, _frame: &str) -> PushOutcome {
+        if connection_id == "gone" {
+            PushOutcome::Gone
+        } else {
+            PushOutcome::Delivered
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_request_a_function_sends_is_granted_to_it() {
+    let b = Bench::new().await;
+    let (alice, bob) = (user("alice"), user("bob"));
+
+    // Users, conversations and participants, also over records that have expired.
+    b.http::<PutUser>()
+        .run(&alice, "alice", body(json!({"name": "Alice"})))
+        .await
+        .unwrap();
+    b.http::<PutUser>()
+        .run(
+            &Identity::Secret,
+            "bob",
+            body(json!({"name": "Bob", "role": "moderator"})),
+        )
+        .await
+        .unwrap();
+    b.http::<GetUser>().run(&alice, "alice").await.unwrap();
+    b.http::<PutConversation>()
+        .run(
+            &alice,
+            "c1",
+            body(json!({"subject": "Lunch", "participants": ["bob"]})),
+        )
+        .await
+        .unwrap();
+    b.http::<PutConversation>()
+        .run(&alice, "c1", body(json!({"subject": "Lunch?"})))
+        .await
+        .unwrap();
+    b.http::<GetConversation>().run(&bob, "c1").await.unwrap();
+    b.http::<PutParticipant>()
+        .run(&alice, "c1", "carol", ParticipantBody { access: None })
+        .await
+        .unwrap();
+    b.http::<DeleteParticipant>()
+        .run(&user("carol"), "c1", "carol")
+        .await
+        .unwrap();
+    b.http::<DeleteParticipant>()
+        .run(&alice, "c1", "dave")
+        .await
+        .unwrap();
+
+    // Messages.
+    let send = b.http::<SendMessage>();
+    let first = send
+        .run(
+            &alice,
+            "c1",
+            body(json!({"text": "hi", "idempotencyKey": "k1"})),
+        )
+        .await
+        .unwrap();
+    send.run(
+        &alice,
+        "c1",
+        body(json!({"text": "hi", "idempotencyKey": "k1"})),
+    )
+    .await
+    .unwrap();
+    let reply_to = send
+        .run(
+            &bob,
+            "c1",
+            body(json!({"text": "yes", "referencedMessageId": first.id})),
+        )
+        .await
+        .unwrap();
+    send.run(
+        &Identity::Secret,
+        "c1",
+        body(json!({"type": "SystemMessage", "text": "note"})),
+    )
+    .await
+    .unwrap();
+    b.http::<ImportMessages>()
+        .run(
+            &Identity::Secret,
+            "c1",
+            body(json!([{"sender": "alice", "text": "old", "createdAt": b.clock.now_ms() - 1000}])),
+        )
+        .await
+        .unwrap();
+    b.http::<AddReaction>()
+        .run(&bob, "c1", &first.id, "👍")
+        .await
+        .unwrap();
+    b.http::<ListMessages>()
+        .run(&alice, "c1", Some(10), None)
+        .await
+        .unwrap();
+    b.http::<GetMessage>()
+        .run(&alice, "c1", &reply_to.id)
+        .await
+        .unwrap();
+    b.http::<EditMessage>()
+        .run(&alice, "c1", &first.id, body(json!({"text": "hello"})))
+        .await
+        .unwrap();
+    b.http::<RemoveReaction>()
+        .run(&bob, "c1", &first.id, "👍")
+        .await
+        .unwrap();
+    // At the limit of distinct reactions, counts that fell to zero are swept.
+    let mut limited = b.config.clone();
+    limited.limits.max_distinct_reactions = 2;
+    let add_limited: AddReaction = b
+        .services(AddReaction::ROUTE.function)
+        .with_config(limited)
+        .build();
+    add_limited.run(&bob, "c1", &first.id, "🎉").await.unwrap();
+    add_limited.run(&bob, "c1", &first.id, "🚀").await.unwrap();
+    // Refused: a Read participant, or a stranger, reacting (the failure path reads the caller).
+    assert!(b
+        .http::<AddReaction>()
+        .run(&user("eve"), "c1", &first.id, "👍")
+        .await
+        .is_err());
+    b.http::<DeleteMessage>()
+        .run(&bob, "c1", &reply_to.id)
+        .await
+        .unwrap();
+
+    // WebSocket routes.
+    let connect = b.ws::<WsConnect>();
+    for (conn, who) in [("A", "alice"), ("B", "bob"), ("gone", "bob")] {
+        let response = connect.handle(ws_event("$connect", conn, who, None)).await;
+        assert_eq!(response.status_code, 200, "$connect {conn}");
+    }
+    let hello = reply(
+        &b.ws::<WsHello>()
+            .handle(ws_event(
+                "hello",
+                "A",
+                "alice",
+                Some(json!({"action": "hello"})),
+            ))
+            .await,
+    );
+    assert_eq!(hello["type"], "hello", "{hello}");
+    let subscribe = b.ws::<WsSubscribe>();
+    for (conn, who) in [("A", "alice"), ("B", "bob"), ("gone", "bob")] {
+        let frame = json!({"action": "subscribe", "subscriptionId": "s1", "conversationId": "c1", "limit": 1});
+        let answer = reply(
+            &subscribe
+                .handle(ws_event("subscribe", conn, who, Some(frame)))
+                .await,
+        );
+        assert_eq!(answer["state"], "active", "{answer}");
+    }
+    // A stranger's subscription is stored, then removed when the read is refused.
+    let frame = json!({"action": "subscribe", "subscriptionId": "s2", "conversationId": "c1"});
+    let answer = reply(
+        &subscribe
+            .handle(ws_event("subscribe", "A", "eve", Some(frame)))
+            .await,
+    );
+    assert_eq!(answer["state"], "error", "{answer}");
+    // The same subscription id moved to another conversation replaces the old one.
+    b.setup
+        .build::<PutConversation>()
+        .run(&alice, "c2", body(json!({})))
+        .await
+        .unwrap();
+    let frame = json!({"action": "subscribe", "subscriptionId": "s1", "conversationId": "c2"});
+    subscribe
+        .handle(ws_event("subscribe", "A", "alice", Some(frame)))
+        .await;
+    let frame =
+        json!({"action": "subscribe", "subscriptionId": "s1", "conversationId": "c1", "limit": 1});
+    subscribe
+        .handle(ws_event("subscribe", "A", "alice", Some(frame)))
+        .await;
+    let frame = json!({"action": "loadMore", "subscriptionId": "s1", "count": 100});
+    let answer = reply(
+        &b.ws::<WsLoadMore>()
+            .handle(ws_event("loadMore", "A", "alice", Some(frame)))
+            .await,
+    );
+    assert_eq!(answer["state"], "active", "{answer}");
+    let frame = json!({"action": "unsubscribe", "subscriptionId": "s1"});
+    b.ws::<WsUnsubscribe>()
+        .handle(ws_event("unsubscribe", "A", "alice", Some(frame)))
+        .await;
+    let frame = json!({"action": "nope"});
+    let answer = reply(
+        &b.ws::<WsDefault>()
+            .handle(ws_event("$default", "A", "alice", Some(frame)))
+            .await,
+    );
+    assert_eq!(answer["type"], "error", "{answer}");
+
+    // The inbox, to a user and to a client id.
+    let sent = b
+        .http::<SendInboxMessage>()
+        .run(
+            &alice,
+            json!({"message": {"n": 1}, "recipients": ["bob", "A"]}),
+        )
+        .await
+        .unwrap();
+    b.http::<ListInbox>().run(&bob).await.unwrap();
+    b.http::<DeleteInboxMessage>()
+        .run(&bob, &sent[0])
+        .await
+        .unwrap();
+    b.http::<ClearInbox>().run(&alice).await.unwrap();
+
+    // The fan-out: a message with reactions (per-viewer reads), an inbox message to a user's
+    // connections, and a connection found gone (disconnected).
+    let fan_out = FanOut::new(&b.services("fan-out"), Arc::new(Pushes), 4);
+    let with_reactions = send
+        .run(&bob, "c1", body(json!({"text": "react to me"})))
+        .await
+        .unwrap();
+    b.setup
+        .build::<AddReaction>()
+        .run(&alice, "c1", &with_reactions.id, "👍")
+        .await
+        .unwrap();
+    let key = ItemKey::Message {
+        conversation_id: "c1".into(),
+        message_id: with_reactions.id.clone(),
+    };
+    let items = (b.setup.build::<Arc<dyn ItemReader>>())
+        .get_items(&[key], b.clock.now_ms())
+        .await
+        .unwrap();
+    let record = items.messages.into_values().next().expect("the message");
+    fan_out
+        .apply(&Change::MessageCreated(record))
+        .await
+        .unwrap();
+    let inbox_record = natter::store::inbox::InboxRecord {
+        user_id: "bob".into(),
+        message_id: "inb_x".into(),
+        sender_id: "alice".into(),
+        message: json!(1),
+        created_at: b.clock.now_ms(),
+        expires_at: b.clock.now_ms() / 1000 + 600,
+    };
+    fan_out
+        .apply(&Change::InboxCreated(inbox_record))
+        .await
+        .unwrap();
+
+    // Records that expired are rewritten: a user and a conversation whose lives ran out.
+    b.clock.advance_ms(1_300_000);
+    b.http::<PutUser>()
+        .run(&alice, "alice", body(json!({"name": "Alice again"})))
+        .await
+        .unwrap();
+    b.http::<PutConversation>()
+        .run(&alice, "c1", body(json!({"subject": "New lunch"})))
+        .await
+        .unwrap();
+    let disconnect = b.ws::<WsDisconnect>();
+    disconnect
+        .handle(ws_event("$disconnect", "B", "bob", None))
+        .await;
+
+    // Every recorded action is granted; every declared action was performed.
+    let granted = granted();
+    let ports = ports_by_function();
+    let recorded = b.recorded();
+    let mut wrong = Vec::new();
+    for (function, actions) in &recorded {
+        let allowed = &granted[function];
+        for action in actions.difference(allowed) {
+            wrong.push(format!(
+                "{function} sent {action:?}, which template.yaml does not grant"
+            ));
+        }
+    }
+    // Ports no function holds (natter-local's own introspection reads connections) grant
+    // nothing on AWS.
+    let held: BTreeSet<Port> = ports.values().flatten().copied().collect();
+    for port in Port::ALL.iter().filter(|p| held.contains(p)) {
+        for action in port.actions() {
+            let performed = ports.iter().any(|(function, held)| {
+                held.contains(port)
+                    && recorded
+                        .get(function)
+                        .is_some_and(|actions| actions.contains(action))
+            });
+            if !performed {
+                wrong.push(format!(
+                    "port {} declares {action:?}, which no function holding it sent",
+                    port.name()
+                ));
+            }
+        }
+    }
+    for function in ports.keys().filter(|f| !f.ends_with("authorizer")) {
+        if !recorded.contains_key(function) && function != "ws-default" {
+            wrong.push(format!("{function} never ran"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "IAM parity:\n{}\nrecorded: {recorded:#?}",
+        wrong.join("\n")
+    );
+}
