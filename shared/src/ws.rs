@@ -377,7 +377,7 @@ async fn subscribe_to(
         SubscribeOutcome::TooMany => {
             return Err(Error::LimitExceeded(format!(
                 "a connection may hold at most {} subscriptions",
-                crate::realtime::MAX_SUBSCRIPTIONS_PER_CONNECTION
+                crate::config::connections::MAX_SUBSCRIPTIONS_PER_CONNECTION
             )))
         }
     }
