@@ -12,7 +12,7 @@
 //!    it, and pushing it as new would put it in the wrong place;
 //! 3. one batch read of those subscribers' participant items: someone who left the conversation
 //!    hears nothing more from it;
-//! 4. the frames of DESIGN.md. A message snapshot is expanded once; `currentUserReacted` is per
+//! 4. the frames of `docs/websocket.md`. A snapshot is expanded once; `currentUserReacted` is per
 //!    viewer, so when the message (or the one it replies to) has reactions each subscribing user's
 //!    own reactions are read (one query each), and otherwise it is `false` without a query;
 //! 5. posts through a `Pusher` with bounded concurrency (`FANOUT_CONCURRENCY`, default 32).

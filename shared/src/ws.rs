@@ -10,7 +10,7 @@
 //! `requestContext.authorizer`, where `identity` reads it.
 //!
 //! Frames are JSON text: the client sends `{action, requestId?, ...}`; replies carry `type` and
-//! echo `requestId`. The frame shapes are in DESIGN.md and `docs/websocket.md`.
+//! echo `requestId`. The frame shapes are in `docs/websocket.md`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
