@@ -373,8 +373,9 @@ pub mod aws {
     /// API Gateway closes a WebSocket connection after ten minutes without a client frame
     /// (natter-local does not, yet).
     pub const WS_IDLE_TIMEOUT_SECS: i64 = 10 * 60;
-    /// Lambda: the largest synchronous invocation payload, request or response (6 MB). HTTP
-    /// bodies (`Limits::max_body_bytes`) stay far below it.
+    /// Lambda: the largest synchronous invocation payload, request or response ("6 MB"; this
+    /// module counts AWS's KB and MB as 1024 and 1024 × 1024 bytes). HTTP bodies (`Limits::max_body_bytes`)
+    /// stay far below it.
     pub const LAMBDA_PAYLOAD_MAX_BYTES: usize = 6 * 1024 * 1024;
     /// DynamoDB: the largest item, attribute names and values included.
     pub const DYNAMODB_ITEM_MAX_BYTES: usize = 400 * 1024;
