@@ -284,5 +284,7 @@ mod tests {
     #[test]
     fn longest_emoji_fits_input_limit() {
         assert!(table().max_chars <= EMOJI_INPUT_MAX_CHARS);
+        // So no reaction is longer than a custom one (the API documents that as `maxLength`).
+        assert!(table().max_chars <= CUSTOM_EMOJI_MAX_CHARS);
     }
 }
