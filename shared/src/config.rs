@@ -8,8 +8,8 @@
 //!   (the local gateway only).
 //! - [`aws`]: numbers AWS imposes. natter does not choose them, but everything it sends must fit.
 //!
-//! `shared/tests/limits_parity.rs` checks `docs/openapi.yaml` and `template.yaml` against this
-//! file, and the README's "Limits" table lists the same numbers.
+//! `shared/tests/limits_parity.rs` checks the bounds of `docs/openapi.yaml`, the parameters of
+//! `template.yaml` and the README's "Limits" tables against this file.
 
 use std::collections::HashMap;
 
@@ -249,7 +249,8 @@ impl Config {
 
 /// Input rules outside `Limits`: reactions, content and tokens.
 pub mod input {
-    /// Longest custom emoji `:name:`, colons included (reactions and `customEmoji` nodes).
+    /// Longest custom emoji `:name:`, colons included (reactions, and text parsed into
+    /// `customEmoji` nodes).
     pub const CUSTOM_EMOJI_MAX_CHARS: usize = 50;
     /// Longest custom emoji name, between the colons.
     pub const CUSTOM_EMOJI_NAME_MAX_CHARS: usize = CUSTOM_EMOJI_MAX_CHARS - 2;
@@ -311,8 +312,8 @@ pub mod storage {
     /// Sends of one message-store request when DynamoDB answers "try again" (a transaction
     /// conflict, throttling, unprocessed batch keys). With the backoff below that is up to ~5 s.
     pub const MAX_SENDS: u32 = 10;
-    /// The message store's backoff before retry `n` is jittered in half of
-    /// `BACKOFF_BASE_MS << n`, at most `BACKOFF_CAP_MS`.
+    /// Before retry `n` the message store waits, jittered, between half and all of
+    /// `BACKOFF_BASE_MS << n` ms, at most `BACKOFF_CAP_MS`.
     pub const BACKOFF_BASE_MS: u64 = 10;
     /// See `BACKOFF_BASE_MS`.
     pub const BACKOFF_CAP_MS: u64 = 1000;
@@ -327,7 +328,7 @@ pub mod storage {
     pub const REALTIME_BACKOFF_BASE_MS: u64 = 25;
     /// Pages read from one realtime-store query at most (a page is up to 1 MB).
     pub const REALTIME_MAX_QUERY_PAGES: usize = 1000;
-    /// How often `ensure_table` asks whether a new table is active ...
+    /// How often `create_table_if_missing` asks whether a new table is active ...
     pub const TABLE_ACTIVE_POLL: Duration = Duration::from_millis(200);
     /// ... and how many times (2 minutes).
     pub const TABLE_ACTIVE_MAX_POLLS: usize = 600;
@@ -374,8 +375,8 @@ pub mod aws {
     /// (natter-local does not, yet).
     pub const WS_IDLE_TIMEOUT_SECS: i64 = 10 * 60;
     /// Lambda: the largest synchronous invocation payload, request or response ("6 MB"; this
-    /// module counts AWS's KB and MB as 1024 and 1024 × 1024 bytes). HTTP bodies (`Limits::max_body_bytes`)
-    /// stay far below it.
+    /// module counts AWS's KB and MB as 1024 and 1024 × 1024 bytes). HTTP bodies
+    /// (`Limits::max_body_bytes`) stay far below it.
     pub const LAMBDA_PAYLOAD_MAX_BYTES: usize = 6 * 1024 * 1024;
     /// DynamoDB: the largest item, attribute names and values included.
     pub const DYNAMODB_ITEM_MAX_BYTES: usize = 400 * 1024;
