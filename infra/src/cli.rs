@@ -78,7 +78,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         let user = values.remove("--user").ok_or("token needs --user ID")?;
         let ttl_secs =
             match values.remove("--ttl") {
-                None => 86_400,
+                None => natter::config::local::DEV_TOKEN_TTL_SECS,
                 Some(v) => v.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
                     format!("--ttl must be a positive number of seconds, got {v:?}")
                 })?,

@@ -16,8 +16,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use natter::config::aws::WS_MESSAGE_MAX_BYTES;
+
 use crate::server::AppState;
-use crate::ws::{now_ms, MAX_MESSAGE_BYTES};
+use crate::ws::now_ms;
 
 fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
@@ -56,11 +58,11 @@ pub async fn post(
     let Some(socket) = state.sockets.get(&connection_id) else {
         return gone();
     };
-    if body.len() > MAX_MESSAGE_BYTES {
+    if body.len() > WS_MESSAGE_MAX_BYTES {
         return aws_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLargeException",
-            &format!("the payload is larger than {MAX_MESSAGE_BYTES} bytes"),
+            &format!("the payload is larger than {WS_MESSAGE_MAX_BYTES} bytes"),
         );
     }
     let text = String::from_utf8_lossy(&body).into_owned();

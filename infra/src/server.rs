@@ -211,7 +211,7 @@ pub async fn run(options: ServeOptions) -> Result<(), String> {
         let sample = natter::auth::issue_user_token(
             "alice",
             None,
-            86_400,
+            natter::config::local::DEV_TOKEN_TTL_SECS,
             state.now_secs(),
             &state.auth.signing_secret,
         )

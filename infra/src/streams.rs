@@ -3,10 +3,11 @@
 //! * Embedded store: its change feed, in write order, in batches of up to `BATCH_SIZE`.
 //! * DynamoDB: the table's stream, read the way Lambda's event source mapping reads it
 //!   (DescribeStream, GetShardIterator at LATEST when the gateway starts, GetRecords every
-//!   `POLL_INTERVAL`), turned into the Lambda DynamoDB event JSON and handed to the fan-out's
-//!   stream handler. When the handler reports batch item failures, the batch is retried from the
-//!   first failed record, at most `MAX_ATTEMPTS` times (with backoff); after that the records are
-//!   dropped with an error log, as the deployed function's on-failure destination would get them.
+//!   `STREAM_POLL_INTERVAL`), turned into the Lambda DynamoDB event JSON and handed to the
+//!   fan-out's stream handler. When the handler reports batch item failures, the batch is retried
+//!   from the first failed record, at most `MAX_DELIVERIES` times (with backoff); after that the
+//!   records are dropped with an error log, as the deployed function's on-failure destination
+//!   would get them. The numbers are in `natter::config` (`stream`, `local`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,21 +17,14 @@ use aws_lambda_events::dynamodb::Event;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::Engine;
 use natter::changes::Change;
+use natter::config::local::{SHARD_REFRESH, STREAM_BACKOFF_BASE_MS, STREAM_POLL_INTERVAL};
+use natter::config::stream::{BATCH_SIZE, MAX_DELIVERIES};
 use natter::fanout::FanOut;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
-/// The most records (or changes) handed to the fan-out at once, like the template's BatchSize.
-pub const BATCH_SIZE: usize = 100;
-/// How often an idle shard is polled.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// Deliveries of one batch at most (the template's MaximumRetryAttempts + 1).
-pub const MAX_ATTEMPTS: u32 = 6;
-/// How often the stream's shard list is refreshed (to follow shard splits and rollovers).
-const SHARD_REFRESH: Duration = Duration::from_secs(5);
-
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64 << attempt.min(6))
+    Duration::from_millis(STREAM_BACKOFF_BASE_MS << attempt.min(6))
 }
 
 // ---- The embedded store's change feed ----
@@ -61,12 +55,12 @@ pub async fn run_change_feed(mut feed: broadcast::Receiver<Change>, fan_out: Arc
 }
 
 async fn deliver_changes(fan_out: &FanOut, mut batch: Vec<Change>) {
-    for attempt in 1..=MAX_ATTEMPTS {
+    for attempt in 1..=MAX_DELIVERIES {
         match fan_out.apply_all(&batch).await {
             Ok(_) => return,
             Err((failed, error)) => {
                 batch.drain(..failed);
-                if attempt == MAX_ATTEMPTS {
+                if attempt == MAX_DELIVERIES {
                     tracing::error!(
                         dropped = batch.len(),
                         %error,
@@ -251,7 +245,7 @@ impl StreamReader {
                 }
             }
             if !got_any {
-                tokio::time::sleep(POLL_INTERVAL).await;
+                tokio::time::sleep(STREAM_POLL_INTERVAL).await;
             }
         }
     }
@@ -260,7 +254,7 @@ impl StreamReader {
     /// reported failure.
     async fn deliver(&self, fan_out: &FanOut, records: &[Record]) {
         let mut records: Vec<Value> = records.iter().map(|r| self.record_json(r)).collect();
-        for attempt in 1..=MAX_ATTEMPTS {
+        for attempt in 1..=MAX_DELIVERIES {
             let event: Event = match serde_json::from_value(json!({ "Records": records })) {
                 Ok(event) => event,
                 Err(e) => {
@@ -282,7 +276,7 @@ impl StreamReader {
                 return;
             };
             records.drain(..first);
-            if attempt == MAX_ATTEMPTS {
+            if attempt == MAX_DELIVERIES {
                 tracing::error!(
                     dropped = records.len(),
                     "fan-out kept failing; stream records dropped (the on-failure destination \

@@ -28,13 +28,14 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
+use natter::config::aws::{WS_CONNECTION_MAX_SECS, WS_MESSAGE_MAX_BYTES};
+use natter::config::local::{
+    CLOSE_WRITER_WAIT, DEAD_PEER_GRACE_MAX_SECS, DEAD_PEER_GRACE_SECS, PEER_CLOSE_WAIT,
+};
+
 use crate::http_api::error_response;
 use crate::server::AppState;
 
-/// API Gateway's limit on one WebSocket message (frames of up to 32 KB each).
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
-/// API Gateway closes every connection after two hours.
-const MAX_CONNECTION_LIFE: Duration = Duration::from_secs(2 * 3600);
 /// The stage name the events carry.
 pub const STAGE: &str = "local";
 
@@ -383,7 +384,7 @@ pub async fn upgrade(
     let failed_state = state.clone();
     let failed_socket = socket.clone();
     upgrade
-        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_message_size(WS_MESSAGE_MAX_BYTES)
         .on_failed_upgrade(move |e| {
             tracing::warn!(error = %e, "WebSocket upgrade failed");
             failed_socket.gone.store(true, Ordering::SeqCst);
@@ -434,7 +435,7 @@ async fn run(
             }
         }
     });
-    let lifetime = tokio::time::sleep(MAX_CONNECTION_LIFE);
+    let lifetime = tokio::time::sleep(Duration::from_secs(WS_CONNECTION_MAX_SECS as u64));
     tokio::pin!(lifetime);
     let ending = loop {
         let next = tokio::select! {
@@ -491,7 +492,7 @@ async fn run(
             // Let the writer finish the close handshake (briefly), then stop it.
             let _ = socket.tx.send(Outgoing::Close(code, ""));
             let abort = writer.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(1), writer)
+            if tokio::time::timeout(CLOSE_WRITER_WAIT, writer)
                 .await
                 .is_err()
             {
@@ -513,7 +514,7 @@ async fn run(
 /// After our close frame: reads (and drops) what the peer still sends until its close frame,
 /// for at most two seconds.
 async fn await_peer_close(stream: &mut futures::stream::SplitStream<WebSocket>) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+    let _ = tokio::time::timeout(PEER_CLOSE_WAIT, async {
         while let Some(Ok(message)) = stream.next().await {
             if matches!(message, Message::Close(_)) {
                 break;
@@ -528,8 +529,8 @@ fn dead_peer_grace() -> Duration {
     let secs = std::env::var("NATTER_LOCAL_DEAD_PEER_SECS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(30);
-    Duration::from_secs(secs.min(3600))
+        .unwrap_or(DEAD_PEER_GRACE_SECS);
+    Duration::from_secs(secs.min(DEAD_PEER_GRACE_MAX_SECS))
 }
 
 /// Runs `$disconnect` once and forgets the socket.

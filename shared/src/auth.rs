@@ -7,10 +7,11 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::config::input::TOKEN_LEEWAY_SECS;
+use crate::config::Limits;
+
 /// The only JWT algorithm accepted or issued.
 const ALGORITHM: &str = "HS256";
-
-const SUBJECT_MAX_CHARS: usize = 128;
 
 /// Claims of a user token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,7 +215,7 @@ fn verify_user_token(
     // against `now_secs` instead, and its absence gets its own error.
     validation.validate_exp = false;
     validation.required_spec_claims.clear();
-    validation.leeway = 0;
+    validation.leeway = TOKEN_LEEWAY_SECS;
     // Our tokens carry no audience; with only one issuer there is nothing to match.
     validation.validate_aud = false;
     let claims = jsonwebtoken::decode::<RawClaims>(
@@ -231,7 +232,7 @@ fn verify_user_token(
     .claims;
 
     let exp = claims.exp.ok_or(AuthError::MissingExp)?;
-    if exp <= now_secs {
+    if exp.saturating_add(TOKEN_LEEWAY_SECS) <= now_secs {
         return Err(AuthError::Expired);
     }
     let sub = claims
@@ -286,9 +287,11 @@ fn check_subject(sub: &str) -> Result<(), AuthError> {
     if sub.is_empty() {
         return Err(AuthError::BadSubject("sub is empty".to_owned()));
     }
-    if sub.chars().count() > SUBJECT_MAX_CHARS {
+    // `sub` is a user id, so the id limit applies (the authorizers hold no `Config`).
+    let max = Limits::default().max_id_chars;
+    if sub.chars().count() > max {
         return Err(AuthError::BadSubject(format!(
-            "sub is longer than {SUBJECT_MAX_CHARS} characters"
+            "sub is longer than {max} characters"
         )));
     }
     if sub.chars().any(char::is_control) {

@@ -1,8 +1,28 @@
-//! Deployment configuration: retention, limits and role grants. Every limit lives here.
+//! Deployment configuration, and every limit and timing natter has: a number that bounds input,
+//! storage, retries or time is declared here once, and everything else refers to it.
+//!
+//! - [`Limits`]: size and count limits a deployment could change (the defaults are the documented
+//!   ones), and [`Config`]: retention and role grants, read from the environment.
+//! - Fixed numbers of natter's own, by concern: [`input`] (reactions, content, tokens),
+//!   [`connections`], [`fanout`], [`stream`], [`storage`] (retries of the stores) and [`local`]
+//!   (the local gateway only).
+//! - [`aws`]: numbers AWS imposes. natter does not choose them, but everything it sends must fit.
+//!
+//! `shared/tests/limits_parity.rs` checks the bounds of `docs/openapi.yaml`, the parameters of
+//! `template.yaml` and the README's "Limits" tables against this file.
 
 use std::collections::HashMap;
 
 use serde::Deserialize;
+
+/// Seconds in a day, for the day-valued settings.
+pub const SECS_PER_DAY: i64 = 86_400;
+/// How long messages, reactions, inbox messages and idempotency keys live when `RETENTION_DAYS`
+/// (template parameter `RetentionDays`) is unset.
+pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+/// How long users, conversations and participants live after their last write when
+/// `RECORD_RETENTION_DAYS` is unset.
+pub const DEFAULT_RECORD_RETENTION_DAYS: i64 = 365;
 
 /// Size and count limits. One place, read by validation and documented in the README.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +39,10 @@ pub struct Limits {
     pub max_custom_key_chars: usize,
     /// Longest `custom` string value, in bytes.
     pub max_custom_value_bytes: usize,
-    /// Longest id (user, conversation, message, idempotency key), in characters.
+    /// Longest id (user, conversation, message, idempotency key, subscription, role), in
+    /// characters. The default also bounds a user token's `sub` (`auth.rs`), which must be a
+    /// valid user id. 128 characters are at most 512 bytes of UTF-8, so every key built from ids
+    /// fits DynamoDB's key limits.
     pub max_id_chars: usize,
     /// Longest user name, conversation subject or photo URL, in characters.
     pub max_name_chars: usize,
@@ -27,7 +50,8 @@ pub struct Limits {
     pub max_participants_per_request: usize,
     /// Most messages in one import request.
     pub max_import_messages: usize,
-    /// Most messages in one page or window step.
+    /// Most messages in one page (`limit` of the message list and of `subscribe`, `count` of
+    /// `loadMore`).
     pub max_page: usize,
     /// Page size when none is given.
     pub default_page: usize,
@@ -176,8 +200,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            retention_secs: 30 * 86_400,
-            record_retention_secs: 365 * 86_400,
+            retention_secs: DEFAULT_RETENTION_DAYS * SECS_PER_DAY,
+            record_retention_secs: DEFAULT_RECORD_RETENTION_DAYS * SECS_PER_DAY,
             limits: Limits::default(),
             roles: Roles::default(),
         }
@@ -203,19 +227,167 @@ impl Config {
             }
         };
         if let Some(days) = number("RETENTION_DAYS")? {
-            config.retention_secs = days * 86_400;
+            config.retention_secs = days * SECS_PER_DAY;
         }
         if let Some(secs) = number("RETENTION_SECONDS")? {
             config.retention_secs = secs;
         }
         if let Some(days) = number("RECORD_RETENTION_DAYS")? {
-            config.record_retention_secs = days * 86_400;
+            config.record_retention_secs = days * SECS_PER_DAY;
         }
         if let Some(json) = get("NATTER_ROLES").filter(|v| !v.trim().is_empty()) {
             config.roles = Roles::from_json(&json)?;
         }
         Ok(config)
     }
+}
+
+// ---- Fixed numbers --------------------------------------------------------------------------
+//
+// The modules below are natter's own numbers that are not per deployment: they are part of the
+// protocol, or held by code (the stores, the emoji parser) that has no `Config`.
+
+/// Input rules outside `Limits`: reactions, content and tokens.
+pub mod input {
+    /// Longest custom emoji `:name:`, colons included (reactions, and text parsed into
+    /// `customEmoji` nodes).
+    pub const CUSTOM_EMOJI_MAX_CHARS: usize = 50;
+    /// Longest custom emoji name, between the colons.
+    pub const CUSTOM_EMOJI_NAME_MAX_CHARS: usize = CUSTOM_EMOJI_MAX_CHARS - 2;
+    /// A reaction longer than this cannot be one Unicode emoji (the longest has 10 code points);
+    /// refusing it early bounds the work spent on error reporting.
+    pub const EMOJI_INPUT_MAX_CHARS: usize = 64;
+    /// Deepest node nesting in message content (a block's direct children are level 1).
+    pub const CONTENT_MAX_DEPTH: usize = 32;
+    /// Clock skew allowed when checking a user token's `exp`: none.
+    pub const TOKEN_LEEWAY_SECS: u64 = 0;
+    /// Shortest signing secret and secret key the template accepts (`MinLength` of
+    /// `SigningSecret` and `SecretKey`); natter itself does not check their length.
+    pub const SECRET_MIN_CHARS: usize = 32;
+}
+
+/// WebSocket connections and subscriptions (the realtime store).
+pub mod connections {
+    /// How long a connection id stays usable as a recent client id after its connection closed
+    /// (and so how long a connection item outlives its connection).
+    pub const CLIENT_ID_GRACE_SECS: i64 = 24 * 3600;
+    /// The most subscriptions one connection may hold at once (bounds the connection item).
+    pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
+}
+
+/// The stream fan-out's posts to connections.
+pub mod fanout {
+    use std::time::Duration;
+
+    /// Posts in flight at once when `FANOUT_CONCURRENCY` (template parameter
+    /// `FanOutConcurrency`) is unset.
+    pub const DEFAULT_CONCURRENCY: usize = 32;
+    /// The least `FANOUT_CONCURRENCY` may ask for.
+    pub const MIN_CONCURRENCY: usize = 1;
+    /// The most `FANOUT_CONCURRENCY` may ask for.
+    pub const MAX_CONCURRENCY: usize = 1024;
+    /// Sends of one post at most, the first included (only throttled posts, 429, are resent).
+    pub const PUSH_MAX_ATTEMPTS: u32 = 6;
+    /// The wait before a post's second send; it doubles each time.
+    pub const PUSH_FIRST_BACKOFF: Duration = Duration::from_millis(50);
+}
+
+/// The table stream's event source mapping (`template.yaml`), which natter-local imitates.
+pub mod stream {
+    /// The most records handed to the fan-out at once (`BatchSize`).
+    pub const BATCH_SIZE: usize = 100;
+    /// Retries of a failed batch (`MaximumRetryAttempts`).
+    pub const MAX_RETRY_ATTEMPTS: u32 = 5;
+    /// Deliveries of one batch at most: the first and its retries.
+    pub const MAX_DELIVERIES: u32 = MAX_RETRY_ATTEMPTS + 1;
+    /// Records older than this are not delivered any more (`MaximumRecordAgeInSeconds`; AWS
+    /// only, natter-local delivers every record it reads).
+    pub const MAX_RECORD_AGE_SECS: u64 = 3600;
+}
+
+/// Retries and paging bounds of the DynamoDB stores.
+pub mod storage {
+    use std::time::Duration;
+
+    /// Sends of one message-store request when DynamoDB answers "try again" (a transaction
+    /// conflict, throttling, unprocessed batch keys). With the backoff below that is up to ~5 s.
+    pub const MAX_SENDS: u32 = 10;
+    /// Before retry `n` the message store waits, jittered, between half and all of
+    /// `BACKOFF_BASE_MS << n` ms, at most `BACKOFF_CAP_MS`.
+    pub const BACKOFF_BASE_MS: u64 = 10;
+    /// See `BACKOFF_BASE_MS`.
+    pub const BACKOFF_CAP_MS: u64 = 1000;
+    /// A later query page after expired items were skipped reads at least this many items.
+    pub const EXPIRED_READ_AHEAD: usize = 100;
+    /// Sends of one inbox `BatchWriteItem` chunk while items stay unprocessed.
+    pub const INBOX_BATCH_WRITE_ATTEMPTS: u32 = 10;
+    /// Attempts of a realtime-store write that lost a race, or of a batch's unprocessed items.
+    pub const REALTIME_MAX_ATTEMPTS: usize = 5;
+    /// The realtime store waits `REALTIME_BACKOFF_BASE_MS << attempt` before resending
+    /// unprocessed batch items.
+    pub const REALTIME_BACKOFF_BASE_MS: u64 = 25;
+    /// Pages read from one realtime-store query at most (a page is up to 1 MB).
+    pub const REALTIME_MAX_QUERY_PAGES: usize = 1000;
+    /// How often `create_table_if_missing` asks whether a new table is active ...
+    pub const TABLE_ACTIVE_POLL: Duration = Duration::from_millis(200);
+    /// ... and how many times (2 minutes).
+    pub const TABLE_ACTIVE_MAX_POLLS: usize = 600;
+    /// Changes the embedded store's feed holds for a slow reader before it starts losing them.
+    pub const CHANGE_FEED_CAPACITY: usize = 65_536;
+}
+
+/// The local gateway's own timings (natter-local; nothing on AWS reads them).
+pub mod local {
+    use std::time::Duration;
+
+    /// How long a vanished peer stays listed (posts answering 410) before `$disconnect` runs,
+    /// when `NATTER_LOCAL_DEAD_PEER_SECS` is unset ...
+    pub const DEAD_PEER_GRACE_SECS: u64 = 30;
+    /// ... and the most it may ask for.
+    pub const DEAD_PEER_GRACE_MAX_SECS: u64 = 3600;
+    /// How long the writer of a closing connection may take to send its close frame.
+    pub const CLOSE_WRITER_WAIT: Duration = Duration::from_secs(1);
+    /// After our close frame, how long the peer's close frame is waited for.
+    pub const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
+    /// How often an idle stream shard is polled.
+    pub const STREAM_POLL_INTERVAL: Duration = Duration::from_millis(100);
+    /// How often the stream's shard list is refreshed (to follow shard splits and rollovers).
+    pub const SHARD_REFRESH: Duration = Duration::from_secs(5);
+    /// The wait before redelivering a failed batch is `STREAM_BACKOFF_BASE_MS << attempt`.
+    pub const STREAM_BACKOFF_BASE_MS: u64 = 100;
+    /// Lifetime of the dev tokens the gateway prints and of `natter-local token` without `--ttl`.
+    pub const DEV_TOKEN_TTL_SECS: u64 = 86_400;
+}
+
+/// Numbers AWS imposes. natter does not choose them; everything it sends must fit them, and
+/// natter-local enforces the ones marked so, so that nothing passes locally that would fail on
+/// AWS.
+pub mod aws {
+    /// API Gateway: the largest WebSocket message, either way (enforced by natter-local, for
+    /// client frames and `@connections` posts).
+    pub const WS_MESSAGE_MAX_BYTES: usize = 128 * 1024;
+    /// API Gateway: the largest WebSocket frame; a message may span several.
+    pub const WS_FRAME_MAX_BYTES: usize = 32 * 1024;
+    /// API Gateway closes every WebSocket connection after two hours (natter-local too). A
+    /// subscription expires this long after its connection was made.
+    pub const WS_CONNECTION_MAX_SECS: i64 = 2 * 3600;
+    /// API Gateway closes a WebSocket connection after ten minutes without a client frame
+    /// (natter-local does not, yet).
+    pub const WS_IDLE_TIMEOUT_SECS: i64 = 10 * 60;
+    /// Lambda: the largest synchronous invocation payload, request or response ("6 MB"; this
+    /// module counts AWS's KB and MB as 1024 and 1024 × 1024 bytes). HTTP bodies
+    /// (`Limits::max_body_bytes`) stay far below it.
+    pub const LAMBDA_PAYLOAD_MAX_BYTES: usize = 6 * 1024 * 1024;
+    /// DynamoDB: the largest item, attribute names and values included.
+    pub const DYNAMODB_ITEM_MAX_BYTES: usize = 400 * 1024;
+    /// DynamoDB: the most items in one `TransactWriteItems`.
+    pub const DYNAMODB_TRANSACTION_MAX_ITEMS: usize = 100;
+    /// DynamoDB: the most keys in one `BatchGetItem`.
+    pub const DYNAMODB_BATCH_GET_MAX_KEYS: usize = 100;
+    /// DynamoDB: the most writes in one `BatchWriteItem`.
+    pub const DYNAMODB_BATCH_WRITE_MAX_ITEMS: usize = 25;
+    /// DynamoDB: the most operands of one `IN` in a condition expression.
+    pub const DYNAMODB_IN_MAX_OPERANDS: usize = 100;
 }
 
 #[cfg(test)]

@@ -8,11 +8,10 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::config::input::CONTENT_MAX_DEPTH;
+
 /// A message body: one or more blocks.
 pub type Content = Vec<ContentBlock>;
-
-/// Deepest node nesting `validate` accepts (a block's direct children are level 1).
-pub const MAX_DEPTH: usize = 32;
 
 /// One top-level block of a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -359,8 +358,10 @@ fn validate_nodes(nodes: &[TextNode], parent: &str, depth: usize) -> Result<(), 
     for (i, node) in nodes.iter().enumerate() {
         let path = format!("{parent}.children[{i}]");
         // Checked before descending so recursion stays bounded.
-        if depth > MAX_DEPTH {
-            return Err(format!("{path}: nesting is deeper than {MAX_DEPTH} levels"));
+        if depth > CONTENT_MAX_DEPTH {
+            return Err(format!(
+                "{path}: nesting is deeper than {CONTENT_MAX_DEPTH} levels"
+            ));
         }
         match node {
             TextNode::Link { url, .. } | TextNode::AutoLink { url, .. }
@@ -640,14 +641,14 @@ mod tests {
             }]
         };
         let mut deep = text("x");
-        for _ in 0..MAX_DEPTH {
+        for _ in 0..CONTENT_MAX_DEPTH {
             deep = TextNode::Bold {
                 children: vec![deep],
             };
         }
         let deep_error = format!(
             "content[0]{}: nesting is deeper than 32 levels",
-            ".children[0]".repeat(MAX_DEPTH + 1)
+            ".children[0]".repeat(CONTENT_MAX_DEPTH + 1)
         );
         let cases: Vec<(Content, &str)> = vec![
             (vec![], "content must contain at least one block"),
@@ -721,7 +722,7 @@ mod tests {
     #[test]
     fn validate_allows_exactly_max_depth() {
         let mut node = text("x");
-        for _ in 1..MAX_DEPTH {
+        for _ in 1..CONTENT_MAX_DEPTH {
             node = TextNode::Bold {
                 children: vec![node],
             };

@@ -8,12 +8,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// Longest custom emoji, colons included.
-const CUSTOM_MAX_CHARS: usize = 50;
-
-/// Inputs longer than this cannot be one emoji (the longest has 10 code
-/// points); refusing them early bounds the work spent on error reporting.
-const MAX_INPUT_CHARS: usize = 64;
+use crate::config::input::{CUSTOM_EMOJI_MAX_CHARS, EMOJI_INPUT_MAX_CHARS};
 
 const VARIATION_SELECTOR_16: char = '\u{FE0F}';
 
@@ -37,7 +32,10 @@ pub enum EmojiError {
     LoneRegionalIndicator,
     #[error("custom emoji name is empty; use :name:")]
     CustomNameEmpty,
-    #[error("custom emoji is {0} characters long; at most 50 are allowed, colons included")]
+    #[error(
+        "custom emoji is {0} characters long; at most {max} are allowed, colons included",
+        max = CUSTOM_EMOJI_MAX_CHARS
+    )]
     CustomTooLong(usize),
     #[error("custom emoji names may only contain A-Z, a-z, 0-9, '_', '+' and '-'; found {0:?}")]
     CustomInvalidChar(char),
@@ -49,7 +47,8 @@ pub enum EmojiError {
 ///   is returned in its fully-qualified form, whatever U+FE0F variation
 ///   selectors the input had: `❤` and `❤\u{FE0F}` both give `❤️`.
 /// - A custom emoji is `:name:` where `name` is 1 to 48 characters from
-///   `[A-Za-z0-9_+-]` (so the whole reaction is at most 50 characters). It
+///   `[A-Za-z0-9_+-]` (so the whole reaction is at most 50 characters,
+///   `config::input::CUSTOM_EMOJI_MAX_CHARS`). It
 ///   is returned unchanged.
 ///
 /// Anything else, including surrounding whitespace, is an error.
@@ -66,7 +65,7 @@ pub fn normalize_reaction(input: &str) -> Result<String, EmojiError> {
     {
         return validate_custom(input, name);
     }
-    if input.chars().count() > MAX_INPUT_CHARS {
+    if input.chars().count() > EMOJI_INPUT_MAX_CHARS {
         return Err(EmojiError::TooLong);
     }
 
@@ -95,7 +94,7 @@ fn validate_custom(input: &str, name: &str) -> Result<String, EmojiError> {
         return Err(EmojiError::CustomNameEmpty);
     }
     let len = input.chars().count();
-    if len > CUSTOM_MAX_CHARS {
+    if len > CUSTOM_EMOJI_MAX_CHARS {
         return Err(EmojiError::CustomTooLong(len));
     }
     if let Some(bad) = name
@@ -259,7 +258,7 @@ mod tests {
     #[test]
     fn rejects_long_input_early() {
         assert_eq!(
-            normalize_reaction(&"👍".repeat(MAX_INPUT_CHARS + 1)),
+            normalize_reaction(&"👍".repeat(EMOJI_INPUT_MAX_CHARS + 1)),
             Err(EmojiError::TooLong)
         );
     }
@@ -284,6 +283,8 @@ mod tests {
 
     #[test]
     fn longest_emoji_fits_input_limit() {
-        assert!(table().max_chars <= MAX_INPUT_CHARS);
+        assert!(table().max_chars <= EMOJI_INPUT_MAX_CHARS);
+        // So no reaction is longer than a custom one (the API documents that as `maxLength`).
+        assert!(table().max_chars <= CUSTOM_EMOJI_MAX_CHARS);
     }
 }

@@ -12,7 +12,7 @@
 //!    it, and pushing it as new would put it in the wrong place;
 //! 3. one batch read of those subscribers' participant items: someone who left the conversation
 //!    hears nothing more from it;
-//! 4. the frames of DESIGN.md. A message snapshot is expanded once; `currentUserReacted` is per
+//! 4. the frames of `docs/websocket.md`. A snapshot is expanded once; `currentUserReacted` is per
 //!    viewer, so when the message (or the one it replies to) has reactions each subscribing user's
 //!    own reactions are read (one query each), and otherwise it is `false` without a query;
 //! 5. posts through a `Pusher` with bounded concurrency (`FANOUT_CONCURRENCY`, default 32).
@@ -33,6 +33,9 @@ use futures::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 
 use crate::changes::Change;
+use crate::config::fanout::{
+    DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MIN_CONCURRENCY, PUSH_FIRST_BACKOFF, PUSH_MAX_ATTEMPTS,
+};
 use crate::domain::Context;
 use crate::error::{Error, Result};
 use crate::model::{MessageRecord, MessageSnapshot};
@@ -46,11 +49,6 @@ use crate::store::{ItemKey, Items};
 
 /// A user's (message id, emoji) reactions.
 type Reacted = HashSet<(String, String)>;
-
-/// Posts in flight at once when `FANOUT_CONCURRENCY` is unset.
-pub const DEFAULT_CONCURRENCY: usize = 32;
-/// The most `FANOUT_CONCURRENCY` may ask for.
-pub const MAX_CONCURRENCY: usize = 1024;
 
 // ---- Posting ----
 
@@ -84,8 +82,8 @@ impl ManagementApiPusher {
     pub fn new(client: aws_sdk_apigatewaymanagement::Client) -> Self {
         ManagementApiPusher {
             client,
-            max_attempts: 6,
-            first_backoff: Duration::from_millis(50),
+            max_attempts: PUSH_MAX_ATTEMPTS,
+            first_backoff: PUSH_FIRST_BACKOFF,
         }
     }
 
@@ -174,10 +172,10 @@ pub fn concurrency_from_env() -> std::result::Result<usize, String> {
             .trim()
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+            .filter(|n| (MIN_CONCURRENCY..=MAX_CONCURRENCY).contains(n))
             .ok_or_else(|| {
                 format!(
-                    "FANOUT_CONCURRENCY must be a whole number in 1..={MAX_CONCURRENCY}, got {v:?}"
+                    "FANOUT_CONCURRENCY must be a whole number in {MIN_CONCURRENCY}..={MAX_CONCURRENCY}, got {v:?}"
                 )
             }),
     }

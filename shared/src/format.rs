@@ -9,10 +9,9 @@
 
 use std::collections::HashMap;
 
+use crate::config::input::CUSTOM_EMOJI_NAME_MAX_CHARS;
 use crate::content::{Content, ContentBlock, TextNode};
 
-/// Longest custom emoji name between the colons.
-const MAX_EMOJI_NAME: usize = 48;
 const MIN_PHONE_DIGITS: usize = 7;
 const MAX_PHONE_DIGITS: usize = 15;
 /// `*`, `_`, `~` in the order of `Marker` indices.
@@ -379,11 +378,12 @@ fn emoji(chars: &[char], i: usize, after_emoji: bool) -> Option<(TextNode, usize
     let name_len = chars
         .get(i + 1..)?
         .iter()
-        .take(MAX_EMOJI_NAME + 1)
+        .take(CUSTOM_EMOJI_NAME_MAX_CHARS + 1)
         .take_while(|&&c| is_name_char(c))
         .count();
     let close = i + 1 + name_len;
-    if name_len == 0 || name_len > MAX_EMOJI_NAME || char_at(chars, close) != Some(':') {
+    if name_len == 0 || name_len > CUSTOM_EMOJI_NAME_MAX_CHARS || char_at(chars, close) != Some(':')
+    {
         return None;
     }
     if char_at(chars, close + 1).is_some_and(is_word_char) {
@@ -635,7 +635,7 @@ mod tests {
 
     #[test]
     fn inline_table() {
-        let long_emoji = format!(":{}:", "x".repeat(MAX_EMOJI_NAME + 1));
+        let long_emoji = format!(":{}:", "x".repeat(CUSTOM_EMOJI_NAME_MAX_CHARS + 1));
         let cases: Vec<(&str, Vec<TextNode>)> = vec![
             ("", vec![]),
             ("hello world", vec![t("hello world")]),

@@ -10,7 +10,7 @@
 //! `requestContext.authorizer`, where `identity` reads it.
 //!
 //! Frames are JSON text: the client sends `{action, requestId?, ...}`; replies carry `type` and
-//! echo `requestId`. The frame shapes are in DESIGN.md and `docs/websocket.md`.
+//! echo `requestId`. The frame shapes are in `docs/websocket.md`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -496,7 +496,7 @@ impl WsSubscribe {
             SubscribeOutcome::TooMany => {
                 return Err(Error::LimitExceeded(format!(
                     "a connection may hold at most {} subscriptions",
-                    crate::realtime::MAX_SUBSCRIPTIONS_PER_CONNECTION
+                    crate::config::connections::MAX_SUBSCRIPTIONS_PER_CONNECTION
                 )))
             }
         }

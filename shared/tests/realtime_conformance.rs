@@ -5,12 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use natter::config::aws::WS_CONNECTION_MAX_SECS;
+use natter::config::connections::{CLIENT_ID_GRACE_SECS, MAX_SUBSCRIPTIONS_PER_CONNECTION};
 use natter::realtime::dynamo::DynamoRealtimeStore;
 use natter::realtime::memory::MemoryRealtimeStore;
-use natter::realtime::{
-    ConnectionRecord, RealtimeStore, SubscribeOutcome, SubscriptionRecord, CLIENT_ID_GRACE_SECS,
-    CONNECTION_LIFETIME_SECS, MAX_SUBSCRIPTIONS_PER_CONNECTION,
-};
+use natter::realtime::{ConnectionRecord, RealtimeStore, SubscribeOutcome, SubscriptionRecord};
 use natter::store::dynamo::DynamoStore;
 
 const ENDPOINT_VAR: &str = "NATTER_TEST_DYNAMODB_ENDPOINT";
@@ -107,7 +106,7 @@ async fn connections_open_and_close(store: Arc<dyn RealtimeStore>) {
     }
     assert_eq!(
         a.expires_at,
-        T0 / 1000 + CONNECTION_LIFETIME_SECS + CLIENT_ID_GRACE_SECS
+        T0 / 1000 + WS_CONNECTION_MAX_SECS + CLIENT_ID_GRACE_SECS
     );
     assert_eq!(
         store.get_connection("connA=", T0).await.unwrap(),
@@ -185,7 +184,7 @@ async fn subscriptions_follow_their_connection(store: Arc<dyn RealtimeStore>) {
             ("connB=".to_string(), "s1".to_string())
         ]
     );
-    assert_eq!(c1[0].expires_at, T0 / 1000 + CONNECTION_LIFETIME_SECS);
+    assert_eq!(c1[0].expires_at, T0 / 1000 + WS_CONNECTION_MAX_SECS);
     // The expiry always follows the connection's.
     let mut odd = sub("c3", &b, "s3");
     odd.expires_at = 0;

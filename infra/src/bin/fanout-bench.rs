@@ -54,7 +54,7 @@ fn parse_args() -> Result<Options, String> {
         match flag.as_str() {
             "--clients" if (1..=5000).contains(&number) => options.clients = number,
             "--rounds" if (1..=20).contains(&number) => options.rounds = number,
-            "--concurrency" if (1..=natter::fanout::MAX_CONCURRENCY).contains(&number) => {
+            "--concurrency" if (1..=natter::config::fanout::MAX_CONCURRENCY).contains(&number) => {
                 options.concurrency = number
             }
             _ => return Err(format!("bad argument {flag} {value}")),
@@ -120,7 +120,7 @@ async fn run(options: Options) -> Result<(), String> {
     let users: Vec<String> = (0..options.clients)
         .map(|i| format!("user{i:05}"))
         .collect();
-    for chunk in users.chunks(50) {
+    for chunk in users.chunks(storage.services.config().limits.max_participants_per_request) {
         let body =
             serde_json::from_value(json!({ "participants": chunk })).map_err(|e| e.to_string())?;
         put_conversation

@@ -21,18 +21,15 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{
-    ConnectionRecord, SubscribeOutcome, SubscriptionRecord, CLIENT_ID_GRACE_SECS,
-    MAX_SUBSCRIPTIONS_PER_CONNECTION,
+use super::{ConnectionRecord, SubscribeOutcome, SubscriptionRecord};
+use crate::config::aws::DYNAMODB_BATCH_WRITE_MAX_ITEMS;
+use crate::config::connections::{CLIENT_ID_GRACE_SECS, MAX_SUBSCRIPTIONS_PER_CONNECTION};
+use crate::config::storage::{
+    REALTIME_BACKOFF_BASE_MS, REALTIME_MAX_ATTEMPTS, REALTIME_MAX_QUERY_PAGES,
 };
 use crate::store::{is_expired, StoreError, StoreResult};
 
 type Item = HashMap<String, AttributeValue>;
-
-/// Pages read from one query at most (a page is up to 1 MB).
-const MAX_QUERY_PAGES: usize = 1000;
-/// Attempts of a write that lost a race, or of a batch's unprocessed items.
-const MAX_ATTEMPTS: usize = 5;
 
 pub struct DynamoRealtimeStore {
     client: Client,
@@ -80,7 +77,7 @@ impl DynamoRealtimeStore {
     }
 
     async fn delete_items(&self, keys: Vec<Item>) -> StoreResult<()> {
-        for chunk in keys.chunks(25) {
+        for chunk in keys.chunks(DYNAMODB_BATCH_WRITE_MAX_ITEMS) {
             let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
             for key in chunk {
                 let delete = DeleteRequest::builder()
@@ -92,9 +89,9 @@ impl DynamoRealtimeStore {
             let mut attempt = 0;
             while !requests.is_empty() {
                 attempt += 1;
-                if attempt > MAX_ATTEMPTS {
+                if attempt > REALTIME_MAX_ATTEMPTS {
                     return Err(StoreError::Backend(format!(
-                        "{} deletes still unprocessed after {MAX_ATTEMPTS} attempts",
+                        "{} deletes still unprocessed after {REALTIME_MAX_ATTEMPTS} attempts",
                         requests.len()
                     )));
                 }
@@ -110,7 +107,10 @@ impl DynamoRealtimeStore {
                     .and_then(|mut m| m.remove(&self.table))
                     .unwrap_or_default();
                 if !requests.is_empty() {
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        REALTIME_BACKOFF_BASE_MS << attempt,
+                    ))
+                    .await;
                 }
             }
         }
@@ -277,7 +277,7 @@ impl ConnectionLister for DynamoRealtimeStore {
     ) -> StoreResult<Vec<ConnectionRecord>> {
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
-        for _ in 0..MAX_QUERY_PAGES {
+        for _ in 0..REALTIME_MAX_QUERY_PAGES {
             let out = self
                 .client
                 .query()
@@ -311,7 +311,7 @@ impl SubscriptionWriter for DynamoRealtimeStore {
         sub: &SubscriptionRecord,
         now_ms: i64,
     ) -> StoreResult<SubscribeOutcome> {
-        for _ in 0..MAX_ATTEMPTS {
+        for _ in 0..REALTIME_MAX_ATTEMPTS {
             let Some(connection) = self
                 .read_connection(&sub.connection_id)
                 .await?
@@ -387,7 +387,7 @@ impl SubscriptionWriter for DynamoRealtimeStore {
             }
         }
         Err(StoreError::Backend(format!(
-            "subscription {} kept changing under {MAX_ATTEMPTS} attempts",
+            "subscription {} kept changing under {REALTIME_MAX_ATTEMPTS} attempts",
             sub.subscription_id
         )))
     }
@@ -465,7 +465,7 @@ impl SubscriptionRemover for DynamoRealtimeStore {
         connection_id: &str,
         subscription_id: &str,
     ) -> StoreResult<Option<String>> {
-        for _ in 0..MAX_ATTEMPTS {
+        for _ in 0..REALTIME_MAX_ATTEMPTS {
             let Some(cid) = self
                 .read_connection(connection_id)
                 .await?
@@ -501,7 +501,7 @@ impl SubscriptionRemover for DynamoRealtimeStore {
             }
         }
         Err(StoreError::Backend(format!(
-            "subscription {subscription_id} kept changing under {MAX_ATTEMPTS} attempts"
+            "subscription {subscription_id} kept changing under {REALTIME_MAX_ATTEMPTS} attempts"
         )))
     }
 }
@@ -515,7 +515,7 @@ impl SubscriberLister for DynamoRealtimeStore {
     ) -> StoreResult<Vec<SubscriptionRecord>> {
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
-        for _ in 0..MAX_QUERY_PAGES {
+        for _ in 0..REALTIME_MAX_QUERY_PAGES {
             let out = self
                 .client
                 .query()

@@ -9,10 +9,8 @@ use crate::realtime::{
 };
 use async_trait::async_trait;
 
-use super::{
-    ConnectionRecord, SubscribeOutcome, SubscriptionRecord, CLIENT_ID_GRACE_SECS,
-    MAX_SUBSCRIPTIONS_PER_CONNECTION,
-};
+use super::{ConnectionRecord, SubscribeOutcome, SubscriptionRecord};
+use crate::config::connections::{CLIENT_ID_GRACE_SECS, MAX_SUBSCRIPTIONS_PER_CONNECTION};
 use crate::store::{is_expired, StoreError, StoreResult};
 
 #[derive(Default)]

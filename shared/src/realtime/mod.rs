@@ -21,14 +21,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+use crate::config::aws::WS_CONNECTION_MAX_SECS;
+use crate::config::connections::CLIENT_ID_GRACE_SECS;
 use crate::store::StoreResult;
-
-/// API Gateway's hard limit on a WebSocket connection's life.
-pub const CONNECTION_LIFETIME_SECS: i64 = 2 * 3600;
-/// How long a connection id stays usable as a recent client id after it closed.
-pub const CLIENT_ID_GRACE_SECS: i64 = 24 * 3600;
-/// The most subscriptions one connection may hold at once (bounds the connection item).
-pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
 
 /// A WebSocket connection as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +87,8 @@ pub enum SubscribeOutcome {
     Subscribed,
     /// The connection is unknown, expired or no longer connected.
     ConnectionGone,
-    /// The connection already holds `MAX_SUBSCRIPTIONS_PER_CONNECTION` other subscriptions.
+    /// The connection already holds `config::connections::MAX_SUBSCRIPTIONS_PER_CONNECTION` other
+    /// subscriptions.
     TooMany,
 }
 
@@ -103,7 +99,7 @@ pub fn connection_expiry(connected_at_ms: i64) -> i64 {
 
 /// When a subscription on a connection made at `connected_at_ms` expires (seconds).
 pub fn subscription_expiry(connected_at_ms: i64) -> i64 {
-    connected_at_ms.div_euclid(1000) + CONNECTION_LIFETIME_SECS
+    connected_at_ms.div_euclid(1000) + WS_CONNECTION_MAX_SECS
 }
 
 /// Every realtime port at once, for wiring and the conformance suite.

@@ -52,6 +52,13 @@ use super::{
     is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
     ReactionGuard, ReactionOutcome, StoreError, StoreResult,
 };
+use crate::config::aws::{
+    DYNAMODB_BATCH_GET_MAX_KEYS, DYNAMODB_IN_MAX_OPERANDS, DYNAMODB_TRANSACTION_MAX_ITEMS,
+};
+use crate::config::storage::{
+    BACKOFF_BASE_MS, BACKOFF_CAP_MS, EXPIRED_READ_AHEAD, MAX_SENDS, TABLE_ACTIVE_MAX_POLLS,
+    TABLE_ACTIVE_POLL,
+};
 use crate::content::Content;
 use crate::model::{
     Access, ConversationPatch, ConversationRecord, Custom, MessageEdit, MessageRecord, MessageType,
@@ -76,13 +83,6 @@ const MSG_PREFIX: &str = "MSG#";
 const IDEM_PREFIX: &str = "IDEM#";
 const RXU_PREFIX: &str = "RXU#";
 
-/// The most items in one `TransactWriteItems` (the API's limit).
-const MAX_TRANSACTION_ITEMS: usize = 100;
-/// The most keys in one `BatchGetItem` (the API's limit).
-const MAX_BATCH_GET_KEYS: usize = 100;
-/// How many times a request is sent when DynamoDB answers "try again" (a transaction conflict,
-/// throttling, unprocessed batch keys). With the jittered backoff below that is up to ~5 s.
-const MAX_SENDS: u32 = 10;
 /// Sends of `add_reaction`'s transaction: the first, one after sweeping zero counts, and one
 /// more when a concurrent change made the first answer stale.
 const MAX_REACTION_SENDS: usize = 3;
@@ -614,7 +614,7 @@ fn put(
 
 /// The delay before retry number `attempt` (from 1): 10–20 ms, doubling up to 0.5–1 s, jittered.
 fn backoff(attempt: u32) -> Duration {
-    let cap_ms = (10u64 << attempt.min(7)).min(1000);
+    let cap_ms = (BACKOFF_BASE_MS << attempt.min(7)).min(BACKOFF_CAP_MS);
     let random = RandomState::new().build_hasher().finish();
     Duration::from_millis(cap_ms / 2 + random % (cap_ms / 2 + 1))
 }
@@ -812,7 +812,7 @@ impl DynamoStore {
     }
 
     async fn wait_until_active(&self) -> StoreResult<()> {
-        for _ in 0..600 {
+        for _ in 0..TABLE_ACTIVE_MAX_POLLS {
             let out = self
                 .client
                 .describe_table()
@@ -823,7 +823,7 @@ impl DynamoStore {
             if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(TABLE_ACTIVE_POLL).await;
         }
         Err(StoreError::Backend(format!(
             "table {} did not become ACTIVE within 2 minutes",
@@ -1066,7 +1066,7 @@ impl DynamoStore {
         // `IN` takes at most 100 operands.
         let not_denied: Vec<String> = guard
             .denied_roles
-            .chunks(100)
+            .chunks(DYNAMODB_IN_MAX_OPERANDS)
             .map(|chunk| {
                 let list: Vec<String> = chunk.iter().map(|r| e.value(s(r.clone()))).collect();
                 format!("NOT ({role} IN ({}))", list.join(", "))
@@ -1205,7 +1205,7 @@ impl ItemReader for DynamoStore {
             .map(|(pk, sk)| key(pk, sk))
             .collect();
         let batches = unique
-            .chunks(MAX_BATCH_GET_KEYS)
+            .chunks(DYNAMODB_BATCH_GET_MAX_KEYS)
             .map(|chunk| self.batch_get(chunk.to_vec()));
         let found = futures::future::try_join_all(batches).await?;
         let mut items = Items::default();
@@ -1309,10 +1309,10 @@ impl ConversationWriter for DynamoStore {
         for (user_id, access) in participants {
             unique.insert(user_id.as_str(), *access);
         }
-        if unique.len() + 1 > MAX_TRANSACTION_ITEMS {
+        if unique.len() + 1 > DYNAMODB_TRANSACTION_MAX_ITEMS {
             return Err(StoreError::Backend(format!(
                 "a conversation upsert takes at most {} participants",
-                MAX_TRANSACTION_ITEMS - 1
+                DYNAMODB_TRANSACTION_MAX_ITEMS - 1
             )));
         }
         for attempt in 0..2 {
@@ -1563,9 +1563,9 @@ impl MessageImporter for DynamoStore {
         if unique.is_empty() {
             return Ok(());
         }
-        if unique.len() > MAX_TRANSACTION_ITEMS {
+        if unique.len() > DYNAMODB_TRANSACTION_MAX_ITEMS {
             return Err(StoreError::Backend(format!(
-                "an import takes at most {MAX_TRANSACTION_ITEMS} messages"
+                "an import takes at most {DYNAMODB_TRANSACTION_MAX_ITEMS} messages"
             )));
         }
         let items = unique
@@ -1616,7 +1616,7 @@ impl MessageLister for DynamoStore {
             let page = if first {
                 remaining + usize::from(upper.is_some())
             } else if skipped_expired {
-                remaining.max(100)
+                remaining.max(EXPIRED_READ_AHEAD)
             } else {
                 remaining
             };

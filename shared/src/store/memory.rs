@@ -16,6 +16,7 @@ use super::{
     ReactionGuard, ReactionOutcome, StoreError, StoreResult,
 };
 use crate::changes::Change;
+use crate::config::storage::CHANGE_FEED_CAPACITY;
 use crate::model::{
     Access, ConversationPatch, ConversationRecord, MessageEdit, MessageRecord, ParticipantRecord,
     ReactionCount, UserPatch, UserRecord,
@@ -74,9 +75,6 @@ impl Default for MemoryStore {
         }
     }
 }
-
-/// How many changes the feed holds for a slow reader before it starts losing them.
-const CHANGE_FEED_CAPACITY: usize = 65_536;
 
 impl MemoryStore {
     pub fn new() -> Self {

@@ -10,14 +10,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRe
 
 use super::{backoff, build_error, is_expired, key, n, s, sdk_error, DynamoStore, Item, Reader};
 use super::{PK, SK};
+use crate::config::aws::DYNAMODB_BATCH_WRITE_MAX_ITEMS;
+use crate::config::storage::INBOX_BATCH_WRITE_ATTEMPTS;
 use crate::store::inbox::InboxRecord;
 use crate::store::{StoreError, StoreResult};
 
 pub const INBOX_PREFIX: &str = "INBOX#";
-/// BatchWriteItem takes at most 25 writes.
-const BATCH_WRITE_MAX: usize = 25;
-/// How often unprocessed writes of one batch are sent again before giving up.
-const BATCH_WRITE_ATTEMPTS: u32 = 10;
 
 fn inbox_pk(user_id: &str) -> String {
     format!("{INBOX_PREFIX}{user_id}")
@@ -50,11 +48,11 @@ pub fn read_inbox(item: &Item) -> StoreResult<InboxRecord> {
 impl DynamoStore {
     /// Sends writes in batches of 25, sending unprocessed ones again with backoff.
     async fn batch_write(&self, writes: Vec<WriteRequest>) -> StoreResult<()> {
-        for chunk in writes.chunks(BATCH_WRITE_MAX) {
+        for chunk in writes.chunks(DYNAMODB_BATCH_WRITE_MAX_ITEMS) {
             let mut pending = chunk.to_vec();
             let mut attempt = 0;
             while !pending.is_empty() {
-                if attempt == BATCH_WRITE_ATTEMPTS {
+                if attempt == INBOX_BATCH_WRITE_ATTEMPTS {
                     return Err(StoreError::Backend(format!(
                         "BatchWriteItem left {} writes unprocessed after {attempt} attempts",
                         pending.len()
