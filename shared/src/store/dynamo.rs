@@ -15,6 +15,7 @@
 //!   cancellation is mapped, by item position, to the outcome the caller expects.
 
 pub mod inbox;
+pub mod ops;
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet};
