@@ -309,25 +309,20 @@ pub mod stream {
 pub mod storage {
     use std::time::Duration;
 
-    /// Sends of one message-store request when DynamoDB answers "try again" (a transaction
-    /// conflict, throttling, unprocessed batch keys). With the backoff below that is up to ~5 s.
+    /// The one retry policy of every DynamoDB store (`store::dynamo::ops`): how many times one
+    /// request is sent at most, the first included, while DynamoDB answers "try again" (a
+    /// transaction conflict, throttling, unprocessed batch keys or writes). With the backoff
+    /// below that is about 5 s.
     pub const MAX_SENDS: u32 = 10;
-    /// Before retry `n` the message store waits, jittered, between half and all of
-    /// `BACKOFF_BASE_MS << n` ms, at most `BACKOFF_CAP_MS`.
-    pub const BACKOFF_BASE_MS: u64 = 10;
-    /// See `BACKOFF_BASE_MS`.
-    pub const BACKOFF_CAP_MS: u64 = 1000;
+    /// The wait before the second send is between half of this doubled and this doubled; it
+    /// doubles with every send after that ...
+    pub const BACKOFF_BASE: Duration = Duration::from_millis(10);
+    /// ... up to this (the jitter takes up to half off).
+    pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
     /// A later query page after expired items were skipped reads at least this many items.
     pub const EXPIRED_READ_AHEAD: usize = 100;
-    /// Sends of one inbox `BatchWriteItem` chunk while items stay unprocessed.
-    pub const INBOX_BATCH_WRITE_ATTEMPTS: u32 = 10;
-    /// Attempts of a realtime-store write that lost a race, or of a batch's unprocessed items.
+    /// Attempts of a realtime-store read-then-write that lost a race (each reads again).
     pub const REALTIME_MAX_ATTEMPTS: usize = 5;
-    /// The realtime store waits `REALTIME_BACKOFF_BASE_MS << attempt` before resending
-    /// unprocessed batch items.
-    pub const REALTIME_BACKOFF_BASE_MS: u64 = 25;
-    /// Pages read from one realtime-store query at most (a page is up to 1 MB).
-    pub const REALTIME_MAX_QUERY_PAGES: usize = 1000;
     /// How often `create_table_if_missing` asks whether a new table is active ...
     pub const TABLE_ACTIVE_POLL: Duration = Duration::from_millis(200);
     /// ... and how many times (2 minutes).

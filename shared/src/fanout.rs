@@ -550,7 +550,7 @@ fn with_reacted(snapshot: &MessageSnapshot, reacted: &Reacted) -> MessageSnapsho
 
 // ---- Stream records ----
 
-use crate::store::dynamo::inbox::INBOX_PREFIX;
+use crate::store::schema::{attr, chg, CONV_PREFIX, INBOX_PREFIX, MSG_PREFIX, PK, SK};
 
 /// The change a DynamoDB stream record stands for: `None` for items other than messages, for
 /// TTL removals (expiry is not news), and for updates that changed nothing a client sees.
@@ -568,7 +568,7 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
             .and_then(|v| v.as_s().ok())
             .map(String::as_str)
     };
-    if let Some(user_id) = text_key("pk").and_then(|pk| pk.strip_prefix(INBOX_PREFIX)) {
+    if let Some(user_id) = text_key(PK).and_then(|pk| pk.strip_prefix(INBOX_PREFIX)) {
         return match record.event_name.as_str() {
             "INSERT" => {
                 let new = item_of(&record.change.new_image)?;
@@ -576,7 +576,7 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
                     crate::store::dynamo::inbox::read_inbox(&new).map_err(|e| e.to_string())?;
                 Ok(Some(Change::InboxCreated(inbox)))
             }
-            "REMOVE" => Ok(text_key("sk").map(|message_id| Change::InboxDeleted {
+            "REMOVE" => Ok(text_key(SK).map(|message_id| Change::InboxDeleted {
                 user_id: user_id.to_string(),
                 message_id: message_id.to_string(),
             })),
@@ -584,8 +584,8 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
         };
     }
     let (Some(cid), Some(mid)) = (
-        text_key("pk").and_then(|pk| pk.strip_prefix("CONV#")),
-        text_key("sk").and_then(|sk| sk.strip_prefix("MSG#")),
+        text_key(PK).and_then(|pk| pk.strip_prefix(CONV_PREFIX)),
+        text_key(SK).and_then(|sk| sk.strip_prefix(MSG_PREFIX)),
     ) else {
         return Ok(None);
     };
@@ -607,30 +607,30 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
             // millisecond share a marker but not their content, so both are pushed.
             let unchanged = |name: &str| old.get(name) == new.get(name);
             if record.event_name == "MODIFY"
-                && ["chg", "content", "custom", "editedAt"]
+                && [chg::ATTR, attr::CONTENT, attr::CUSTOM, attr::EDITED_AT]
                     .into_iter()
                     .all(unchanged)
             {
                 return Ok(None);
             }
             let message = crate::store::dynamo::read_message(&new).map_err(|e| e.to_string())?;
-            let chg = match new.get("chg") {
+            let chg = match new.get(chg::ATTR) {
                 Some(AttributeValue::M(m)) => m.clone(),
                 _ => Default::default(),
             };
             let chg_text = |name: &str| chg.get(name).and_then(|v| v.as_s().ok()).cloned();
-            let kind = chg_text("kind").unwrap_or_else(|| {
+            let kind = chg_text(chg::KIND).unwrap_or_else(|| {
                 if record.event_name == "INSERT" {
-                    "created"
+                    chg::CREATED
                 } else {
-                    "edited"
+                    chg::EDITED
                 }
                 .to_string()
             });
             let reaction = || -> std::result::Result<(String, String, u64), String> {
-                let emoji = chg_text("emoji").ok_or("a reaction change has no emoji")?;
-                let user_id = chg_text("userId").ok_or("a reaction change has no userId")?;
-                let count = match new.get("rxn") {
+                let emoji = chg_text(chg::EMOJI).ok_or("a reaction change has no emoji")?;
+                let user_id = chg_text(chg::USER_ID).ok_or("a reaction change has no userId")?;
+                let count = match new.get(attr::RXN) {
                     Some(AttributeValue::M(counts)) => counts
                         .get(&emoji)
                         .and_then(|v| v.as_n().ok())
@@ -641,9 +641,9 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
                 Ok((emoji, user_id, count))
             };
             Ok(Some(match kind.as_str() {
-                "created" => Change::MessageCreated(message),
-                "edited" => Change::MessageEdited(message),
-                "reaction.added" => {
+                chg::CREATED => Change::MessageCreated(message),
+                chg::EDITED => Change::MessageEdited(message),
+                chg::REACTION_ADDED => {
                     let (emoji, user_id, count) = reaction()?;
                     Change::ReactionAdded {
                         message,
@@ -652,7 +652,7 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
                         count,
                     }
                 }
-                "reaction.removed" => {
+                chg::REACTION_REMOVED => {
                     let (emoji, user_id, count) = reaction()?;
                     Change::ReactionRemoved {
                         message,

@@ -120,7 +120,13 @@ async fn run(options: Options) -> Result<(), String> {
     let users: Vec<String> = (0..options.clients)
         .map(|i| format!("user{i:05}"))
         .collect();
-    for chunk in users.chunks(storage.services.config().limits.max_participants_per_request) {
+    for chunk in users.chunks(
+        storage
+            .services
+            .config()
+            .limits
+            .max_participants_per_request,
+    ) {
         let body =
             serde_json::from_value(json!({ "participants": chunk })).map_err(|e| e.to_string())?;
         put_conversation

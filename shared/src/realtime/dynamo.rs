@@ -5,7 +5,8 @@
 //! `get_subscription` 2 GetItems; `extend_window` 1 UpdateItem (+1 GetItem when the window
 //! already reached further); `delete_subscription` 1 GetItem + 1 TransactWriteItems;
 //! `subscribers` 1 Query (paged); `disconnect` 1 UpdateItem + 1 BatchWriteItem per 25
-//! subscriptions.
+//! subscriptions. Keys and attribute names come from `store::schema`; every request goes through
+//! the shared helpers of `store::dynamo::ops` and their one retry policy.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,7 +15,6 @@ use crate::realtime::{
     SubscriptionReader, SubscriptionRemover, SubscriptionWriter, WindowExtender,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update,
     WriteRequest,
@@ -22,14 +22,15 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::{ConnectionRecord, SubscribeOutcome, SubscriptionRecord};
-use crate::config::aws::DYNAMODB_BATCH_WRITE_MAX_ITEMS;
 use crate::config::connections::{CLIENT_ID_GRACE_SECS, MAX_SUBSCRIPTIONS_PER_CONNECTION};
-use crate::config::storage::{
-    REALTIME_BACKOFF_BASE_MS, REALTIME_MAX_ATTEMPTS, REALTIME_MAX_QUERY_PAGES,
+use crate::config::storage::REALTIME_MAX_ATTEMPTS;
+use crate::store::dynamo::ops::{self, is_condition_failed, retry_conflicts, Item};
+use crate::store::schema::attr::{self, CONNECTED, SUBS, WINDOW_START};
+use crate::store::schema::{
+    conn_pk, key, subs_pk, subs_sk, uconn_pk, CONN_PREFIX, CONN_SK, EXPIRES_AT, GSI1, GSI1_PK,
+    GSI1_SK, PK, SUBS_PREFIX,
 };
 use crate::store::{is_expired, StoreError, StoreResult};
-
-type Item = HashMap<String, AttributeValue>;
 
 pub struct DynamoRealtimeStore {
     client: Client,
@@ -77,57 +78,20 @@ impl DynamoRealtimeStore {
     }
 
     async fn delete_items(&self, keys: Vec<Item>) -> StoreResult<()> {
-        for chunk in keys.chunks(DYNAMODB_BATCH_WRITE_MAX_ITEMS) {
-            let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
-            for key in chunk {
-                let delete = DeleteRequest::builder()
-                    .set_key(Some(key.clone()))
-                    .build()
-                    .map_err(backend)?;
-                requests.push(WriteRequest::builder().delete_request(delete).build());
-            }
-            let mut attempt = 0;
-            while !requests.is_empty() {
-                attempt += 1;
-                if attempt > REALTIME_MAX_ATTEMPTS {
-                    return Err(StoreError::Backend(format!(
-                        "{} deletes still unprocessed after {REALTIME_MAX_ATTEMPTS} attempts",
-                        requests.len()
-                    )));
-                }
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
-                if !requests.is_empty() {
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        REALTIME_BACKOFF_BASE_MS << attempt,
-                    ))
-                    .await;
-                }
-            }
+        let mut requests: Vec<WriteRequest> = Vec::with_capacity(keys.len());
+        for key in keys {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key))
+                .build()
+                .map_err(backend)?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
         }
-        Ok(())
+        ops::batch_write(&self.client, &self.table, requests).await
     }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
-}
-
-/// Whether an SDK error is a failed condition (or a transaction cancelled by one).
-fn lost_race<E: ProvideErrorMetadata>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool {
-    matches!(
-        e.as_service_error().and_then(|s| s.code()),
-        Some("ConditionalCheckFailedException" | "TransactionCanceledException")
-    )
 }
 
 fn s(value: &str) -> AttributeValue {
@@ -139,20 +103,11 @@ fn n(value: i64) -> AttributeValue {
 }
 
 pub fn connection_key(connection_id: &str) -> Item {
-    HashMap::from([
-        ("pk".to_string(), s(&format!("CONN#{connection_id}"))),
-        ("sk".to_string(), s("#CONN")),
-    ])
+    key(conn_pk(connection_id), CONN_SK)
 }
 
 pub fn subscription_key(cid: &str, connection_id: &str, subscription_id: &str) -> Item {
-    HashMap::from([
-        ("pk".to_string(), s(&format!("SUBS#{cid}"))),
-        (
-            "sk".to_string(),
-            s(&format!("{connection_id}#{subscription_id}")),
-        ),
-    ])
+    key(subs_pk(cid), subs_sk(connection_id, subscription_id))
 }
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
@@ -169,11 +124,11 @@ fn number(item: &Item, name: &str) -> Option<i64> {
 
 fn connection_item(c: &ConnectionRecord) -> Item {
     let mut item = connection_key(&c.connection_id);
-    item.insert("userId".into(), s(&c.user_id));
-    item.insert("connectedAt".into(), n(c.connected_at));
-    item.insert("connected".into(), AttributeValue::Bool(c.connected));
+    item.insert(attr::USER_ID.into(), s(&c.user_id));
+    item.insert(attr::CONNECTED_AT.into(), n(c.connected_at));
+    item.insert(CONNECTED.into(), AttributeValue::Bool(c.connected));
     item.insert(
-        "subs".into(),
+        SUBS.into(),
         AttributeValue::M(
             c.subscriptions
                 .iter()
@@ -181,17 +136,17 @@ fn connection_item(c: &ConnectionRecord) -> Item {
                 .collect(),
         ),
     );
-    item.insert("expiresAt".into(), n(c.expires_at));
+    item.insert(EXPIRES_AT.into(), n(c.expires_at));
     if c.connected {
-        item.insert("gsi1pk".into(), s(&format!("UCONN#{}", c.user_id)));
-        item.insert("gsi1sk".into(), s(&c.connection_id));
+        item.insert(GSI1_PK.into(), s(&uconn_pk(&c.user_id)));
+        item.insert(GSI1_SK.into(), s(&c.connection_id));
     }
     item
 }
 
 fn connection_from_item(item: &Item) -> Option<ConnectionRecord> {
-    let connection_id = text(item, "pk")?.strip_prefix("CONN#")?.to_string();
-    let subscriptions = match item.get("subs") {
+    let connection_id = text(item, PK)?.strip_prefix(CONN_PREFIX)?.to_string();
+    let subscriptions = match item.get(SUBS) {
         Some(AttributeValue::M(m)) => m
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone())))
@@ -200,11 +155,11 @@ fn connection_from_item(item: &Item) -> Option<ConnectionRecord> {
     };
     Some(ConnectionRecord {
         connection_id,
-        user_id: text(item, "userId")?.to_string(),
-        connected_at: number(item, "connectedAt")?,
-        connected: matches!(item.get("connected"), Some(AttributeValue::Bool(true))),
+        user_id: text(item, attr::USER_ID)?.to_string(),
+        connected_at: number(item, attr::CONNECTED_AT)?,
+        connected: matches!(item.get(CONNECTED), Some(AttributeValue::Bool(true))),
         subscriptions,
-        expires_at: number(item, "expiresAt")?,
+        expires_at: number(item, EXPIRES_AT)?,
     })
 }
 
@@ -214,25 +169,25 @@ fn subscription_item(sub: &SubscriptionRecord) -> Item {
         &sub.connection_id,
         &sub.subscription_id,
     );
-    item.insert("connectionId".into(), s(&sub.connection_id));
-    item.insert("subscriptionId".into(), s(&sub.subscription_id));
-    item.insert("userId".into(), s(&sub.user_id));
+    item.insert(attr::CONNECTION_ID.into(), s(&sub.connection_id));
+    item.insert(attr::SUBSCRIPTION_ID.into(), s(&sub.subscription_id));
+    item.insert(attr::USER_ID.into(), s(&sub.user_id));
     if let Some(start) = &sub.window_start {
-        item.insert("windowStart".into(), s(start));
+        item.insert(WINDOW_START.into(), s(start));
     }
-    item.insert("expiresAt".into(), n(sub.expires_at));
+    item.insert(EXPIRES_AT.into(), n(sub.expires_at));
     item
 }
 
 fn subscription_from_item(item: &Item) -> Option<SubscriptionRecord> {
-    let conversation_id = text(item, "pk")?.strip_prefix("SUBS#")?.to_string();
+    let conversation_id = text(item, PK)?.strip_prefix(SUBS_PREFIX)?.to_string();
     Some(SubscriptionRecord {
         conversation_id,
-        connection_id: text(item, "connectionId")?.to_string(),
-        subscription_id: text(item, "subscriptionId")?.to_string(),
-        user_id: text(item, "userId")?.to_string(),
-        window_start: text(item, "windowStart").map(str::to_string),
-        expires_at: number(item, "expiresAt")?,
+        connection_id: text(item, attr::CONNECTION_ID)?.to_string(),
+        subscription_id: text(item, attr::SUBSCRIPTION_ID)?.to_string(),
+        user_id: text(item, attr::USER_ID)?.to_string(),
+        window_start: text(item, WINDOW_START).map(str::to_string),
+        expires_at: number(item, EXPIRES_AT)?,
     })
 }
 
@@ -243,11 +198,12 @@ fn now_secs(now_ms: i64) -> i64 {
 #[async_trait]
 impl ConnectionWriter for DynamoRealtimeStore {
     async fn put_connection(&self, connection: &ConnectionRecord) -> StoreResult<()> {
-        self.client
+        let request = self
+            .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(connection_item(connection)))
-            .send()
+            .set_item(Some(connection_item(connection)));
+        retry_conflicts(|| request.clone().send())
             .await
             .map_err(backend)?;
         Ok(())
@@ -275,32 +231,20 @@ impl ConnectionLister for DynamoRealtimeStore {
         user_id: &str,
         now_ms: i64,
     ) -> StoreResult<Vec<ConnectionRecord>> {
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        for _ in 0..REALTIME_MAX_QUERY_PAGES {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", s(&format!("UCONN#{user_id}")))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            found.extend(
-                out.items()
-                    .iter()
-                    .filter_map(connection_from_item)
-                    .filter(|c| c.connected && !is_expired(c.expires_at, now_ms)),
-            );
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => break,
-            }
-        }
-        Ok(found)
+        // A GSI is never strongly consistent.
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression(format!("{GSI1_PK} = :pk"))
+            .expression_attribute_values(":pk", s(&uconn_pk(user_id)));
+        Ok(ops::query_all(query)
+            .await?
+            .iter()
+            .filter_map(connection_from_item)
+            .filter(|c| c.connected && !is_expired(c.expires_at, now_ms))
+            .collect())
     }
 }
 
@@ -330,16 +274,17 @@ impl SubscriptionWriter for DynamoRealtimeStore {
             let mut update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(connection_key(&sub.connection_id)))
-                .update_expression("SET subs.#sid = :cid")
+                .update_expression(format!("SET {SUBS}.#sid = :cid"))
                 .expression_attribute_names("#sid", &sub.subscription_id)
                 .expression_attribute_values(":cid", s(&sub.conversation_id))
                 .expression_attribute_values(":true", AttributeValue::Bool(true));
             update = match &replaced {
                 Some(old) => update
-                    .condition_expression("connected = :true AND subs.#sid = :old")
+                    .condition_expression(format!("{CONNECTED} = :true AND {SUBS}.#sid = :old"))
                     .expression_attribute_values(":old", s(old)),
-                None => update
-                    .condition_expression("connected = :true AND attribute_not_exists(subs.#sid)"),
+                None => update.condition_expression(format!(
+                    "{CONNECTED} = :true AND attribute_not_exists({SUBS}.#sid)"
+                )),
             };
             let mut stored = sub.clone();
             stored.expires_at = connection.subscription_expiry();
@@ -374,16 +319,10 @@ impl SubscriptionWriter for DynamoRealtimeStore {
                         .build(),
                 );
             }
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(SubscribeOutcome::Subscribed),
-                Err(e) if lost_race(&e) => continue,
-                Err(e) => return Err(backend(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+            match ops::transact(&self.client, "subscribe", items).await? {
+                Ok(()) => return Ok(SubscribeOutcome::Subscribed),
+                // The connection item changed since it was read: read it again.
+                Err(_) => continue,
             }
         }
         Err(StoreError::Backend(format!(
@@ -437,19 +376,19 @@ impl WindowExtender for DynamoRealtimeStore {
             .expression_attribute_values(":now", n(now_secs(now_ms)));
         let request = match new_start {
             None => request
-                .update_expression("REMOVE windowStart")
-                .condition_expression("attribute_exists(pk) AND expiresAt > :now"),
+                .update_expression(format!("REMOVE {WINDOW_START}"))
+                .condition_expression(format!("attribute_exists({PK}) AND {EXPIRES_AT} > :now")),
             Some(start) => request
-                .update_expression("SET windowStart = :start")
-                .condition_expression(
-                    "attribute_exists(pk) AND expiresAt > :now AND windowStart > :start",
-                )
+                .update_expression(format!("SET {WINDOW_START} = :start"))
+                .condition_expression(format!(
+                    "attribute_exists({PK}) AND {EXPIRES_AT} > :now AND {WINDOW_START} > :start"
+                ))
                 .expression_attribute_values(":start", s(start)),
         };
-        match request.send().await {
+        match retry_conflicts(|| request.clone().send()).await {
             Ok(_) => Ok(true),
             // Missing, expired, or its window already reaches further: tell those apart.
-            Err(e) if lost_race(&e) => Ok(self
+            Err(e) if is_condition_failed(&e) => Ok(self
                 .read_subscription(conversation_id, connection_id, subscription_id)
                 .await?
                 .is_some_and(|s| !is_expired(s.expires_at, now_ms))),
@@ -476,8 +415,8 @@ impl SubscriptionRemover for DynamoRealtimeStore {
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(connection_key(connection_id)))
-                .update_expression("REMOVE subs.#sid")
-                .condition_expression("subs.#sid = :cid")
+                .update_expression(format!("REMOVE {SUBS}.#sid"))
+                .condition_expression(format!("{SUBS}.#sid = :cid"))
                 .expression_attribute_names("#sid", subscription_id)
                 .expression_attribute_values(":cid", s(&cid))
                 .build()
@@ -487,17 +426,14 @@ impl SubscriptionRemover for DynamoRealtimeStore {
                 .set_key(Some(subscription_key(&cid, connection_id, subscription_id)))
                 .build()
                 .map_err(backend)?;
-            match self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(update).build())
-                .transact_items(TransactWriteItem::builder().delete(delete).build())
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(Some(cid)),
-                Err(e) if lost_race(&e) => continue,
-                Err(e) => return Err(backend(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+            let items = vec![
+                TransactWriteItem::builder().update(update).build(),
+                TransactWriteItem::builder().delete(delete).build(),
+            ];
+            match ops::transact(&self.client, "unsubscribe", items).await? {
+                Ok(()) => return Ok(Some(cid)),
+                // The subscription moved or went since it was read: read it again.
+                Err(_) => continue,
             }
         }
         Err(StoreError::Backend(format!(
@@ -513,61 +449,47 @@ impl SubscriberLister for DynamoRealtimeStore {
         conversation_id: &str,
         now_ms: i64,
     ) -> StoreResult<Vec<SubscriptionRecord>> {
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        for _ in 0..REALTIME_MAX_QUERY_PAGES {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(&format!("SUBS#{conversation_id}")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            found.extend(
-                out.items()
-                    .iter()
-                    .filter_map(subscription_from_item)
-                    .filter(|s| !is_expired(s.expires_at, now_ms)),
-            );
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => break,
-            }
-        }
-        Ok(found)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(format!("{PK} = :pk"))
+            .expression_attribute_values(":pk", s(&subs_pk(conversation_id)))
+            .consistent_read(true);
+        Ok(ops::query_all(query)
+            .await?
+            .iter()
+            .filter_map(subscription_from_item)
+            .filter(|s| !is_expired(s.expires_at, now_ms))
+            .collect())
     }
 }
 
 #[async_trait]
 impl Disconnector for DynamoRealtimeStore {
     async fn disconnect(&self, connection_id: &str, now_ms: i64) -> StoreResult<()> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(connection_key(connection_id)))
-            .update_expression(
-                "SET connected = :false, expiresAt = :exp, subs = :empty REMOVE gsi1pk, gsi1sk",
-            )
-            .condition_expression("connected = :true")
+            .update_expression(format!(
+                "SET {CONNECTED} = :false, {EXPIRES_AT} = :exp, {SUBS} = :empty \
+                 REMOVE {GSI1_PK}, {GSI1_SK}"
+            ))
+            .condition_expression(format!("{CONNECTED} = :true"))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":exp", n(now_secs(now_ms) + CLIENT_ID_GRACE_SECS))
             .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        let old = match result {
+            .return_values(ReturnValue::AllOld);
+        let old = match retry_conflicts(|| request.clone().send()).await {
             Ok(out) => out.attributes.unwrap_or_default(),
             // Missing or already closed (its subscriptions went with it).
-            Err(e) if lost_race(&e) => return Ok(()),
+            Err(e) if is_condition_failed(&e) => return Ok(()),
             Err(e) => return Err(backend(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
         };
-        let keys: Vec<Item> = match old.get("subs") {
+        let keys: Vec<Item> = match old.get(SUBS) {
             Some(AttributeValue::M(subs)) => subs
                 .iter()
                 .filter_map(|(sub_id, cid)| {
@@ -577,5 +499,126 @@ impl Disconnector for DynamoRealtimeStore {
             _ => Vec::new(),
         };
         self.delete_items(keys).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::scripted_http::{scripted_server, sdk_config, Reply};
+    use crate::store::dynamo::ops::MAX_SENDS;
+
+    const NOW_MS: i64 = 1_700_000_000_000;
+
+    /// A store whose client talks to `endpoint` with the SDK's own retries off.
+    fn scripted_store(endpoint: &str) -> DynamoRealtimeStore {
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config())
+            .endpoint_url(endpoint)
+            .build();
+        DynamoRealtimeStore::new(Client::from_conf(config), "natter")
+    }
+
+    fn reply(body: Value) -> Reply {
+        Reply::new(200, body.to_string())
+    }
+
+    fn dynamodb_error(error_type: &str, extra: Value) -> Reply {
+        let mut body = json!({
+            "__type": format!("com.amazonaws.dynamodb.v20120810#{error_type}"),
+            "message": error_type,
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        Reply::new(400, body.to_string())
+    }
+
+    /// GetItem's answer for a live connection `A` of alice without subscriptions.
+    fn connection_a() -> Reply {
+        let expires = connection_expiry_secs();
+        reply(json!({"Item": {
+            "pk": {"S": "CONN#A"}, "sk": {"S": "#CONN"}, "userId": {"S": "alice"},
+            "connectedAt": {"N": NOW_MS.to_string()}, "connected": {"BOOL": true},
+            "subs": {"M": {}}, "expiresAt": {"N": expires.to_string()},
+        }}))
+    }
+
+    fn connection_expiry_secs() -> i64 {
+        crate::realtime::connection_expiry(NOW_MS)
+    }
+
+    fn subscription() -> SubscriptionRecord {
+        SubscriptionRecord {
+            conversation_id: "c1".into(),
+            connection_id: "A".into(),
+            subscription_id: "s1".into(),
+            user_id: "alice".into(),
+            window_start: None,
+            expires_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribe_sends_a_conflicting_transaction_again() {
+        let conflict = dynamodb_error(
+            "TransactionCanceledException",
+            json!({"CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}]}),
+        );
+        let (endpoint, received) = scripted_server(
+            vec![connection_a(), conflict.clone(), conflict],
+            reply(json!({})),
+        )
+        .await;
+        let outcome = scripted_store(&endpoint)
+            .put_subscription(&subscription(), NOW_MS)
+            .await;
+        assert_eq!(outcome.ok(), Some(SubscribeOutcome::Subscribed));
+        // One read, then the same transaction three times (no read in between).
+        assert_eq!(received.count_with("DynamoDB_20120810.GetItem"), 1);
+        assert_eq!(
+            received.count_with("DynamoDB_20120810.TransactWriteItems"),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn subscribe_reads_again_after_losing_a_race() {
+        let lost = dynamodb_error(
+            "TransactionCanceledException",
+            json!({"CancellationReasons": [{"Code": "ConditionalCheckFailed"}, {"Code": "None"}]}),
+        );
+        let (endpoint, received) =
+            scripted_server(vec![connection_a(), lost, connection_a()], reply(json!({}))).await;
+        let outcome = scripted_store(&endpoint)
+            .put_subscription(&subscription(), NOW_MS)
+            .await;
+        assert_eq!(outcome.ok(), Some(SubscribeOutcome::Subscribed));
+        assert_eq!(received.count_with("DynamoDB_20120810.GetItem"), 2);
+        assert_eq!(
+            received.count_with("DynamoDB_20120810.TransactWriteItems"),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn disconnect_retries_conflicts_and_unprocessed_deletes_with_the_shared_policy() {
+        let conflict = dynamodb_error("TransactionConflictException", json!({}));
+        let closed = reply(json!({"Attributes": {
+            "pk": {"S": "CONN#A"}, "sk": {"S": "#CONN"},
+            "subs": {"M": {"s1": {"S": "c1"}}},
+        }}));
+        let unprocessed = reply(json!({"UnprocessedItems": {"natter": [
+            {"DeleteRequest": {"Key": {"pk": {"S": "SUBS#c1"}, "sk": {"S": "A#s1"}}}}
+        ]}}));
+        let (endpoint, received) = scripted_server(vec![conflict, closed], unprocessed).await;
+        let result = scripted_store(&endpoint).disconnect("A", NOW_MS).await;
+        assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
+        assert_eq!(received.count_with("DynamoDB_20120810.UpdateItem"), 2);
+        assert_eq!(
+            received.count_with("DynamoDB_20120810.BatchWriteItem"),
+            MAX_SENDS as usize
+        );
     }
 }

@@ -11,16 +11,16 @@
 //! * Reads are strongly consistent: the domain reads, then writes with conditions, and a client
 //!   expects to see what it has just written.
 //! * A transaction cancelled only because it collided with another one (`TransactionConflict`)
-//!   or was throttled is sent again, a few times, with a jittered backoff; every other
-//!   cancellation is mapped, by item position, to the outcome the caller expects.
+//!   or was throttled is sent again, a few times, with a jittered backoff (the one retry policy
+//!   of `ops`); every other cancellation is mapped, by item position, to the outcome the caller
+//!   expects.
+//! * Keys and attribute names come from `store::schema`, the one home of the table schema.
 
 pub mod inbox;
+pub mod ops;
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::store::{
     ConversationReader, ConversationWriter, ItemReader, MessageCreator, MessageDeleter,
@@ -28,14 +28,11 @@ use crate::store::{
     ReactionAdder, ReactionReader, ReactionRemover, UserWriter,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck, Delete,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
-    Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
-    TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, Projection, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    StreamSpecification, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -47,18 +44,19 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
+use self::ops::{build_error, is_condition_failed, retry_conflicts, sdk_error, Cancelled, Item};
 use super::memory::visible_reactions;
+use super::schema::{
+    self, attr, chg, conv_pk, idem_sk, key, msg_sk, part_sk, rxu_pk, rxu_sk, split_rxu_sk, user_pk,
+    CONV_OWN_SK_PREFIX, CONV_PREFIX, CONV_SK, EXPIRES_AT, MSG_PREFIX, PART_PREFIX, PK, SK,
+    USER_PREFIX, USER_SK,
+};
 use super::{
     is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
     ReactionGuard, ReactionOutcome, StoreError, StoreResult,
 };
-use crate::config::aws::{
-    DYNAMODB_BATCH_GET_MAX_KEYS, DYNAMODB_IN_MAX_OPERANDS, DYNAMODB_TRANSACTION_MAX_ITEMS,
-};
-use crate::config::storage::{
-    BACKOFF_BASE_MS, BACKOFF_CAP_MS, EXPIRED_READ_AHEAD, MAX_SENDS, TABLE_ACTIVE_MAX_POLLS,
-    TABLE_ACTIVE_POLL,
-};
+use crate::config::aws::{DYNAMODB_IN_MAX_OPERANDS, DYNAMODB_TRANSACTION_MAX_ITEMS};
+use crate::config::storage::{EXPIRED_READ_AHEAD, TABLE_ACTIVE_MAX_POLLS, TABLE_ACTIVE_POLL};
 use crate::content::Content;
 use crate::model::{
     Access, ConversationPatch, ConversationRecord, Custom, MessageEdit, MessageRecord, MessageType,
@@ -67,62 +65,9 @@ use crate::model::{
 
 // ---- Keys ----------------------------------------------------------------------------------
 
-const PK: &str = "pk";
-const SK: &str = "sk";
-const EXPIRES_AT: &str = "expiresAt";
-const GSI1: &str = "gsi1";
-const GSI1_PK: &str = "gsi1pk";
-const GSI1_SK: &str = "gsi1sk";
-
-const USER_PREFIX: &str = "USER#";
-const USER_SK: &str = "#USER";
-const CONV_PREFIX: &str = "CONV#";
-const CONV_SK: &str = "#CONV";
-const PART_PREFIX: &str = "#PART#";
-const MSG_PREFIX: &str = "MSG#";
-const IDEM_PREFIX: &str = "IDEM#";
-const RXU_PREFIX: &str = "RXU#";
-
 /// Sends of `add_reaction`'s transaction: the first, one after sweeping zero counts, and one
 /// more when a concurrent change made the first answer stale.
 const MAX_REACTION_SENDS: usize = 3;
-
-fn user_pk(user_id: &str) -> String {
-    format!("{USER_PREFIX}{user_id}")
-}
-
-fn conv_pk(conversation_id: &str) -> String {
-    format!("{CONV_PREFIX}{conversation_id}")
-}
-
-fn part_sk(user_id: &str) -> String {
-    format!("{PART_PREFIX}{user_id}")
-}
-
-fn msg_sk(message_id: &str) -> String {
-    format!("{MSG_PREFIX}{message_id}")
-}
-
-fn idem_sk(scoped_key: &str) -> String {
-    format!("{IDEM_PREFIX}{scoped_key}")
-}
-
-fn rxu_pk(conversation_id: &str, user_id: &str) -> String {
-    format!("{RXU_PREFIX}{conversation_id}#{user_id}")
-}
-
-fn rxu_sk(message_id: &str, emoji: &str) -> String {
-    format!("{message_id}#{emoji}")
-}
-
-type Item = HashMap<String, AttributeValue>;
-
-fn key(pk: String, sk: impl Into<String>) -> Item {
-    HashMap::from([
-        (PK.to_string(), AttributeValue::S(pk)),
-        (SK.to_string(), AttributeValue::S(sk.into())),
-    ])
-}
 
 fn item_key(k: &ItemKey) -> (String, String) {
     match k {
@@ -162,31 +107,17 @@ fn empty_map() -> AttributeValue {
 
 /// The message's last change, which the stream fan-out reads from the new image.
 fn change(kind: &str, emoji: Option<&str>, user_id: Option<&str>, at_ms: i64) -> AttributeValue {
-    let mut m = HashMap::from([("kind".to_string(), s(kind)), ("at".to_string(), n(at_ms))]);
+    let mut m = HashMap::from([
+        (chg::KIND.to_string(), s(kind)),
+        (chg::AT.to_string(), n(at_ms)),
+    ]);
     if let Some(e) = emoji {
-        m.insert("emoji".to_string(), s(e));
+        m.insert(chg::EMOJI.to_string(), s(e));
     }
     if let Some(u) = user_id {
-        m.insert("userId".to_string(), s(u));
+        m.insert(chg::USER_ID.to_string(), s(u));
     }
     AttributeValue::M(m)
-}
-
-// ---- Errors --------------------------------------------------------------------------------
-
-fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    StoreError::Backend(format!(
-        "DynamoDB {operation} failed: {}",
-        DisplayErrorContext(&err)
-    ))
-}
-
-fn build_error(err: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("could not build a DynamoDB request: {err}"))
 }
 
 // ---- Expressions ---------------------------------------------------------------------------
@@ -283,7 +214,7 @@ impl UpdateExpr {
 
     /// Applies a patch that replaces the whole `custom` map; the map always exists afterwards.
     fn patch_custom(&mut self, e: &mut Expr, patch: &Patch<Custom>) {
-        let c = e.name("custom");
+        let c = e.name(attr::CUSTOM);
         match patch {
             Patch::Absent => {
                 let empty = e.value(empty_map());
@@ -415,10 +346,10 @@ fn read_user(item: &Item) -> StoreResult<UserRecord> {
     let r = Reader::new(item);
     Ok(UserRecord {
         id: r.key_suffix(PK, USER_PREFIX)?.to_string(),
-        name: r.opt_s("name")?.map(str::to_string),
-        photo_url: r.opt_s("photoUrl")?.map(str::to_string),
-        role: r.opt_s("role")?.map(str::to_string),
-        custom: r.custom("custom")?,
+        name: r.opt_s(attr::NAME)?.map(str::to_string),
+        photo_url: r.opt_s(attr::PHOTO_URL)?.map(str::to_string),
+        role: r.opt_s(attr::ROLE)?.map(str::to_string),
+        custom: r.custom(attr::CUSTOM)?,
         expires_at: r.expires_at()?,
     })
 }
@@ -427,17 +358,17 @@ fn read_conversation(item: &Item) -> StoreResult<ConversationRecord> {
     let r = Reader::new(item);
     Ok(ConversationRecord {
         id: r.key_suffix(PK, CONV_PREFIX)?.to_string(),
-        subject: r.opt_s("subject")?.map(str::to_string),
-        photo_url: r.opt_s("photoUrl")?.map(str::to_string),
-        custom: r.custom("custom")?,
-        created_at: r.i64("createdAt")?,
+        subject: r.opt_s(attr::SUBJECT)?.map(str::to_string),
+        photo_url: r.opt_s(attr::PHOTO_URL)?.map(str::to_string),
+        custom: r.custom(attr::CUSTOM)?,
+        created_at: r.i64(attr::CREATED_AT)?,
         expires_at: r.expires_at()?,
     })
 }
 
 fn read_participant(item: &Item) -> StoreResult<ParticipantRecord> {
     let r = Reader::new(item);
-    let access = r.s("access")?;
+    let access = r.s(attr::ACCESS)?;
     Ok(ParticipantRecord {
         conversation_id: r.key_suffix(PK, CONV_PREFIX)?.to_string(),
         user_id: r.key_suffix(SK, PART_PREFIX)?.to_string(),
@@ -450,9 +381,9 @@ fn read_participant(item: &Item) -> StoreResult<ParticipantRecord> {
 /// Every reaction counter of a message item, zero counts included, in the order the emoji were
 /// (first) added.
 fn read_reaction_counts(r: &Reader<'_>) -> StoreResult<Vec<ReactionCount>> {
-    let counts = r.counters("rxn")?;
-    let first_added = r.counters("rxt")?;
-    let order = r.counters("rxo")?;
+    let counts = r.counters(attr::RXN)?;
+    let first_added = r.counters(attr::RXT)?;
+    let order = r.counters(attr::RXO)?;
     let mut all = counts
         .into_iter()
         .map(|(emoji, count)| {
@@ -476,24 +407,24 @@ fn read_reaction_counts(r: &Reader<'_>) -> StoreResult<Vec<ReactionCount>> {
 
 pub fn read_message(item: &Item) -> StoreResult<MessageRecord> {
     let r = Reader::new(item);
-    let kind = r.s("type")?;
-    let origin = r.s("origin")?;
-    let content = r.s("content")?;
+    let kind = r.s(attr::TYPE)?;
+    let origin = r.s(attr::ORIGIN)?;
+    let content = r.s(attr::CONTENT)?;
     Ok(MessageRecord {
         conversation_id: r.key_suffix(PK, CONV_PREFIX)?.to_string(),
         id: r.key_suffix(SK, MSG_PREFIX)?.to_string(),
         kind: MessageType::parse(kind)
             .ok_or_else(|| r.malformed(format!("unknown type {kind:?}")))?,
-        sender_id: r.opt_s("senderId")?.map(str::to_string),
+        sender_id: r.opt_s(attr::SENDER_ID)?.map(str::to_string),
         content: serde_json::from_str::<Content>(content)
             .map_err(|e| r.malformed(format!("content is not valid: {e}")))?,
-        custom: r.custom("custom")?,
-        created_at: r.i64("createdAt")?,
-        edited_at: r.opt_i64("editedAt")?,
+        custom: r.custom(attr::CUSTOM)?,
+        created_at: r.i64(attr::CREATED_AT)?,
+        edited_at: r.opt_i64(attr::EDITED_AT)?,
         origin: Origin::parse(origin)
             .ok_or_else(|| r.malformed(format!("unknown origin {origin:?}")))?,
-        referenced_message_id: r.opt_s("refId")?.map(str::to_string),
-        referenced_sender_id: r.opt_s("refSenderId")?.map(str::to_string),
+        referenced_message_id: r.opt_s(attr::REF_ID)?.map(str::to_string),
+        referenced_sender_id: r.opt_s(attr::REF_SENDER_ID)?.map(str::to_string),
         // A stable sort by first-added time: emoji added in one millisecond keep their order.
         reactions: visible_reactions(&read_reaction_counts(&r)?),
         expires_at: r.expires_at()?,
@@ -506,77 +437,40 @@ fn message_item(m: &MessageRecord, now_ms: i64) -> StoreResult<Item> {
     let content = serde_json::to_string(&m.content)
         .map_err(|e| StoreError::Backend(format!("could not serialize content: {e}")))?;
     let mut item = key(conv_pk(&m.conversation_id), msg_sk(&m.id));
-    item.insert("type".into(), s(m.kind.as_str()));
+    item.insert(attr::TYPE.into(), s(m.kind.as_str()));
     if let Some(sender) = &m.sender_id {
-        item.insert("senderId".into(), s(sender.clone()));
+        item.insert(attr::SENDER_ID.into(), s(sender.clone()));
     }
-    item.insert("content".into(), s(content));
-    item.insert("custom".into(), string_map(&m.custom));
-    item.insert("createdAt".into(), n(m.created_at));
+    item.insert(attr::CONTENT.into(), s(content));
+    item.insert(attr::CUSTOM.into(), string_map(&m.custom));
+    item.insert(attr::CREATED_AT.into(), n(m.created_at));
     if let Some(edited) = m.edited_at {
-        item.insert("editedAt".into(), n(edited));
+        item.insert(attr::EDITED_AT.into(), n(edited));
     }
-    item.insert("origin".into(), s(m.origin.as_str()));
+    item.insert(attr::ORIGIN.into(), s(m.origin.as_str()));
     if let Some(r) = &m.referenced_message_id {
-        item.insert("refId".into(), s(r.clone()));
+        item.insert(attr::REF_ID.into(), s(r.clone()));
     }
     if let Some(r) = &m.referenced_sender_id {
-        item.insert("refSenderId".into(), s(r.clone()));
+        item.insert(attr::REF_SENDER_ID.into(), s(r.clone()));
     }
-    item.insert("rxn".into(), empty_map());
-    item.insert("rxt".into(), empty_map());
-    item.insert("rxo".into(), empty_map());
-    item.insert("rxq".into(), n(0));
-    item.insert("chg".into(), change("created", None, None, now_ms));
+    item.insert(attr::RXN.into(), empty_map());
+    item.insert(attr::RXT.into(), empty_map());
+    item.insert(attr::RXO.into(), empty_map());
+    item.insert(attr::RXQ.into(), n(0));
+    item.insert(chg::ATTR.into(), change(chg::CREATED, None, None, now_ms));
     item.insert(EXPIRES_AT.into(), n(m.expires_at));
     Ok(item)
 }
 
 fn participant_item(conversation_id: &str, user_id: &str, access: Access, expires_at: i64) -> Item {
     let mut item = key(conv_pk(conversation_id), part_sk(user_id));
-    item.insert("access".into(), s(access.as_str()));
+    item.insert(attr::ACCESS.into(), s(access.as_str()));
     item.insert(EXPIRES_AT.into(), n(expires_at));
     item
 }
 
 // ---- Transactions --------------------------------------------------------------------------
-
-/// How a transaction that DynamoDB cancelled because of a condition ended: one reason per
-/// item, in request order.
-struct Cancelled(Vec<CancellationReason>);
-
-impl Cancelled {
-    fn failed(&self, index: usize) -> bool {
-        self.0
-            .get(index)
-            .and_then(|r| r.code())
-            .is_some_and(|c| c == "ConditionalCheckFailed")
-    }
-
-    /// The old item a failed check returned (with `ReturnValuesOnConditionCheckFailure`).
-    fn item(&self, index: usize) -> Option<&Item> {
-        self.0.get(index).and_then(|r| r.item())
-    }
-
-    fn describe(&self) -> String {
-        let reasons: Vec<String> = self
-            .0
-            .iter()
-            .map(|r| match (r.code().unwrap_or("None"), r.message()) {
-                (code, Some(message)) => format!("{code}: {message}"),
-                (code, None) => code.to_string(),
-            })
-            .collect();
-        format!("[{}]", reasons.join("; "))
-    }
-
-    fn unexpected(&self, what: &str) -> StoreError {
-        StoreError::Backend(format!(
-            "{what}: transaction cancelled for unexpected reasons {}",
-            self.describe()
-        ))
-    }
-}
 
 fn condition_check(
     table: &str,
@@ -610,13 +504,6 @@ fn put(
     Ok(TransactWriteItem::builder()
         .put(b.build().map_err(build_error)?)
         .build())
-}
-
-/// The delay before retry number `attempt` (from 1): 10–20 ms, doubling up to 0.5–1 s, jittered.
-fn backoff(attempt: u32) -> Duration {
-    let cap_ms = (BACKOFF_BASE_MS << attempt.min(7)).min(BACKOFF_CAP_MS);
-    let random = RandomState::new().build_hasher().finish();
-    Duration::from_millis(cap_ms / 2 + random % (cap_ms / 2 + 1))
 }
 
 // ---- Request counting ----------------------------------------------------------------------
@@ -701,6 +588,56 @@ impl Intercept for RequestCounter {
     }
 }
 
+// ---- The table definition as a CreateTable request ------------------------------------------
+
+fn key_schema(elements: &[schema::KeyElement]) -> StoreResult<Vec<KeySchemaElement>> {
+    elements
+        .iter()
+        .map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(k.attribute_name)
+                .key_type(k.key_type.clone())
+                .build()
+                .map_err(build_error)
+        })
+        .collect()
+}
+
+fn attribute_definitions(table: &schema::TableDefinition) -> StoreResult<Vec<AttributeDefinition>> {
+    table
+        .attribute_definitions
+        .iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(a.attribute_name)
+                .attribute_type(a.attribute_type.clone())
+                .build()
+                .map_err(build_error)
+        })
+        .collect()
+}
+
+fn global_secondary_indexes(
+    table: &schema::TableDefinition,
+) -> StoreResult<Vec<GlobalSecondaryIndex>> {
+    table
+        .global_secondary_indexes
+        .iter()
+        .map(|index| {
+            GlobalSecondaryIndex::builder()
+                .index_name(index.index_name)
+                .set_key_schema(Some(key_schema(&index.key_schema)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(index.projection_type.clone())
+                        .build(),
+                )
+                .build()
+                .map_err(build_error)
+        })
+        .collect()
+}
+
 // ---- The store -----------------------------------------------------------------------------
 
 /// `Store` on one DynamoDB table (see `docs/storage.md`).
@@ -732,8 +669,9 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the table (keys, `gsi1`, on-demand billing, a NEW_AND_OLD_IMAGES stream) when it
-    /// does not exist, waits until it is ACTIVE and makes sure TTL is enabled on `expiresAt`.
+    /// Creates the table as `schema::TABLE` defines it (keys, `gsi1`, on-demand billing, a
+    /// NEW_AND_OLD_IMAGES stream) when it does not exist, waits until it is ACTIVE and makes sure
+    /// TTL is enabled on its TTL attribute (`expiresAt`).
     pub async fn create_table_if_missing(&self) -> StoreResult<()> {
         let exists = match self
             .client
@@ -752,47 +690,18 @@ impl DynamoStore {
             Err(e) => return Err(sdk_error("DescribeTable", e)),
         };
         if !exists {
-            let attr = |name: &str| {
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(build_error)
-            };
-            let key_elem = |name: &str, kind: KeyType| {
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(kind)
-                    .build()
-                    .map_err(build_error)
-            };
-            let gsi = GlobalSecondaryIndex::builder()
-                .index_name(GSI1)
-                .key_schema(key_elem(GSI1_PK, KeyType::Hash)?)
-                .key_schema(key_elem(GSI1_SK, KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .map_err(build_error)?;
             let created = self
                 .client
                 .create_table()
                 .table_name(&self.table)
-                .attribute_definitions(attr(PK)?)
-                .attribute_definitions(attr(SK)?)
-                .attribute_definitions(attr(GSI1_PK)?)
-                .attribute_definitions(attr(GSI1_SK)?)
-                .key_schema(key_elem(PK, KeyType::Hash)?)
-                .key_schema(key_elem(SK, KeyType::Range)?)
-                .global_secondary_indexes(gsi)
-                .billing_mode(BillingMode::PayPerRequest)
+                .set_attribute_definitions(Some(attribute_definitions(&schema::TABLE)?))
+                .set_key_schema(Some(key_schema(&schema::TABLE.key_schema)?))
+                .set_global_secondary_indexes(Some(global_secondary_indexes(&schema::TABLE)?))
+                .billing_mode(schema::TABLE.billing_mode)
                 .stream_specification(
                     StreamSpecification::builder()
                         .stream_enabled(true)
-                        .stream_view_type(StreamViewType::NewAndOldImages)
+                        .stream_view_type(schema::TABLE.stream_view_type)
                         .build()
                         .map_err(build_error)?,
                 )
@@ -832,6 +741,7 @@ impl DynamoStore {
     }
 
     async fn enable_ttl(&self) -> StoreResult<()> {
+        let ttl_attribute = schema::TABLE.ttl_attribute;
         let out = self
             .client
             .describe_time_to_live()
@@ -846,13 +756,13 @@ impl DynamoStore {
         });
         match status {
             Some((TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling, Some(attr)))
-                if attr == EXPIRES_AT =>
+                if attr == ttl_attribute =>
             {
                 return Ok(())
             }
             Some((TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling, attr)) => {
                 return Err(StoreError::Backend(format!(
-                    "table {} has TTL on {attr:?}, not {EXPIRES_AT}",
+                    "table {} has TTL on {attr:?}, not {ttl_attribute}",
                     self.table
                 )))
             }
@@ -860,7 +770,7 @@ impl DynamoStore {
         }
         let spec = TimeToLiveSpecification::builder()
             .enabled(true)
-            .attribute_name(EXPIRES_AT)
+            .attribute_name(ttl_attribute)
             .build()
             .map_err(build_error)?;
         self.client
@@ -873,61 +783,13 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Sends a transaction; retries it while it is cancelled only by conflicts or throttling.
-    /// `Err(Ok(cancelled))` when a condition failed.
+    /// Sends a transaction with the helpers' retry policy (`ops::transact`).
     async fn transact(
         &self,
         what: &str,
         items: Vec<TransactWriteItem>,
     ) -> StoreResult<Result<(), Cancelled>> {
-        let mut attempt = 0;
-        loop {
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match sent {
-                Ok(_) => return Ok(Ok(())),
-                Err(err) => err,
-            };
-            let retry = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    let reasons = c.cancellation_reasons().to_vec();
-                    let cancelled = Cancelled(reasons);
-                    if cancelled
-                        .0
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                    {
-                        return Ok(Err(cancelled));
-                    }
-                    let transient = cancelled.0.iter().all(|r| {
-                        matches!(
-                            r.code(),
-                            None | Some(
-                                "None"
-                                    | "TransactionConflict"
-                                    | "ThrottlingError"
-                                    | "ProvisionedThroughputExceeded"
-                            )
-                        )
-                    });
-                    if !transient {
-                        return Err(cancelled.unexpected(what));
-                    }
-                    true
-                }
-                Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
-                _ => false,
-            };
-            attempt += 1;
-            if !retry || attempt >= MAX_SENDS {
-                return Err(sdk_error(&format!("TransactWriteItems ({what})"), err));
-            }
-            tokio::time::sleep(backoff(attempt)).await;
-        }
+        ops::transact(&self.client, what, items).await
     }
 
     fn update(
@@ -983,46 +845,6 @@ impl DynamoStore {
         }
     }
 
-    /// One `BatchGetItem` of at most 100 keys, retrying unprocessed keys.
-    async fn batch_get(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
-        let mut found = Vec::new();
-        let mut pending = keys;
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(pending))
-                .consistent_read(true)
-                .build()
-                .map_err(build_error)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| sdk_error("BatchGetItem", e))?;
-            if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
-                found.extend(items.iter().cloned());
-            }
-            pending = out
-                .unprocessed_keys()
-                .and_then(|u| u.get(&self.table))
-                .map(|k| k.keys().to_vec())
-                .unwrap_or_default();
-            if !pending.is_empty() {
-                attempt += 1;
-                if attempt >= MAX_SENDS {
-                    return Err(StoreError::Backend(format!(
-                        "BatchGetItem left {} keys unprocessed after {MAX_SENDS} tries",
-                        pending.len()
-                    )));
-                }
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-        }
-        Ok(found)
-    }
-
     /// A participant check: an unexpired participant, with `ReadWrite` access when asked.
     fn participant_check(
         &self,
@@ -1034,7 +856,7 @@ impl DynamoStore {
         let mut e = Expr::default();
         let mut condition = e.exists_live(now_ms);
         if write_access {
-            let a = e.name("access");
+            let a = e.name(attr::ACCESS);
             let rw = e.value(s(Access::ReadWrite.as_str()));
             condition = format!("{condition} AND {a} = {rw}");
         }
@@ -1059,7 +881,7 @@ impl DynamoStore {
         let mut e = Expr::default();
         let pk = e.name(PK);
         let ex = e.name(EXPIRES_AT);
-        let role = e.name("role");
+        let role = e.name(attr::ROLE);
         let now = e.value(n(now_secs(now_ms)));
         let has_role =
             format!("(attribute_exists({pk}) AND {ex} > {now} AND attribute_exists({role}))");
@@ -1095,9 +917,9 @@ impl DynamoStore {
         zeros: &[String],
     ) -> StoreResult<bool> {
         let mut e = Expr::default();
-        let rxn = e.name("rxn");
-        let rxt = e.name("rxt");
-        let rxo = e.name("rxo");
+        let rxn = e.name(attr::RXN);
+        let rxt = e.name(attr::RXT);
+        let rxo = e.name(attr::RXO);
         let zero = e.value(n(0));
         let mut removes = Vec::new();
         let mut conditions = Vec::new();
@@ -1129,69 +951,24 @@ impl DynamoStore {
         }
     }
 
-    /// Queries every item of a key condition, page after page.
+    /// Queries every item of a key condition (strongly consistent), page after page.
     async fn query_all(
         &self,
         e: &Expr,
         key_condition: &str,
         filter: Option<&str>,
     ) -> StoreResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(key_condition)
-                .set_filter_expression(filter.map(str::to_string))
-                .set_expression_attribute_names(e.names())
-                .set_expression_attribute_values(e.values())
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|err| sdk_error("Query", err))?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(items),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(key_condition)
+            .set_filter_expression(filter.map(str::to_string))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .consistent_read(true);
+        ops::query_all(query).await
     }
-}
-
-/// Sends a single-item request again while it fails with `TransactionConflictException` (the
-/// item is part of a transaction in progress), which the SDK does not retry by itself.
-async fn retry_conflicts<T, E, R, F, Fut>(mut send: F) -> Result<T, SdkError<E, R>>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    let mut attempt = 0;
-    loop {
-        match send().await {
-            Err(err)
-                if attempt + 1 < MAX_SENDS
-                    && err.as_service_error().and_then(|e| e.code())
-                        == Some("TransactionConflictException") =>
-            {
-                attempt += 1;
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-fn is_condition_failed<E, R>(err: &SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
 #[async_trait]
@@ -1204,12 +981,9 @@ impl ItemReader for DynamoStore {
             .filter(|k| seen.insert(k.clone()))
             .map(|(pk, sk)| key(pk, sk))
             .collect();
-        let batches = unique
-            .chunks(DYNAMODB_BATCH_GET_MAX_KEYS)
-            .map(|chunk| self.batch_get(chunk.to_vec()));
-        let found = futures::future::try_join_all(batches).await?;
+        let found = ops::batch_get(&self.client, &self.table, unique).await?;
         let mut items = Items::default();
-        for item in found.iter().flatten() {
+        for item in &found {
             let r = Reader::new(item);
             if !r.is_live(now_ms)? {
                 continue;
@@ -1251,9 +1025,9 @@ impl UserWriter for DynamoStore {
         for attempt in 0..2 {
             let mut e = Expr::default();
             let mut u = UpdateExpr::default();
-            u.patch(&mut e, "name", &patch.name);
-            u.patch(&mut e, "photoUrl", &patch.photo_url);
-            u.patch(&mut e, "role", &patch.role);
+            u.patch(&mut e, attr::NAME, &patch.name);
+            u.patch(&mut e, attr::PHOTO_URL, &patch.photo_url);
+            u.patch(&mut e, attr::ROLE, &patch.role);
             u.patch_custom(&mut e, &patch.custom);
             let ex = e.name(EXPIRES_AT);
             let exp = e.value(n(expires_at));
@@ -1318,12 +1092,12 @@ impl ConversationWriter for DynamoStore {
         for attempt in 0..2 {
             let mut e = Expr::default();
             let mut u = UpdateExpr::default();
-            let created = e.name("createdAt");
+            let created = e.name(attr::CREATED_AT);
             let now_v = e.value(n(now_ms));
             u.set
                 .push(format!("{created} = if_not_exists({created}, {now_v})"));
-            u.patch(&mut e, "subject", &patch.subject);
-            u.patch(&mut e, "photoUrl", &patch.photo_url);
+            u.patch(&mut e, attr::SUBJECT, &patch.subject);
+            u.patch(&mut e, attr::PHOTO_URL, &patch.photo_url);
             u.patch_custom(&mut e, &patch.custom);
             let ex = e.name(EXPIRES_AT);
             let exp = e.value(n(expires_at));
@@ -1372,7 +1146,7 @@ impl ConversationReader for DynamoStore {
         let pk = e.name(PK);
         let sk = e.name(SK);
         let pk_v = e.value(s(conv_pk(conversation_id)));
-        let hash = e.value(s("#"));
+        let hash = e.value(s(CONV_OWN_SK_PREFIX));
         let items = self
             .query_all(
                 &e,
@@ -1493,7 +1267,7 @@ impl MessageCreator for DynamoStore {
         }
         if let Some(scoped) = &conditions.idempotency_key {
             let mut item = key(conv_pk(cid), idem_sk(scoped));
-            item.insert("messageId".into(), s(message.id.clone()));
+            item.insert(attr::MESSAGE_ID.into(), s(message.id.clone()));
             item.insert(EXPIRES_AT.into(), n(message.expires_at));
             let mut e = Expr::default();
             let condition = e.missing_or_expired(now_ms);
@@ -1530,7 +1304,7 @@ impl MessageCreator for DynamoStore {
                     "the idempotency check failed without returning the item".into(),
                 )
             })?;
-            let message_id = Reader::new(item).s("messageId")?.to_string();
+            let message_id = Reader::new(item).s(attr::MESSAGE_ID)?.to_string();
             return Ok(CreateOutcome::Duplicate { message_id });
         }
         if failed(Slot::Writer).is_some() {
@@ -1679,19 +1453,19 @@ impl MessageEditor for DynamoStore {
             let json = serde_json::to_string(content).map_err(|err| {
                 StoreError::Backend(format!("could not serialize content: {err}"))
             })?;
-            let c = e.name("content");
+            let c = e.name(attr::CONTENT);
             let v = e.value(s(json));
             u.set.push(format!("{c} = {v}"));
         }
         match &edit.custom {
             Patch::Absent => {}
             Patch::Null => {
-                let custom = e.name("custom");
+                let custom = e.name(attr::CUSTOM);
                 let empty = e.value(empty_map());
                 u.set.push(format!("{custom} = {empty}"));
             }
             Patch::Value(changes) => {
-                let custom = e.name("custom");
+                let custom = e.name(attr::CUSTOM);
                 for (k, v) in changes {
                     let path = format!("{custom}.{}", e.name(k));
                     match v {
@@ -1704,15 +1478,15 @@ impl MessageEditor for DynamoStore {
                 }
             }
         }
-        let edited = e.name("editedAt");
+        let edited = e.name(attr::EDITED_AT);
         let edited_v = e.value(n(edit.edited_at));
         u.set.push(format!("{edited} = {edited_v}"));
-        let chg = e.name("chg");
-        let chg_v = e.value(change("edited", None, None, now_ms));
+        let chg = e.name(chg::ATTR);
+        let chg_v = e.value(change(chg::EDITED, None, None, now_ms));
         u.set.push(format!("{chg} = {chg_v}"));
         let mut condition = e.exists_live(now_ms);
         if let Some(sender) = required_sender {
-            let sid = e.name("senderId");
+            let sid = e.name(attr::SENDER_ID);
             let v = e.value(s(sender));
             condition = format!("{condition} AND {sid} = {v}");
         }
@@ -1757,7 +1531,7 @@ impl MessageDeleter for DynamoStore {
         if let Some(sender) = required_sender {
             let mut e = Expr::default();
             let pk = e.name(PK);
-            let sid = e.name("senderId");
+            let sid = e.name(attr::SENDER_ID);
             let v = e.value(s(sender));
             request = request
                 .condition_expression(format!("attribute_not_exists({pk}) OR {sid} = {v}"))
@@ -1803,8 +1577,8 @@ impl ReactionAdder for DynamoStore {
             let message_at = items.len();
             let mut e = Expr::default();
             let mut u = UpdateExpr::default();
-            let rxn = e.name("rxn");
-            let rxt = e.name("rxt");
+            let rxn = e.name(attr::RXN);
+            let rxt = e.name(attr::RXT);
             let em = e.name(emoji);
             let zero = e.value(n(0));
             let one = e.value(n(1));
@@ -1816,13 +1590,13 @@ impl ReactionAdder for DynamoStore {
                 .push(format!("{rxt}.{em} = if_not_exists({rxt}.{em}, {now_v})"));
             // The emoji's place among those added in the same millisecond: the message's
             // sequence before this update (operands read the item as it was).
-            let rxo = e.name("rxo");
-            let rxq = e.name("rxq");
+            let rxo = e.name(attr::RXO);
+            let rxq = e.name(attr::RXQ);
             u.set
                 .push(format!("{rxo}.{em} = if_not_exists({rxo}.{em}, {rxq})"));
             u.set.push(format!("{rxq} = {rxq} + {one}"));
-            let chg = e.name("chg");
-            let chg_v = e.value(change("reaction.added", Some(emoji), Some(uid), now_ms));
+            let chg = e.name(chg::ATTR);
+            let chg_v = e.value(change(chg::REACTION_ADDED, Some(emoji), Some(uid), now_ms));
             u.set.push(format!("{chg} = {chg_v}"));
             let live = e.exists_live(now_ms);
             let max = e.value(n(i64::try_from(max_distinct).unwrap_or(i64::MAX)));
@@ -1855,7 +1629,7 @@ impl ReactionAdder for DynamoStore {
                 if !r.is_live(now_ms)? {
                     return Ok(ReactionOutcome::MessageMissing);
                 }
-                let counts = r.counters("rxn")?;
+                let counts = r.counters(attr::RXN)?;
                 if counts.contains_key(emoji) || counts.len() < max_distinct {
                     // A concurrent change moved the message since: try again.
                     continue;
@@ -1918,12 +1692,17 @@ impl ReactionRemover for DynamoStore {
         let message_at = items.len();
         let mut e = Expr::default();
         let mut u = UpdateExpr::default();
-        let rxn = e.name("rxn");
+        let rxn = e.name(attr::RXN);
         let em = e.name(emoji);
         let one = e.value(n(1));
         u.set.push(format!("{rxn}.{em} = {rxn}.{em} - {one}"));
-        let chg = e.name("chg");
-        let chg_v = e.value(change("reaction.removed", Some(emoji), Some(uid), now_ms));
+        let chg = e.name(chg::ATTR);
+        let chg_v = e.value(change(
+            chg::REACTION_REMOVED,
+            Some(emoji),
+            Some(uid),
+            now_ms,
+        ));
         u.set.push(format!("{chg} = {chg_v}"));
         let live = e.exists_live(now_ms);
         let condition = format!("{live} AND attribute_exists({rxn}.{em})");
@@ -1998,9 +1777,8 @@ impl ReactionReader for DynamoStore {
                 continue;
             }
             let sk = r.s(SK)?;
-            let (mid, emoji) = sk
-                .split_once('#')
-                .ok_or_else(|| r.malformed("reaction sort key has no '#'"))?;
+            let (mid, emoji) =
+                split_rxu_sk(sk).ok_or_else(|| r.malformed("reaction sort key has no '#'"))?;
             if mid >= low && mid <= high {
                 out.insert((mid.to_string(), emoji.to_string()));
             }
@@ -2155,7 +1933,7 @@ mod tests {
             Err(StoreError::Backend(msg)) => assert!(msg.contains("TransactWriteItems"), "{msg}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(received.count(), MAX_SENDS as usize);
+        assert_eq!(received.count(), ops::MAX_SENDS as usize);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ pub mod dynamo;
 pub mod inbox;
 pub mod memory;
 pub mod memory_inbox;
+pub mod schema;
 
 use std::collections::{HashMap, HashSet};
 

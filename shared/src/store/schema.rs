@@ -1,0 +1,322 @@
+//! The one home of the table schema: every key prefix, key-building function, attribute name,
+//! the GSI, the change marker the stream fan-out reads, and the table definition itself.
+//!
+//! Everything that reads or writes the DynamoDB table (`store::dynamo`, its inbox half,
+//! `realtime::dynamo`, and the fan-out's stream decoding in `fanout.rs`) names keys and
+//! attributes through this module, and `DynamoStore::create_table_if_missing` builds its
+//! CreateTable request from [`TABLE`]. `template.yaml` deploys the same table; the test
+//! `shared/tests/table_schema.rs` fails when the two disagree. `docs/storage.md` describes the
+//! item layouts in prose.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | user | `USER#{userId}` | `#USER` |
+//! | conversation | `CONV#{cid}` | `#CONV` |
+//! | participant | `CONV#{cid}` | `#PART#{userId}` |
+//! | message | `CONV#{cid}` | `MSG#{messageId}` |
+//! | idempotency key | `CONV#{cid}` | `IDEM#{scopedKey}` |
+//! | a user's reaction | `RXU#{cid}#{userId}` | `{messageId}#{emoji}` |
+//! | inbox message | `INBOX#{userId}` | `{messageId}` |
+//! | connection | `CONN#{connectionId}` | `#CONN` (and, while connected, `gsi1pk` = `UCONN#{userId}`, `gsi1sk` = connectionId) |
+//! | subscription | `SUBS#{cid}` | `{connectionId}#{subscriptionId}` |
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, BillingMode, KeyType, ProjectionType, ScalarAttributeType, StreamViewType,
+};
+
+// ---- Key attributes and the index -----------------------------------------------------------
+
+/// The table's partition key (S).
+pub const PK: &str = "pk";
+/// The table's sort key (S).
+pub const SK: &str = "sk";
+/// Seconds since the epoch after which an item is gone: the TTL attribute, on every item.
+pub const EXPIRES_AT: &str = "expiresAt";
+
+/// The one global secondary index: connections by user (sparse: only connected connections
+/// carry its keys).
+pub const GSI1: &str = "gsi1";
+/// `gsi1`'s partition key (S): `UCONN#{userId}`.
+pub const GSI1_PK: &str = "gsi1pk";
+/// `gsi1`'s sort key (S): the connection id.
+pub const GSI1_SK: &str = "gsi1sk";
+
+// ---- Key prefixes ---------------------------------------------------------------------------
+
+pub const USER_PREFIX: &str = "USER#";
+/// The sort key of a user item.
+pub const USER_SK: &str = "#USER";
+pub const CONV_PREFIX: &str = "CONV#";
+/// The sort key of a conversation item.
+pub const CONV_SK: &str = "#CONV";
+pub const PART_PREFIX: &str = "#PART#";
+/// What the sort keys of a conversation's own items (`#CONV`, `#PART#…`) begin with, and those
+/// of its messages and idempotency keys do not.
+pub const CONV_OWN_SK_PREFIX: &str = "#";
+pub const MSG_PREFIX: &str = "MSG#";
+pub const IDEM_PREFIX: &str = "IDEM#";
+pub const RXU_PREFIX: &str = "RXU#";
+pub const INBOX_PREFIX: &str = "INBOX#";
+pub const CONN_PREFIX: &str = "CONN#";
+/// The sort key of a connection item.
+pub const CONN_SK: &str = "#CONN";
+pub const SUBS_PREFIX: &str = "SUBS#";
+/// The prefix of `gsi1pk` on a connected connection.
+pub const UCONN_PREFIX: &str = "UCONN#";
+/// Between the parts of a composite key (`RXU#{cid}#{userId}`, `{messageId}#{emoji}`,
+/// `{connectionId}#{subscriptionId}`).
+pub const KEY_SEPARATOR: char = '#';
+
+// ---- Keys -----------------------------------------------------------------------------------
+
+pub fn user_pk(user_id: &str) -> String {
+    format!("{USER_PREFIX}{user_id}")
+}
+
+pub fn conv_pk(conversation_id: &str) -> String {
+    format!("{CONV_PREFIX}{conversation_id}")
+}
+
+pub fn part_sk(user_id: &str) -> String {
+    format!("{PART_PREFIX}{user_id}")
+}
+
+pub fn msg_sk(message_id: &str) -> String {
+    format!("{MSG_PREFIX}{message_id}")
+}
+
+pub fn idem_sk(scoped_key: &str) -> String {
+    format!("{IDEM_PREFIX}{scoped_key}")
+}
+
+pub fn rxu_pk(conversation_id: &str, user_id: &str) -> String {
+    format!("{RXU_PREFIX}{conversation_id}{KEY_SEPARATOR}{user_id}")
+}
+
+pub fn rxu_sk(message_id: &str, emoji: &str) -> String {
+    format!("{message_id}{KEY_SEPARATOR}{emoji}")
+}
+
+/// A reaction item's sort key as (message id, emoji). Message ids hold no `#`.
+pub fn split_rxu_sk(sk: &str) -> Option<(&str, &str)> {
+    sk.split_once(KEY_SEPARATOR)
+}
+
+pub fn inbox_pk(user_id: &str) -> String {
+    format!("{INBOX_PREFIX}{user_id}")
+}
+
+pub fn conn_pk(connection_id: &str) -> String {
+    format!("{CONN_PREFIX}{connection_id}")
+}
+
+pub fn subs_pk(conversation_id: &str) -> String {
+    format!("{SUBS_PREFIX}{conversation_id}")
+}
+
+pub fn subs_sk(connection_id: &str, subscription_id: &str) -> String {
+    format!("{connection_id}{KEY_SEPARATOR}{subscription_id}")
+}
+
+/// `gsi1pk` of a connected connection of this user.
+pub fn uconn_pk(user_id: &str) -> String {
+    format!("{UCONN_PREFIX}{user_id}")
+}
+
+/// A primary key: `{pk, sk}`.
+pub fn key(pk: String, sk: impl Into<String>) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_string(), AttributeValue::S(pk)),
+        (SK.to_string(), AttributeValue::S(sk.into())),
+    ])
+}
+
+// ---- Attributes -----------------------------------------------------------------------------
+
+/// The attributes of the items beside their keys and `expiresAt`, by the items that carry them.
+pub mod attr {
+    // users
+    pub const NAME: &str = "name";
+    pub const ROLE: &str = "role";
+    // users and conversations
+    pub const PHOTO_URL: &str = "photoUrl";
+    /// A map of strings (users, conversations, messages).
+    pub const CUSTOM: &str = "custom";
+    // conversations
+    pub const SUBJECT: &str = "subject";
+    /// Milliseconds (conversations, messages, inbox messages).
+    pub const CREATED_AT: &str = "createdAt";
+    // participants
+    /// `ReadWrite` or `Read`.
+    pub const ACCESS: &str = "access";
+    // messages
+    pub const TYPE: &str = "type";
+    /// Messages and inbox messages.
+    pub const SENDER_ID: &str = "senderId";
+    /// The content as JSON text.
+    pub const CONTENT: &str = "content";
+    pub const EDITED_AT: &str = "editedAt";
+    pub const ORIGIN: &str = "origin";
+    pub const REF_ID: &str = "refId";
+    pub const REF_SENDER_ID: &str = "refSenderId";
+    /// Reaction counts: emoji → N.
+    pub const RXN: &str = "rxn";
+    /// When each emoji was first added (ms): emoji → N.
+    pub const RXT: &str = "rxt";
+    /// Each emoji's place among those added in one millisecond: emoji → N.
+    pub const RXO: &str = "rxo";
+    /// The next `rxo` place.
+    pub const RXQ: &str = "rxq";
+    // idempotency keys
+    pub const MESSAGE_ID: &str = "messageId";
+    // inbox messages
+    /// The JSON value as text.
+    pub const MESSAGE: &str = "message";
+    // connections and subscriptions
+    pub const USER_ID: &str = "userId";
+    // connections
+    pub const CONNECTED_AT: &str = "connectedAt";
+    pub const CONNECTED: &str = "connected";
+    /// Subscription id → conversation id.
+    pub const SUBS: &str = "subs";
+    // subscriptions
+    pub const CONNECTION_ID: &str = "connectionId";
+    pub const SUBSCRIPTION_ID: &str = "subscriptionId";
+    /// Absent: the window is the whole conversation.
+    pub const WINDOW_START: &str = "windowStart";
+}
+
+/// The change marker: a message item's last change, a map the stream fan-out reads from the new
+/// image: `{kind, emoji?, userId?, at}`.
+pub mod chg {
+    /// The marker attribute on message items.
+    pub const ATTR: &str = "chg";
+    /// One of the kinds below.
+    pub const KIND: &str = "kind";
+    /// The emoji of a reaction change.
+    pub const EMOJI: &str = "emoji";
+    /// Who reacted.
+    pub const USER_ID: &str = "userId";
+    /// When (ms).
+    pub const AT: &str = "at";
+
+    pub const CREATED: &str = "created";
+    pub const EDITED: &str = "edited";
+    pub const REACTION_ADDED: &str = "reaction.added";
+    pub const REACTION_REMOVED: &str = "reaction.removed";
+    /// Every kind the fan-out understands.
+    pub const KINDS: [&str; 4] = [CREATED, EDITED, REACTION_ADDED, REACTION_REMOVED];
+}
+
+// ---- The table ------------------------------------------------------------------------------
+
+/// One element of a key schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyElement {
+    pub attribute_name: &'static str,
+    pub key_type: KeyType,
+}
+
+/// One attribute definition (only key attributes are defined).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeDefinition {
+    pub attribute_name: &'static str,
+    pub attribute_type: ScalarAttributeType,
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexDefinition {
+    pub index_name: &'static str,
+    pub key_schema: [KeyElement; 2],
+    pub projection_type: ProjectionType,
+}
+
+/// The table as CloudFormation (`template.yaml`) and `create_table_if_missing` create it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDefinition {
+    pub key_schema: [KeyElement; 2],
+    pub attribute_definitions: [AttributeDefinition; 4],
+    pub global_secondary_indexes: [IndexDefinition; 1],
+    pub billing_mode: BillingMode,
+    pub stream_view_type: StreamViewType,
+    /// TTL is enabled on this attribute.
+    pub ttl_attribute: &'static str,
+}
+
+const fn string_attribute(name: &'static str) -> AttributeDefinition {
+    AttributeDefinition {
+        attribute_name: name,
+        attribute_type: ScalarAttributeType::S,
+    }
+}
+
+const fn hash(name: &'static str) -> KeyElement {
+    KeyElement {
+        attribute_name: name,
+        key_type: KeyType::Hash,
+    }
+}
+
+const fn range(name: &'static str) -> KeyElement {
+    KeyElement {
+        attribute_name: name,
+        key_type: KeyType::Range,
+    }
+}
+
+/// The message table: `pk`/`sk` strings, the sparse `gsi1` (all attributes projected),
+/// on-demand billing, a stream of new and old images (the fan-out needs both), TTL on
+/// `expiresAt`.
+pub const TABLE: TableDefinition = TableDefinition {
+    key_schema: [hash(PK), range(SK)],
+    attribute_definitions: [
+        string_attribute(PK),
+        string_attribute(SK),
+        string_attribute(GSI1_PK),
+        string_attribute(GSI1_SK),
+    ],
+    global_secondary_indexes: [IndexDefinition {
+        index_name: GSI1,
+        key_schema: [hash(GSI1_PK), range(GSI1_SK)],
+        projection_type: ProjectionType::All,
+    }],
+    billing_mode: BillingMode::PayPerRequest,
+    stream_view_type: StreamViewType::NewAndOldImages,
+    ttl_attribute: EXPIRES_AT,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_attribute_is_defined_and_every_definition_is_a_key() {
+        let mut keys: Vec<&str> = TABLE.key_schema.iter().map(|k| k.attribute_name).collect();
+        for index in &TABLE.global_secondary_indexes {
+            keys.extend(index.key_schema.iter().map(|k| k.attribute_name));
+        }
+        let mut defined: Vec<&str> = TABLE
+            .attribute_definitions
+            .iter()
+            .map(|a| a.attribute_name)
+            .collect();
+        keys.sort_unstable();
+        defined.sort_unstable();
+        assert_eq!(keys, defined);
+    }
+
+    #[test]
+    fn composite_keys_split_back() {
+        assert_eq!(rxu_pk("c", "u"), "RXU#c#u");
+        assert_eq!(split_rxu_sk(&rxu_sk("msg_1", "👍")), Some(("msg_1", "👍")));
+        assert_eq!(split_rxu_sk(&rxu_sk("m", ":a#b:")), Some(("m", ":a#b:")));
+        assert_eq!(subs_sk("conn", "s1"), "conn#s1");
+        assert!(CONV_SK.starts_with(CONV_OWN_SK_PREFIX));
+        assert!(part_sk("u").starts_with(CONV_OWN_SK_PREFIX));
+        assert!(!msg_sk("m").starts_with(CONV_OWN_SK_PREFIX));
+        assert!(!idem_sk("k").starts_with(CONV_OWN_SK_PREFIX));
+    }
+}
