@@ -10,7 +10,7 @@
 //! `requestContext.authorizer`, where `identity` reads it.
 //!
 //! Frames are JSON text: the client sends `{action, requestId?, ...}`; replies carry `type` and
-//! echo `requestId`. The frame shapes are in DESIGN.md and `docs/websocket.md`.
+//! echo `requestId`. The frame types are in `protocol`; how they behave is in `docs/websocket.md`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,13 +21,14 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::auth::{authenticate_token, AuthConfig, AuthError, Identity};
-use crate::domain::Domain;
+use crate::domain::{Domain, InboxMessageSnapshot};
 use crate::error::{Error, Result};
+use crate::protocol::{
+    ClientFrame, ErrorBody, ErrorReply, HelloFrame, HelloReply, IncomingFrame, ServerFrame,
+};
 use crate::realtime::{ConnectionRecord, RealtimeStore, SubscribeOutcome, SubscriptionRecord};
 
 /// What the WebSocket route functions need: the domain and the realtime store.
@@ -159,40 +160,15 @@ async fn disconnect(ctx: &WsContext, event: &ApiGatewayWebsocketProxyRequest) ->
     Ok(())
 }
 
-/// A client frame: its JSON object, with the `requestId` to echo.
-struct Frame {
-    fields: Map<String, Value>,
-    request_id: Option<Value>,
-}
+/// A client frame as received: its JSON object, with the `requestId` to echo.
+type Frame = IncomingFrame;
 
-impl Frame {
-    fn parse(body: Option<&str>) -> Result<Frame> {
-        let body = body.unwrap_or("");
-        let value: Value = serde_json::from_str(body)
-            .map_err(|e| Error::invalid(format!("a frame must be a JSON object: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Error::invalid("a frame must be a JSON object"));
-        };
-        let request_id = fields.get("requestId").cloned();
-        Ok(Frame { fields, request_id })
-    }
-
-    fn action(&self) -> Option<&str> {
-        self.fields.get("action").and_then(Value::as_str)
-    }
-
-    /// The frame as an action's typed fields (unknown fields are refused).
-    fn parse_as<T: DeserializeOwned>(&self) -> Result<T> {
-        let mut fields = self.fields.clone();
-        fields.remove("action");
-        fields.remove("requestId");
-        serde_json::from_value(Value::Object(fields)).map_err(|e| {
-            Error::invalid(format!(
-                "invalid {} frame: {e}",
-                self.action().unwrap_or("client")
-            ))
-        })
-    }
+/// A frame that reached a route other than its action's: the routing is broken.
+fn misrouted(frame: &Frame, route: &str) -> Error {
+    Error::Internal(format!(
+        "a frame with action {:?} reached the {route} route",
+        frame.action()
+    ))
 }
 
 async fn message(
@@ -220,59 +196,30 @@ async fn message(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HelloFrame {}
-
 async fn hello(
     ctx: &WsContext,
     event: &ApiGatewayWebsocketProxyRequest,
     frame: &Frame,
 ) -> Result<Value> {
-    let HelloFrame {} = frame.parse_as()?;
+    let ClientFrame::Hello(HelloFrame {}) = frame.frame()? else {
+        return Err(misrouted(frame, "hello"));
+    };
     let identity = identity(event)?;
     let Identity::User { user_id, .. } = &identity else {
         return Err(Error::Unauthorized("a user token is needed".into()));
     };
     let messages = hello_inbox(ctx, user_id).await?;
-    Ok(json!({
-        "type": "hello",
-        "clientId": connection_id(event)?,
-        "userId": user_id,
-        "messages": messages,
-    }))
+    ServerFrame::Hello(HelloReply {
+        client_id: connection_id(event)?.to_string(),
+        user_id: user_id.clone(),
+        messages,
+    })
+    .to_value()
 }
 
 /// The inbox messages a `hello` replays: every unexpired one of the user, oldest first.
-async fn hello_inbox(ctx: &WsContext, user_id: &str) -> Result<Vec<Value>> {
-    let messages = ctx.inbox.list(user_id).await?;
-    messages
-        .into_iter()
-        .map(|m| serde_json::to_value(m).map_err(|e| Error::Internal(e.to_string())))
-        .collect()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SubscribeFrame {
-    subscription_id: Option<String>,
-    conversation_id: Option<String>,
-    #[serde(default)]
-    limit: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct LoadMoreFrame {
-    subscription_id: Option<String>,
-    #[serde(default)]
-    count: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct UnsubscribeFrame {
-    subscription_id: Option<String>,
+async fn hello_inbox(ctx: &WsContext, user_id: &str) -> Result<Vec<InboxMessageSnapshot>> {
+    ctx.inbox.list(user_id).await
 }
 
 fn subscription_id(ctx: &WsContext, id: Option<String>) -> Result<String> {
@@ -297,13 +244,8 @@ fn page_size(name: &str, value: Option<&Value>, default: usize, max: usize) -> R
         })
 }
 
-fn subscription_error(subscription_id: &str, error: &Error) -> Value {
-    json!({
-        "type": "subscription",
-        "subscriptionId": subscription_id,
-        "state": "error",
-        "error": error_body(error),
-    })
+fn subscription_error(subscription_id: &str, error: &Error) -> Result<Value> {
+    ServerFrame::subscription_error(subscription_id, error_body(error)).to_value()
 }
 
 async fn subscribe(
@@ -311,7 +253,9 @@ async fn subscribe(
     event: &ApiGatewayWebsocketProxyRequest,
     frame: &Frame,
 ) -> Result<Value> {
-    let body: SubscribeFrame = frame.parse_as()?;
+    let ClientFrame::Subscribe(body) = frame.frame()? else {
+        return Err(misrouted(frame, "subscribe"));
+    };
     let sub_id = subscription_id(ctx, body.subscription_id)?;
     let identity = identity(event)?;
     let connection_id = connection_id(event)?;
@@ -327,7 +271,7 @@ async fn subscribe(
     {
         Ok(reply) => Ok(reply),
         Err(e @ Error::Internal(_)) => Err(e),
-        Err(e) => Ok(subscription_error(&sub_id, &e)),
+        Err(e) => subscription_error(&sub_id, &e),
     }
 }
 
@@ -402,13 +346,7 @@ async fn subscribe_to(
     ctx.realtime
         .extend_window(&cid, connection_id, sub_id, start, now)
         .await?;
-    Ok(json!({
-        "type": "subscription",
-        "subscriptionId": sub_id,
-        "state": "active",
-        "messages": page.data,
-        "loadedAll": page.loaded_all,
-    }))
+    ServerFrame::subscription_active(sub_id, page.data, page.loaded_all).to_value()
 }
 
 async fn load_more(
@@ -416,7 +354,9 @@ async fn load_more(
     event: &ApiGatewayWebsocketProxyRequest,
     frame: &Frame,
 ) -> Result<Value> {
-    let body: LoadMoreFrame = frame.parse_as()?;
+    let ClientFrame::LoadMore(body) = frame.frame()? else {
+        return Err(misrouted(frame, "loadMore"));
+    };
     let sub_id = subscription_id(ctx, body.subscription_id)?;
     let domain = &ctx.domain;
     let limits = &domain.config.limits;
@@ -440,13 +380,7 @@ async fn load_more(
     };
     let Some(start) = sub.window_start.as_deref() else {
         // The window already holds the whole conversation.
-        return Ok(json!({
-            "type": "subscription",
-            "subscriptionId": sub_id,
-            "state": "active",
-            "messages": [],
-            "loadedAll": true,
-        }));
+        return ServerFrame::subscription_active(&sub_id, Vec::new(), true).to_value();
     };
     let cid = sub.conversation_id.as_str();
     let page = match domain
@@ -459,7 +393,7 @@ async fn load_more(
             ctx.realtime
                 .delete_subscription(connection_id, &sub_id)
                 .await?;
-            return Ok(subscription_error(&sub_id, &e));
+            return subscription_error(&sub_id, &e);
         }
         Err(e) => return Err(e),
     };
@@ -476,13 +410,7 @@ async fn load_more(
             "no subscription {sub_id:?} on this connection"
         )));
     }
-    Ok(json!({
-        "type": "subscription",
-        "subscriptionId": sub_id,
-        "state": "active",
-        "messages": page.data,
-        "loadedAll": page.loaded_all,
-    }))
+    ServerFrame::subscription_active(&sub_id, page.data, page.loaded_all).to_value()
 }
 
 async fn unsubscribe(
@@ -490,31 +418,34 @@ async fn unsubscribe(
     event: &ApiGatewayWebsocketProxyRequest,
     frame: &Frame,
 ) -> Result<Value> {
-    let body: UnsubscribeFrame = frame.parse_as()?;
+    let ClientFrame::Unsubscribe(body) = frame.frame()? else {
+        return Err(misrouted(frame, "unsubscribe"));
+    };
     let sub_id = subscription_id(ctx, body.subscription_id)?;
     // Unsubscribing an unknown or ended subscription is a no-op that succeeds.
     ctx.realtime
         .delete_subscription(connection_id(event)?, &sub_id)
         .await?;
-    Ok(json!({
-        "type": "subscription",
-        "subscriptionId": sub_id,
-        "state": "unsubscribed",
-    }))
+    ServerFrame::unsubscribed(&sub_id).to_value()
 }
 
 // ---- Frames out ----
 
-fn error_body(error: &Error) -> Value {
+fn error_body(error: &Error) -> ErrorBody {
     if let Error::Internal(detail) = error {
         tracing::error!(detail, "internal error in a WebSocket route");
     }
-    error.body()["error"].clone()
+    ErrorBody::from(error)
 }
 
 /// `{type: "error", error: {code, message}}`.
 pub fn error_frame(error: &Error) -> Value {
-    json!({"type": "error", "error": error_body(error)})
+    // Cannot fail: the frame is two strings.
+    ServerFrame::Error(ErrorReply {
+        error: error_body(error),
+    })
+    .to_value()
+    .unwrap_or(Value::Null)
 }
 
 fn reply_response(mut reply: Value, request_id: Option<Value>) -> ApiGatewayProxyResponse {
