@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -14,7 +15,7 @@ use crate::config::input::CONTENT_MAX_DEPTH;
 pub type Content = Vec<ContentBlock>;
 
 /// One top-level block of a message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
@@ -29,14 +30,20 @@ pub enum ContentBlock {
         url: String,
         filename: String,
         size: u64,
+        // The optional fields are left out when unset, never `null`: `with` says so in the
+        // JSON Schema.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "FileSubtype")]
         subtype: Option<FileSubtype>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "u32")]
         width: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "u32")]
         height: Option<u32>,
         /// Seconds; fractional for audio/video.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "f64")]
         duration: Option<f64>,
     },
     Location {
@@ -46,7 +53,7 @@ pub enum ContentBlock {
 }
 
 /// Kind of media a file block holds, when known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum FileSubtype {
     Image,
@@ -62,14 +69,21 @@ pub enum FileSubtype {
 /// functions for the tagged variants; the trait impls below add the bare
 /// string case on top, so errors for bad objects keep serde's precise
 /// "unknown variant"/"unknown field" messages instead of an untagged-enum
-/// catch-all.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// catch-all. The schema's derive sees the tagged variants only; `with_plain_text`
+/// adds the string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
     rename_all_fields = "camelCase",
     deny_unknown_fields,
     remote = "Self"
+)]
+#[schemars(
+    rename = "TextNode",
+    description = "A node of formatted text: plain text as a bare string, anything else an \
+        object tagged by `type`.",
+    transform = with_plain_text
 )]
 pub enum TextNode {
     #[serde(skip)]
@@ -121,6 +135,16 @@ pub enum TextNode {
     BulletPoint {
         children: Vec<TextNode>,
     },
+}
+
+/// Adds the bare-string case (`TextNode::Text`) to the schema of the tagged nodes.
+fn with_plain_text(schema: &mut schemars::Schema) {
+    if let Some(serde_json::Value::Array(variants)) = schema.get_mut("oneOf") {
+        variants.insert(
+            0,
+            serde_json::json!({"type": "string", "description": "Plain text."}),
+        );
+    }
 }
 
 impl Serialize for TextNode {

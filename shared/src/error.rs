@@ -62,14 +62,18 @@ impl Error {
         Error::Forbidden(message.into())
     }
 
-    /// The JSON body every error response carries.
-    pub fn body(&self) -> serde_json::Value {
-        let message = match self {
+    /// The message the caller sees.
+    pub fn public_message(&self) -> String {
+        match self {
             // Internal details go to the log, not to the caller.
             Error::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
-        };
-        serde_json::json!({"error": {"code": self.code(), "message": message}})
+        }
+    }
+
+    /// The JSON body every error response carries.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code(), "message": self.public_message()}})
     }
 }
 

@@ -12,7 +12,7 @@
 //!    it, and pushing it as new would put it in the wrong place;
 //! 3. one batch read of those subscribers' participant items: someone who left the conversation
 //!    hears nothing more from it;
-//! 4. the frames of `docs/websocket.md`. A snapshot is expanded once; `currentUserReacted` is per
+//! 4. the frames of `protocol`. A message snapshot is expanded once; `currentUserReacted` is per
 //!    viewer, so when the message (or the one it replies to) has reactions each subscribing user's
 //!    own reactions are read (one query each), and otherwise it is `false` without a query;
 //! 5. posts through a `Pusher` with bounded concurrency (`FANOUT_CONCURRENCY`, default 32).
@@ -30,7 +30,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::changes::Change;
 use crate::config::fanout::{
@@ -42,6 +42,9 @@ use crate::model::{MessageRecord, MessageSnapshot};
 use crate::operation;
 use crate::ports::{
     ConnectionLister, Disconnector, ItemReader, Port, ReactionReader, SubscriberLister,
+};
+use crate::protocol::{
+    InboxDeletedPush, MessageDeletedPush, MessagePush, ReactionPush, ServerFrame,
 };
 use crate::realtime::SubscriptionRecord;
 use crate::services::{ports_of, Services};
@@ -248,25 +251,21 @@ impl FanOut {
         let (user_id, frame) = match change {
             Change::InboxCreated(record) => (
                 &record.user_id,
-                json!({
-                    "type": "inbox.message",
-                    "messageId": record.message_id,
-                    "message": record.message,
-                    "senderId": record.sender_id,
-                    "createdAt": record.created_at,
-                }),
+                ServerFrame::InboxMessage(record.clone().into()),
             ),
             Change::InboxDeleted {
                 user_id,
                 message_id,
             } => (
                 user_id,
-                json!({"type": "inbox.deleted", "messageId": message_id}),
+                ServerFrame::InboxDeleted(InboxDeletedPush {
+                    message_id: message_id.clone(),
+                }),
             ),
             _ => return Ok(Report::default()),
         };
         let now = self.ports.ctx.now_ms();
-        let frame = frame.to_string();
+        let frame = frame.to_text()?;
         let posts = self
             .ports
             .connections
@@ -312,42 +311,41 @@ impl FanOut {
         change: &Change,
         subs: &[SubscriptionRecord],
     ) -> Result<Vec<Post>> {
-        let frame = |sub: &SubscriptionRecord, mut body: Value| {
-            if let Value::Object(fields) = &mut body {
-                fields.insert(
-                    "subscriptionId".into(),
-                    Value::String(sub.subscription_id.clone()),
-                );
-            }
-            Post {
+        let post = |sub: &SubscriptionRecord, frame: ServerFrame| {
+            Ok(Post {
                 connection_id: sub.connection_id.clone(),
-                frame: body.to_string(),
-            }
+                frame: frame.to_text()?,
+            })
         };
         let posts = match change {
             Change::MessageCreated(m) | Change::MessageEdited(m) => {
                 let kind = if matches!(change, Change::MessageCreated(_)) {
-                    "message.created"
+                    ServerFrame::MessageCreated
                 } else {
-                    "message.edited"
+                    ServerFrame::MessageEdited
                 };
                 let snapshots = self.snapshots_per_viewer(cid, m, subs).await?;
                 subs.iter()
                     .filter_map(|sub| {
                         let snapshot = snapshots.get(&sub.user_id)?;
-                        Some(frame(sub, json!({"type": kind, "message": snapshot})))
+                        let push = MessagePush {
+                            message: snapshot.clone(),
+                            subscription_id: sub.subscription_id.clone(),
+                        };
+                        Some(post(sub, kind(push)))
                     })
-                    .collect()
+                    .collect::<Result<_>>()?
             }
             Change::MessageDeleted { message_id, .. } => subs
                 .iter()
                 .map(|sub| {
-                    frame(
-                        sub,
-                        json!({"type": "message.deleted", "messageId": message_id}),
-                    )
+                    let push = MessageDeletedPush {
+                        message_id: message_id.clone(),
+                        subscription_id: sub.subscription_id.clone(),
+                    };
+                    post(sub, ServerFrame::MessageDeleted(push))
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
             Change::ReactionAdded {
                 message,
                 emoji,
@@ -361,24 +359,22 @@ impl FanOut {
                 count,
             } => {
                 let kind = if matches!(change, Change::ReactionAdded { .. }) {
-                    "reaction.added"
+                    ServerFrame::ReactionAdded
                 } else {
-                    "reaction.removed"
+                    ServerFrame::ReactionRemoved
                 };
                 subs.iter()
                     .map(|sub| {
-                        frame(
-                            sub,
-                            json!({
-                                "type": kind,
-                                "messageId": message.id,
-                                "emoji": emoji,
-                                "userId": user_id,
-                                "count": count,
-                            }),
-                        )
+                        let push = ReactionPush {
+                            message_id: message.id.clone(),
+                            emoji: emoji.clone(),
+                            user_id: user_id.clone(),
+                            count: *count,
+                            subscription_id: sub.subscription_id.clone(),
+                        };
+                        post(sub, kind(push))
                     })
-                    .collect()
+                    .collect::<Result<_>>()?
             }
             Change::InboxCreated(_) | Change::InboxDeleted { .. } => Vec::new(),
         };
@@ -391,7 +387,7 @@ impl FanOut {
         cid: &str,
         message: &MessageRecord,
         subs: &[SubscriptionRecord],
-    ) -> Result<HashMap<String, Value>> {
+    ) -> Result<HashMap<String, MessageSnapshot>> {
         let ports = &self.ports;
         let snapshot = (ports.ctx)
             .expand(
@@ -410,10 +406,9 @@ impl FanOut {
         let has_reactions =
             !snapshot.reactions.is_empty() || referenced.is_some_and(|r| !r.reactions.is_empty());
         if !has_reactions {
-            let value = to_value(&snapshot)?;
             return Ok(users
                 .into_iter()
-                .map(|u| (u.to_string(), value.clone()))
+                .map(|u| (u.to_string(), snapshot.clone()))
                 .collect());
         }
         let (low, high) = match referenced {
@@ -443,7 +438,7 @@ impl FanOut {
         let mut out = HashMap::new();
         for read in reads {
             let (user, reacted) = read?;
-            out.insert(user, to_value(&with_reacted(&snapshot, &reacted))?);
+            out.insert(user, with_reacted(&snapshot, &reacted));
         }
         Ok(out)
     }
@@ -527,10 +522,6 @@ impl FanOut {
         }
         response
     }
-}
-
-fn to_value(snapshot: &MessageSnapshot) -> Result<Value> {
-    serde_json::to_value(snapshot).map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn with_reacted(snapshot: &MessageSnapshot, reacted: &Reacted) -> MessageSnapshot {

@@ -18,6 +18,7 @@ pub mod http;
 pub mod ids;
 pub mod model;
 pub mod ports;
+pub mod protocol;
 pub mod realtime;
 pub mod routes;
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! `requestContext.authorizer`, where `identity` reads it.
 //!
 //! Frames are JSON text: the client sends `{action, requestId?, ...}`; replies carry `type` and
-//! echo `requestId`. The frame shapes are in `docs/websocket.md`.
+//! echo `requestId`. The frame types are in `protocol`; how they behave is in `docs/websocket.md`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,9 +21,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use async_trait::async_trait;
 
@@ -34,6 +32,9 @@ use crate::operation;
 use crate::ports::{
     ConnectionWriter, Disconnector, ItemReader, SubscriptionReader, SubscriptionRemover,
     SubscriptionWriter, WindowExtender,
+};
+use crate::protocol::{
+    ClientFrame, ErrorBody, ErrorReply, HelloFrame, HelloReply, IncomingFrame, ServerFrame,
 };
 use crate::realtime::{ConnectionRecord, SubscribeOutcome, SubscriptionRecord};
 use crate::routes::WsRoute;
@@ -299,101 +300,43 @@ impl WsDisconnect {
     }
 }
 
-/// A client frame: its JSON object, with the `requestId` to echo.
-struct Frame {
-    fields: Map<String, Value>,
-    request_id: Option<Value>,
-}
+/// A client frame as read from the event body (see `protocol`).
+type Frame = IncomingFrame;
 
-impl Frame {
-    fn parse(body: Option<&str>) -> Result<Frame> {
-        let body = body.unwrap_or("");
-        let value: Value = serde_json::from_str(body)
-            .map_err(|e| Error::invalid(format!("a frame must be a JSON object: {e}")))?;
-        let Value::Object(fields) = value else {
-            return Err(Error::invalid("a frame must be a JSON object"));
-        };
-        let request_id = fields.get("requestId").cloned();
-        Ok(Frame { fields, request_id })
-    }
-
-    fn action(&self) -> Option<&str> {
-        self.fields.get("action").and_then(Value::as_str)
-    }
-
-    /// The frame as an action's typed fields (unknown fields are refused).
-    fn parse_as<T: DeserializeOwned>(&self) -> Result<T> {
-        let mut fields = self.fields.clone();
-        fields.remove("action");
-        fields.remove("requestId");
-        serde_json::from_value(Value::Object(fields)).map_err(|e| {
-            Error::invalid(format!(
-                "invalid {} frame: {e}",
-                self.action().unwrap_or("client")
-            ))
-        })
-    }
+/// A frame that reached a route other than its action's: the routing is broken.
+fn misrouted(frame: &Frame, route: &str) -> Error {
+    Error::Internal(format!(
+        "a frame with action {:?} reached the {route} route",
+        frame.action()
+    ))
 }
 
 impl WsDefault {
+    /// Only frames whose action has no route of its own come here: reading them as a
+    /// `ClientFrame` says what is wrong with them.
     async fn run(&self, _event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
-        Err(Error::invalid(match frame.action() {
-            Some(action) => format!(
-                "unknown action {action:?}; expected hello, subscribe, loadMore or unsubscribe"
-            ),
-            None => {
-                "a frame needs an action: hello, subscribe, loadMore or unsubscribe".to_string()
-            }
-        }))
+        frame.frame()?;
+        Err(misrouted(frame, "$default"))
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HelloFrame {}
-
 impl WsHello {
     async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
-        let HelloFrame {} = frame.parse_as()?;
+        let ClientFrame::Hello(HelloFrame {}) = frame.frame()? else {
+            return Err(misrouted(frame, "hello"));
+        };
         let identity = identity(event)?;
         let Identity::User { user_id, .. } = &identity else {
             return Err(Error::Unauthorized("a user token is needed".into()));
         };
         let messages = self.inbox.of_user(user_id).await?;
-        let messages: Vec<Value> = messages
-            .into_iter()
-            .map(|m| serde_json::to_value(m).map_err(|e| Error::Internal(e.to_string())))
-            .collect::<Result<_>>()?;
-        Ok(json!({
-            "type": "hello",
-            "clientId": connection_id(event)?,
-            "userId": user_id,
-            "messages": messages,
-        }))
+        ServerFrame::Hello(HelloReply {
+            client_id: connection_id(event)?.to_string(),
+            user_id: user_id.clone(),
+            messages,
+        })
+        .to_value()
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SubscribeFrame {
-    subscription_id: Option<String>,
-    conversation_id: Option<String>,
-    #[serde(default)]
-    limit: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct LoadMoreFrame {
-    subscription_id: Option<String>,
-    #[serde(default)]
-    count: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct UnsubscribeFrame {
-    subscription_id: Option<String>,
 }
 
 fn subscription_id(ctx: &Context, id: Option<String>) -> Result<String> {
@@ -418,18 +361,15 @@ fn page_size(name: &str, value: Option<&Value>, default: usize, max: usize) -> R
         })
 }
 
-fn subscription_error(subscription_id: &str, error: &Error) -> Value {
-    json!({
-        "type": "subscription",
-        "subscriptionId": subscription_id,
-        "state": "error",
-        "error": error_body(error),
-    })
+fn subscription_error(subscription_id: &str, error: &Error) -> Result<Value> {
+    ServerFrame::subscription_error(subscription_id, error_body(error)).to_value()
 }
 
 impl WsSubscribe {
     async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
-        let body: SubscribeFrame = frame.parse_as()?;
+        let ClientFrame::Subscribe(body) = frame.frame()? else {
+            return Err(misrouted(frame, "subscribe"));
+        };
         let sub_id = subscription_id(&self.ctx, body.subscription_id)?;
         let identity = identity(event)?;
         let connection_id = connection_id(event)?;
@@ -445,7 +385,7 @@ impl WsSubscribe {
         {
             Ok(reply) => Ok(reply),
             Err(e @ Error::Internal(_)) => Err(e),
-            Err(e) => Ok(subscription_error(&sub_id, &e)),
+            Err(e) => subscription_error(&sub_id, &e),
         }
     }
 
@@ -518,19 +458,15 @@ impl WsSubscribe {
         self.windows
             .extend_window(&cid, connection_id, sub_id, start, now)
             .await?;
-        Ok(json!({
-            "type": "subscription",
-            "subscriptionId": sub_id,
-            "state": "active",
-            "messages": page.data,
-            "loadedAll": page.loaded_all,
-        }))
+        ServerFrame::subscription_active(sub_id, page.data, page.loaded_all).to_value()
     }
 }
 
 impl WsLoadMore {
     async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
-        let body: LoadMoreFrame = frame.parse_as()?;
+        let ClientFrame::LoadMore(body) = frame.frame()? else {
+            return Err(misrouted(frame, "loadMore"));
+        };
         let ctx = &self.ctx;
         let sub_id = subscription_id(ctx, body.subscription_id)?;
         let limits = &ctx.config().limits;
@@ -554,13 +490,7 @@ impl WsLoadMore {
         };
         let Some(start) = sub.window_start.as_deref() else {
             // The window already holds the whole conversation.
-            return Ok(json!({
-                "type": "subscription",
-                "subscriptionId": sub_id,
-                "state": "active",
-                "messages": [],
-                "loadedAll": true,
-            }));
+            return ServerFrame::subscription_active(&sub_id, Vec::new(), true).to_value();
         };
         let cid = sub.conversation_id.as_str();
         let page = match self
@@ -574,7 +504,7 @@ impl WsLoadMore {
                 self.removals
                     .delete_subscription(connection_id, &sub_id)
                     .await?;
-                return Ok(subscription_error(&sub_id, &e));
+                return subscription_error(&sub_id, &e);
             }
             Err(e) => return Err(e),
         };
@@ -591,44 +521,41 @@ impl WsLoadMore {
                 "no subscription {sub_id:?} on this connection"
             )));
         }
-        Ok(json!({
-            "type": "subscription",
-            "subscriptionId": sub_id,
-            "state": "active",
-            "messages": page.data,
-            "loadedAll": page.loaded_all,
-        }))
+        ServerFrame::subscription_active(&sub_id, page.data, page.loaded_all).to_value()
     }
 }
 
 impl WsUnsubscribe {
     async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
-        let body: UnsubscribeFrame = frame.parse_as()?;
+        let ClientFrame::Unsubscribe(body) = frame.frame()? else {
+            return Err(misrouted(frame, "unsubscribe"));
+        };
         let sub_id = subscription_id(&self.ctx, body.subscription_id)?;
         // Unsubscribing an unknown or ended subscription is a no-op that succeeds.
         self.removals
             .delete_subscription(connection_id(event)?, &sub_id)
             .await?;
-        Ok(json!({
-            "type": "subscription",
-            "subscriptionId": sub_id,
-            "state": "unsubscribed",
-        }))
+        ServerFrame::unsubscribed(&sub_id).to_value()
     }
 }
 
 // ---- Frames out ----
 
-fn error_body(error: &Error) -> Value {
+fn error_body(error: &Error) -> ErrorBody {
     if let Error::Internal(detail) = error {
         tracing::error!(detail, "internal error in a WebSocket route");
     }
-    error.body()["error"].clone()
+    ErrorBody::from(error)
 }
 
 /// `{type: "error", error: {code, message}}`.
 pub fn error_frame(error: &Error) -> Value {
-    json!({"type": "error", "error": error_body(error)})
+    // Cannot fail: the frame is two strings.
+    ServerFrame::Error(ErrorReply {
+        error: error_body(error),
+    })
+    .to_value()
+    .unwrap_or(Value::Null)
 }
 
 fn reply_response(mut reply: Value, request_id: Option<Value>) -> ApiGatewayProxyResponse {

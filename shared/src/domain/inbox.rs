@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -16,7 +17,7 @@ use crate::ports::{ClientDirectory, InboxClearer, InboxDeleter, InboxReader, Inb
 use crate::store::inbox::InboxRecord;
 
 /// An inbox message as the API returns and pushes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InboxMessageSnapshot {
     pub message_id: String,
