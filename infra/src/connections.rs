@@ -16,8 +16,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::server::AppState;
-use crate::ws::{now_ms, MAX_MESSAGE_BYTES};
+use crate::errors::error_response;
+use crate::sockets::MAX_MESSAGE_BYTES;
+use crate::state::AppState;
+use crate::time::now_ms;
 
 fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
@@ -117,7 +119,7 @@ pub async fn introspect(
     {
         Ok(record) => record,
         Err(e) => {
-            return crate::http_api::error_response(
+            return error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 &e.to_string(),

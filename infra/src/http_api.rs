@@ -10,14 +10,15 @@ use aws_lambda_events::encodings::Body as EventBody;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use natter::error::Error;
 use natter::routes::{find_route, HttpRoute};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 
-use crate::server::AppState;
+use crate::errors::{error_response, error_response_from};
+use crate::state::AppState;
 
 /// Serves every request under `/v1`.
 pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Response {
@@ -234,23 +235,4 @@ fn into_axum(response: ApiGatewayV2httpResponse) -> Response {
     *out.status_mut() = status;
     *out.headers_mut() = response.headers;
     out
-}
-
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        json!({"error": {"code": code, "message": message}}).to_string(),
-    )
-        .into_response()
-}
-
-fn error_response_from(error: &Error) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        error.body().to_string(),
-    )
-        .into_response()
 }
