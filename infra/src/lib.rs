@@ -9,7 +9,9 @@
 //!    calendar fields), `errors` (the gateway's JSON error responses), `sockets` (the open
 //!    WebSocket connections and their registry), `streams` (the change feed and DynamoDB stream
 //!    readers that drive the fan-out).
-//! 2. `state`: `AppState`, what every handler shares (over `sockets`).
+//! 2. `events`: the API Gateway events the handlers are fed, for both APIs, with the one header
+//!    parser, query parser, request id and request time they share (over `time`); and `state`:
+//!    `AppState`, what every handler shares (over `sockets`).
 //! 3. The handlers, none importing another: `http_api` (the HTTP API), `ws` (the WebSocket API)
 //!    and `connections` (the `@connections` management API and the gateway's introspection).
 //! 4. `server`: storage, secrets, the fan-out, the router over the handlers, and `run`.
@@ -17,6 +19,7 @@
 pub mod cli;
 pub mod connections;
 pub mod errors;
+pub mod events;
 pub mod http_api;
 pub mod server;
 pub mod sockets;
