@@ -19,7 +19,6 @@ use serde_json::json;
 use crate::errors::error_response;
 use crate::sockets::MAX_MESSAGE_BYTES;
 use crate::state::AppState;
-use crate::time::now_ms;
 
 fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
@@ -114,7 +113,7 @@ pub async fn introspect(
 ) -> Response {
     let record = match state
         .connections
-        .get_connection(&connection_id, now_ms())
+        .get_connection(&connection_id, state.now_ms())
         .await
     {
         Ok(record) => record,

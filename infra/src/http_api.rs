@@ -76,7 +76,7 @@ pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Res
         &parts.headers,
         &path_parameters,
         &bytes,
-        crate::time::now_ms(),
+        state.now_ms(),
     );
 
     let verdict = natter::authorizer::authorize(

@@ -15,6 +15,9 @@
 //! 3. The handlers, none importing another: `http_api` (the HTTP API), `ws` (the WebSocket API)
 //!    and `connections` (the `@connections` management API and the gateway's introspection).
 //! 4. `server`: storage, secrets, the fan-out, the router over the handlers, and `run`.
+//!
+//! One clock drives the gateway: the handlers take the time for events, sockets and timestamps
+//! from the services' clock (`AppState::now_ms`), the one the domain reads too.
 
 pub mod cli;
 pub mod connections;

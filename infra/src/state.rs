@@ -48,8 +48,15 @@ impl AppState {
         }
     }
 
+    /// Milliseconds since the epoch, from the services' clock: the one clock the whole gateway
+    /// (its events, sockets and timestamps) and the domain read.
+    pub fn now_ms(&self) -> i64 {
+        self.services.clock().now_ms()
+    }
+
+    /// Seconds since the epoch, from the same clock.
     pub fn now_secs(&self) -> u64 {
-        (self.services.clock().now_ms() / 1000).max(0) as u64
+        (self.now_ms() / 1000).max(0) as u64
     }
 
     /// The operation of a WebSocket route; every key of `WS_ROUTES` has one.

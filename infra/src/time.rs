@@ -1,14 +1,6 @@
 //! UTC calendar time from epoch milliseconds, for the timestamps API Gateway puts in events and
 //! management API answers (no time zone database needed: it is always UTC).
 
-/// Milliseconds since the epoch, from the system clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// A UTC instant split into calendar fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CivilTime {

@@ -30,7 +30,6 @@ use crate::events::{
 };
 use crate::sockets::{Outgoing, Socket, MAX_MESSAGE_BYTES};
 use crate::state::AppState;
-use crate::time::now_ms;
 
 /// API Gateway closes every connection after two hours.
 const MAX_CONNECTION_LIFE: Duration = Duration::from_secs(2 * 3600);
@@ -46,7 +45,7 @@ pub async fn upgrade(
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let now = now_ms();
+    let now = state.now_ms();
     let connection_id = connection_id(now);
     let connected_at = now;
     let host = header_str(&headers, "host")
@@ -73,7 +72,7 @@ pub async fn upgrade(
         source_ip: &source_ip,
         user_agent: &user_agent,
     };
-    let context = ws_request_context(&peer, "$connect", "CONNECT", now_ms());
+    let context = ws_request_context(&peer, "$connect", "CONNECT", state.now_ms());
     let auth_event = match ws_authorizer_event(&header_params, &query, &context) {
         Ok(event) => event,
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e),
@@ -200,14 +199,18 @@ async fn run(
         };
         match next {
             Some(Ok(Message::Text(text))) => {
-                socket.last_active_at.store(now_ms(), Ordering::SeqCst);
+                socket
+                    .last_active_at
+                    .store(state.now_ms(), Ordering::SeqCst);
                 let reply = route_frame(&state, &socket, &host, text.as_str()).await;
                 if let Some(reply) = reply {
                     let _ = socket.tx.send(Outgoing::Text(reply));
                 }
             }
             Some(Ok(Message::Binary(bytes))) => {
-                socket.last_active_at.store(now_ms(), Ordering::SeqCst);
+                socket
+                    .last_active_at
+                    .store(state.now_ms(), Ordering::SeqCst);
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 let reply = route_frame(&state, &socket, &host, &text).await;
                 if let Some(reply) = reply {
@@ -215,7 +218,9 @@ async fn run(
                 }
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                socket.last_active_at.store(now_ms(), Ordering::SeqCst);
+                socket
+                    .last_active_at
+                    .store(state.now_ms(), Ordering::SeqCst);
             }
             Some(Ok(Message::Close(frame))) => {
                 let (code, reason) = frame
@@ -288,7 +293,7 @@ async fn disconnect(state: &AppState, socket: &Arc<Socket>, code: u16, reason: &
     }
     state.sockets.remove(&socket.connection_id);
     let peer = peer(socket, "127.0.0.1");
-    match ws_disconnect_event(&peer, &socket.authorizer, code, reason, now_ms()) {
+    match ws_disconnect_event(&peer, &socket.authorizer, code, reason, state.now_ms()) {
         Ok(event) => match run_route(state, "$disconnect", event).await {
             Ok(response) if (200..300).contains(&response.status_code) => {}
             Ok(response) => tracing::warn!(
@@ -311,7 +316,7 @@ async fn route_frame(state: &AppState, socket: &Socket, host: &str, body: &str) 
         route.route_key,
         &socket.authorizer,
         body,
-        now_ms(),
+        state.now_ms(),
     )
     .ok()?;
     let response = run_route(state, route.route_key, event).await.ok()?;
