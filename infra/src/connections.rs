@@ -18,8 +18,8 @@ use serde_json::json;
 
 use natter::config::aws::WS_MESSAGE_MAX_BYTES;
 
-use crate::server::AppState;
-use crate::ws::now_ms;
+use crate::errors::error_response;
+use crate::state::AppState;
 
 fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
@@ -114,12 +114,12 @@ pub async fn introspect(
 ) -> Response {
     let record = match state
         .connections
-        .get_connection(&connection_id, now_ms())
+        .get_connection(&connection_id, state.now_ms())
         .await
     {
         Ok(record) => record,
         Err(e) => {
-            return crate::http_api::error_response(
+            return error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 &e.to_string(),

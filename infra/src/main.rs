@@ -1,5 +1,6 @@
 use std::io::Write;
 
+use natter::clock::{Clock, SystemClock};
 use natter_local::cli::{self, Command};
 
 #[tokio::main]
@@ -20,10 +21,7 @@ async fn main() {
             ttl_secs,
         }) => {
             let (auth, _) = natter_local::server::auth_from_env();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let now = (SystemClock.now_ms() / 1000).max(0) as u64;
             match natter::auth::issue_user_token(
                 &user,
                 role.as_deref(),

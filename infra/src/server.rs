@@ -1,6 +1,6 @@
 //! Starting the gateway: storage, domain, secrets, the router, and a clean stop on a signal.
+//! The top layer: it wires the handlers (`http_api`, `ws`, `connections`) to their paths.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -8,44 +8,16 @@ use natter::auth::AuthConfig;
 use natter::clock::{Clock, SystemClock};
 use natter::config::Config;
 use natter::fanout::{FanOut, ManagementApiPusher};
-use natter::http::HttpService;
-use natter::ports::ConnectionReader;
 use natter::services::Services;
 use natter::store::dynamo::DynamoStore;
-use natter::ws::WsService;
 
 use crate::cli::ServeOptions;
+pub use crate::state::AppState;
 
 /// Dev-only secrets, used when the environment gives none; printed at start so that tools can
 /// use them. They make a local gateway predictable, not secure: it listens on loopback only.
 pub const DEV_SIGNING_SECRET: &str = "natter-local-dev-signing-secret-do-not-deploy";
 pub const DEV_SECRET_KEY: &str = "natter-local-dev-secret-key-do-not-deploy";
-
-/// What every handler of the gateway shares: each operation built once from one set of services.
-#[derive(Clone)]
-pub struct AppState {
-    pub services: Services,
-    /// The HTTP operations by function name (the route table's `function`).
-    pub http: Arc<HashMap<&'static str, HttpService>>,
-    /// The WebSocket routes' operations by route key.
-    pub ws: Arc<HashMap<&'static str, WsService>>,
-    /// The gateway's own introspection (`/@local/connections/{id}`) reads connection records.
-    pub connections: Arc<dyn ConnectionReader>,
-    pub auth: Arc<AuthConfig>,
-    /// The open WebSocket connections.
-    pub sockets: Arc<crate::ws::Registry>,
-}
-
-impl AppState {
-    pub fn now_secs(&self) -> u64 {
-        (self.services.clock().now_ms() / 1000).max(0) as u64
-    }
-
-    /// The operation of a WebSocket route; every key of `WS_ROUTES` has one.
-    pub fn ws_route(&self, route_key: &str) -> Option<&WsService> {
-        self.ws.get(route_key)
-    }
-}
 
 /// The secrets from `NATTER_SIGNING_SECRET` and `NATTER_SECRET_KEY`, or the dev values;
 /// the flag says whether dev values were used.
@@ -166,22 +138,7 @@ pub fn spawn_fan_out(
 
 /// The gateway's state over its services: every HTTP and WebSocket operation, built once.
 pub fn app_state(services: &Services, auth: AuthConfig) -> AppState {
-    let http = natter::http::all_services(services)
-        .into_iter()
-        .map(|service| (service.route().function, service))
-        .collect();
-    let ws = natter::ws::all_services(services)
-        .into_iter()
-        .map(|service| (service.route().route_key, service))
-        .collect();
-    AppState {
-        services: services.clone(),
-        http: Arc::new(http),
-        ws: Arc::new(ws),
-        connections: services.build(),
-        auth: Arc::new(auth),
-        sockets: Arc::default(),
-    }
+    AppState::new(services, auth)
 }
 
 pub fn router(state: AppState) -> Router {

@@ -1,244 +1,40 @@
 //! The WebSocket half of the gateway: `GET /ws?token=...` runs the `$connect` authorizer and the
 //! `$connect` route before upgrading, then routes each text frame by its `action` to the same
-//! handlers the Lambda functions run, fed the API Gateway WebSocket events they get on AWS. A
-//! route's response body is sent back on the socket, as API Gateway's route responses do.
+//! handlers the Lambda functions run, fed the API Gateway WebSocket events they get on AWS (built
+//! in `events.rs`). A route's response body is sent back on the socket, as API Gateway's route
+//! responses do.
 //!
 //! A connection that ends with a close frame runs `$disconnect` at once. One whose peer simply
 //! vanished (no close frame: a killed process, a dropped network) is, as on AWS, only noticed
 //! later: posts to it answer 410 from then on, and `$disconnect` runs after
-//! `NATTER_LOCAL_DEAD_PEER_SECS` (default 30 s). The registry of live sockets also serves the
-//! `@connections` management API (`connections.rs`).
+//! `NATTER_LOCAL_DEAD_PEER_SECS` (default 30 s). The open sockets are in the registry
+//! (`sockets.rs`) that the `@connections` management API (`connections.rs`) also serves.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse,
-    ApiGatewayWebsocketProxyRequest,
-};
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use futures::{SinkExt, StreamExt};
-use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
+use crate::errors::error_response;
+use crate::events::{
+    connection_id, header_str, parse_headers, parse_query, ws_authorizer_context,
+    ws_authorizer_event, ws_connect_event, ws_disconnect_event, ws_message_event,
+    ws_request_context, WsPeer,
+};
 use natter::config::aws::{WS_CONNECTION_MAX_SECS, WS_MESSAGE_MAX_BYTES};
 use natter::config::local::{
     CLOSE_WRITER_WAIT, DEAD_PEER_GRACE_MAX_SECS, DEAD_PEER_GRACE_SECS, PEER_CLOSE_WAIT,
 };
 
-use crate::http_api::error_response;
-use crate::server::AppState;
-
-/// The stage name the events carry.
-pub const STAGE: &str = "local";
-
-/// What the writer half of a socket is told to do.
-pub enum Outgoing {
-    Text(String),
-    /// Close the connection (`DELETE @connections/{id}`, the two-hour limit).
-    Close(u16, &'static str),
-}
-
-/// One connection the gateway holds.
-pub struct Socket {
-    pub connection_id: String,
-    tx: mpsc::UnboundedSender<Outgoing>,
-    /// Milliseconds since the epoch.
-    pub connected_at: i64,
-    pub last_active_at: AtomicI64,
-    pub source_ip: String,
-    pub user_agent: String,
-    /// The authorizer's context, passed in `requestContext.authorizer` of every route.
-    authorizer: Map<String, Value>,
-    /// The peer is gone (closed, or vanished without a close frame): posts answer 410.
-    gone: AtomicBool,
-    /// `$disconnect` has run (it runs once).
-    disconnected: AtomicBool,
-    /// Woken when the server side starts closing.
-    closing: tokio::sync::Notify,
-    /// Management API posts delivered to this socket, and posts answered 410.
-    pub posts_delivered: AtomicU64,
-    pub posts_gone: AtomicU64,
-}
-
-impl Socket {
-    pub fn is_gone(&self) -> bool {
-        self.gone.load(Ordering::SeqCst)
-    }
-
-    /// Queues a text frame; `false` when the connection is gone.
-    pub fn send_text(&self, text: String) -> bool {
-        if self.is_gone() {
-            return false;
-        }
-        self.tx.send(Outgoing::Text(text)).is_ok()
-    }
-
-    /// Starts closing the connection from the server side; `false` when it is already gone.
-    pub fn close(&self, code: u16, reason: &'static str) -> bool {
-        if self.gone.swap(true, Ordering::SeqCst) {
-            return false;
-        }
-        let _ = self.tx.send(Outgoing::Close(code, reason));
-        self.closing.notify_one();
-        true
-    }
-}
-
-/// The live sockets by connection id. Sockets whose peer vanished stay listed (as gone) until
-/// their late `$disconnect`, so that the management API can answer 410 for them.
-#[derive(Default)]
-pub struct Registry {
-    sockets: Mutex<HashMap<String, Arc<Socket>>>,
-}
-
-impl Registry {
-    pub fn get(&self, connection_id: &str) -> Option<Arc<Socket>> {
-        self.sockets
-            .lock()
-            .ok()
-            .and_then(|s| s.get(connection_id).cloned())
-    }
-
-    fn insert(&self, socket: Arc<Socket>) {
-        if let Ok(mut sockets) = self.sockets.lock() {
-            sockets.insert(socket.connection_id.clone(), socket);
-        }
-    }
-
-    pub fn remove(&self, connection_id: &str) {
-        if let Ok(mut sockets) = self.sockets.lock() {
-            sockets.remove(connection_id);
-        }
-    }
-
-    /// How many sockets are open (not gone).
-    pub fn open_count(&self) -> usize {
-        self.sockets
-            .lock()
-            .map(|s| s.values().filter(|s| !s.is_gone()).count())
-            .unwrap_or(0)
-    }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// A new connection id shaped like API Gateway's (11 random bytes, base64).
-fn new_connection_id() -> String {
-    use std::sync::atomic::AtomicU32;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_i64(now_ms());
-    hasher.write_u32(NEXT.fetch_add(1, Ordering::Relaxed));
-    let random = hasher.finish().to_be_bytes();
-    let count = NEXT.load(Ordering::Relaxed).to_be_bytes();
-    let mut bytes = [0u8; 11];
-    bytes[..8].copy_from_slice(&random);
-    bytes[8..].copy_from_slice(&count[1..]);
-    base64::engine::general_purpose::URL_SAFE.encode(bytes)
-}
-
-fn request_id() -> String {
-    let id = new_connection_id();
-    id.trim_end_matches('=').to_string()
-}
-
-/// `22/Nov/2026:04:36:00 +0000`, API Gateway's `requestTime`.
-fn request_time(ms: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let t = crate::time::CivilTime::from_ms(ms);
-    let name = MONTHS[((t.month - 1).clamp(0, 11)) as usize];
-    format!(
-        "{:02}/{name}/{}:{:02}:{:02}:{:02} +0000",
-        t.day, t.year, t.hour, t.minute, t.second
-    )
-}
-
-/// The `requestContext` of a WebSocket event.
-fn request_context(
-    host: &str,
-    connection_id: &str,
-    connected_at: i64,
-    route_key: &str,
-    event_type: &str,
-    source_ip: &str,
-    user_agent: &str,
-) -> Value {
-    let now = now_ms();
-    json!({
-        "routeKey": route_key,
-        "eventType": event_type,
-        "extendedRequestId": request_id(),
-        "requestTime": request_time(now),
-        "messageDirection": "IN",
-        "stage": STAGE,
-        "connectedAt": connected_at,
-        "requestTimeEpoch": now,
-        "identity": {"sourceIp": source_ip, "userAgent": user_agent},
-        "requestId": request_id(),
-        "domainName": host,
-        "connectionId": connection_id,
-        "apiId": "local",
-    })
-}
-
-/// Headers as API Gateway passes them: single values (comma-joined) and all values.
-fn header_maps(headers: &HeaderMap) -> (Map<String, Value>, Map<String, Value>) {
-    let mut single = Map::new();
-    let mut multi = Map::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        let key = name.as_str().to_string();
-        if let Some(Value::Array(values)) = multi.get_mut(&key) {
-            values.push(Value::String(value.clone()));
-        } else {
-            multi.insert(key.clone(), json!([value.clone()]));
-        }
-        single.insert(key, Value::String(value));
-    }
-    (single, multi)
-}
-
-/// The decoded query parameters, single and multi-valued.
-fn query_maps(uri: &Uri) -> (Map<String, Value>, Map<String, Value>) {
-    let mut single = Map::new();
-    let mut multi = Map::new();
-    for pair in uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let (k, v) = (decode(k), decode(v));
-        if let Some(Value::Array(values)) = multi.get_mut(&k) {
-            values.push(Value::String(v.clone()));
-        } else {
-            multi.insert(k.clone(), json!([v.clone()]));
-        }
-        single.insert(k, Value::String(v));
-    }
-    (single, multi)
-}
+use crate::sockets::{Outgoing, Socket};
+use crate::state::AppState;
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     error_response(status, code, message)
@@ -251,65 +47,38 @@ pub async fn upgrade(
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let connection_id = new_connection_id();
-    let connected_at = now_ms();
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
+    let now = state.now_ms();
+    let connection_id = connection_id(now);
+    let connected_at = now;
+    let host = header_str(&headers, "host")
         .unwrap_or("127.0.0.1")
         .to_string();
-    let user_agent = headers
-        .get("user-agent")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let user_agent = header_str(&headers, "user-agent").unwrap_or("").to_string();
     let source_ip = "127.0.0.1".to_string();
-    let (header_single, header_multi) = header_maps(&headers);
-    let (query_single, query_multi) = query_maps(&uri);
+    let header_params = parse_headers(&headers);
+    let query = parse_query(uri.query().unwrap_or(""));
 
     // The identity source is the token query parameter: without it API Gateway answers 401
     // without running the authorizer.
-    if query_single
-        .get("token")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+    if query.last("token").is_none_or(str::is_empty) {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "the token query parameter is required: connect to /ws?token=<user token>",
         );
     }
-    let context = request_context(
-        &host,
-        &connection_id,
+    let peer = WsPeer {
+        host: &host,
+        connection_id: &connection_id,
         connected_at,
-        "$connect",
-        "CONNECT",
-        &source_ip,
-        &user_agent,
-    );
-    let auth_event = json!({
-        "type": "REQUEST",
-        "methodArn": format!("arn:aws:execute-api:local:000000000000:local/{STAGE}/$connect"),
-        "headers": header_single,
-        "multiValueHeaders": header_multi,
-        "queryStringParameters": query_single,
-        "multiValueQueryStringParameters": query_multi,
-        "stageVariables": {},
-        "requestContext": context,
-    });
-    let auth_event: ApiGatewayCustomAuthorizerRequestTypeRequest =
-        match serde_json::from_value(auth_event) {
-            Ok(event) => event,
-            Err(e) => {
-                return refuse(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    &format!("could not build the authorizer event: {e}"),
-                )
-            }
-        };
+        source_ip: &source_ip,
+        user_agent: &user_agent,
+    };
+    let context = ws_request_context(&peer, "$connect", "CONNECT", state.now_ms());
+    let auth_event = match ws_authorizer_event(&header_params, &query, &context) {
+        Ok(event) => event,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e),
+    };
     let verdict = match natter::ws::authorize(&state.auth, &auth_event, state.now_secs()) {
         Ok(verdict) => verdict,
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string()),
@@ -325,31 +94,14 @@ pub async fn upgrade(
             "the authorizer denied the connection",
         );
     }
-    // What API Gateway passes on: the context's keys plus the principal id.
-    let mut authorizer = match verdict.context {
-        Value::Object(fields) => fields,
-        _ => Map::new(),
-    };
-    if let Some(principal) = verdict.principal_id {
-        authorizer.insert("principalId".into(), Value::String(principal));
-    }
-    authorizer.insert("integrationLatency".into(), json!(0));
+    let authorizer = ws_authorizer_context(verdict.context, verdict.principal_id);
 
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
 
-    let mut connect_event = json!({
-        "headers": header_single,
-        "multiValueHeaders": header_multi,
-        "queryStringParameters": query_single,
-        "multiValueQueryStringParameters": query_multi,
-        "requestContext": context,
-        "isBase64Encoded": false,
-    });
-    connect_event["requestContext"]["authorizer"] = Value::Object(authorizer.clone());
-    let response = match parse_event(connect_event) {
+    let response = match ws_connect_event(&header_params, &query, context, &authorizer) {
         Ok(event) => match run_route(&state, "$connect", event).await {
             Ok(response) => response,
             Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e),
@@ -393,10 +145,6 @@ pub async fn upgrade(
             });
         })
         .on_upgrade(move |ws| run(state, socket, ws, rx, host))
-}
-
-fn parse_event(event: Value) -> Result<ApiGatewayWebsocketProxyRequest, String> {
-    serde_json::from_value(event).map_err(|e| format!("could not build the WebSocket event: {e}"))
 }
 
 /// How a connection ended.
@@ -453,14 +201,18 @@ async fn run(
         };
         match next {
             Some(Ok(Message::Text(text))) => {
-                socket.last_active_at.store(now_ms(), Ordering::SeqCst);
+                socket
+                    .last_active_at
+                    .store(state.now_ms(), Ordering::SeqCst);
                 let reply = route_frame(&state, &socket, &host, text.as_str()).await;
                 if let Some(reply) = reply {
                     let _ = socket.tx.send(Outgoing::Text(reply));
                 }
             }
             Some(Ok(Message::Binary(bytes))) => {
-                socket.last_active_at.store(now_ms(), Ordering::SeqCst);
+                socket
+                    .last_active_at
+                    .store(state.now_ms(), Ordering::SeqCst);
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 let reply = route_frame(&state, &socket, &host, &text).await;
                 if let Some(reply) = reply {
@@ -468,7 +220,9 @@ async fn run(
                 }
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                socket.last_active_at.store(now_ms(), Ordering::SeqCst);
+                socket
+                    .last_active_at
+                    .store(state.now_ms(), Ordering::SeqCst);
             }
             Some(Ok(Message::Close(frame))) => {
                 let (code, reason) = frame
@@ -540,25 +294,8 @@ async fn disconnect(state: &AppState, socket: &Arc<Socket>, code: u16, reason: &
         return;
     }
     state.sockets.remove(&socket.connection_id);
-    let mut context = request_context(
-        "127.0.0.1",
-        &socket.connection_id,
-        socket.connected_at,
-        "$disconnect",
-        "DISCONNECT",
-        &socket.source_ip,
-        &socket.user_agent,
-    );
-    context["authorizer"] = Value::Object(socket.authorizer.clone());
-    context["disconnectStatusCode"] = json!(code);
-    context["disconnectReason"] = json!(reason);
-    let event = json!({
-        "headers": {"Host": "127.0.0.1", "x-api-key": "", "x-restapi": ""},
-        "multiValueHeaders": {},
-        "requestContext": context,
-        "isBase64Encoded": false,
-    });
-    match parse_event(event) {
+    let peer = peer(socket, "127.0.0.1");
+    match ws_disconnect_event(&peer, &socket.authorizer, code, reason, state.now_ms()) {
         Ok(event) => match run_route(state, "$disconnect", event).await {
             Ok(response) if (200..300).contains(&response.status_code) => {}
             Ok(response) => tracing::warn!(
@@ -576,25 +313,27 @@ async fn disconnect(state: &AppState, socket: &Arc<Socket>, code: u16, reason: &
 async fn route_frame(state: &AppState, socket: &Socket, host: &str, body: &str) -> Option<String> {
     let action = natter::ws::frame_action(body);
     let route = natter::routes::ws_route_for_action(action.as_deref());
-    let mut context = request_context(
-        host,
-        &socket.connection_id,
-        socket.connected_at,
+    let event = ws_message_event(
+        &peer(socket, host),
         route.route_key,
-        "MESSAGE",
-        &socket.source_ip,
-        &socket.user_agent,
-    );
-    context["messageId"] = json!(request_id());
-    context["authorizer"] = Value::Object(socket.authorizer.clone());
-    let event = json!({
-        "requestContext": context,
-        "body": body,
-        "isBase64Encoded": false,
-    });
-    let event = parse_event(event).ok()?;
+        &socket.authorizer,
+        body,
+        state.now_ms(),
+    )
+    .ok()?;
     let response = run_route(state, route.route_key, event).await.ok()?;
     natter::ws::reply_body(&response)
+}
+
+/// The connection and peer of a socket, as its events name them.
+fn peer<'a>(socket: &'a Socket, host: &'a str) -> WsPeer<'a> {
+    WsPeer {
+        host,
+        connection_id: &socket.connection_id,
+        connected_at: socket.connected_at,
+        source_ip: &socket.source_ip,
+        user_agent: &socket.user_agent,
+    }
 }
 
 /// Runs the operation of a WebSocket route on one event.
@@ -607,29 +346,4 @@ async fn run_route(
         .ws_route(route_key)
         .ok_or_else(|| format!("no operation serves the {route_key} route"))?;
     Ok(service.handle(event).await)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_times_look_like_api_gateway_ones() {
-        assert_eq!(request_time(0), "01/Jan/1970:00:00:00 +0000");
-        assert_eq!(
-            request_time(1_795_754_160_000),
-            "27/Nov/2026:04:36:00 +0000"
-        );
-        assert_eq!(request_time(951_782_400_000), "29/Feb/2000:00:00:00 +0000");
-    }
-
-    #[test]
-    fn connection_ids_are_unique_and_url_safe() {
-        let ids: std::collections::HashSet<String> =
-            (0..1000).map(|_| new_connection_id()).collect();
-        assert_eq!(ids.len(), 1000);
-        assert!(ids
-            .iter()
-            .all(|id| id.len() == 16 && !id.contains('/') && !id.contains('+')));
-    }
 }

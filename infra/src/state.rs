@@ -1,0 +1,66 @@
+//! What every handler of the gateway shares: the services, each operation built once from them,
+//! the secrets, and the open sockets.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use natter::auth::AuthConfig;
+use natter::http::HttpService;
+use natter::ports::ConnectionReader;
+use natter::services::Services;
+use natter::ws::WsService;
+
+use crate::sockets::Registry;
+
+/// What every handler of the gateway shares: each operation built once from one set of services.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    /// The HTTP operations by function name (the route table's `function`).
+    pub http: Arc<HashMap<&'static str, HttpService>>,
+    /// The WebSocket routes' operations by route key.
+    pub ws: Arc<HashMap<&'static str, WsService>>,
+    /// The gateway's own introspection (`/@local/connections/{id}`) reads connection records.
+    pub connections: Arc<dyn ConnectionReader>,
+    pub auth: Arc<AuthConfig>,
+    /// The open WebSocket connections.
+    pub sockets: Arc<Registry>,
+}
+
+impl AppState {
+    /// The gateway's state over its services: every HTTP and WebSocket operation, built once.
+    pub fn new(services: &Services, auth: AuthConfig) -> AppState {
+        let http = natter::http::all_services(services)
+            .into_iter()
+            .map(|service| (service.route().function, service))
+            .collect();
+        let ws = natter::ws::all_services(services)
+            .into_iter()
+            .map(|service| (service.route().route_key, service))
+            .collect();
+        AppState {
+            services: services.clone(),
+            http: Arc::new(http),
+            ws: Arc::new(ws),
+            connections: services.build(),
+            auth: Arc::new(auth),
+            sockets: Arc::default(),
+        }
+    }
+
+    /// Milliseconds since the epoch, from the services' clock: the one clock the whole gateway
+    /// (its events, sockets and timestamps) and the domain read.
+    pub fn now_ms(&self) -> i64 {
+        self.services.clock().now_ms()
+    }
+
+    /// Seconds since the epoch, from the same clock.
+    pub fn now_secs(&self) -> u64 {
+        (self.now_ms() / 1000).max(0) as u64
+    }
+
+    /// The operation of a WebSocket route; every key of `WS_ROUTES` has one.
+    pub fn ws_route(&self, route_key: &str) -> Option<&WsService> {
+        self.ws.get(route_key)
+    }
+}
