@@ -1,8 +1,19 @@
-//! The fan-out: each change to a conversation's messages becomes pushes to the subscriptions
-//! whose window includes the message.
+//! The fan-out, per change: each change to a conversation's messages becomes pushes to the
+//! subscriptions whose window includes the message; each inbox change, pushes to the
+//! recipient's connections. This layer works over ports only: the storage ports of
+//! `FanOutPorts` and the push port `Pusher`.
 //!
-//! Input is either `Change`s (the embedded store's feed) or a DynamoDB stream event (the table's
-//! stream, record by record turned into `Change`s by `change_from_record`). For one change:
+//! The layers around it, outside in:
+//!
+//! * `batch`: the Lambda batch adapter. It runs a stream event's records in order and reports
+//!   the first that failed and every one after it as batch item failures; it knows nothing of
+//!   changes or pushes. `FanOut::handle_stream_event` is this layer used with the two below.
+//! * `stream`: stream-record decoding, one DynamoDB stream record to a `Change` (or nothing).
+//! * this module: one `Change` to its pushes (`FanOut::apply`). The embedded store's change
+//!   feed comes in here directly, with no stream records.
+//! * `push`: the push port and its API Gateway adapter (`ManagementApiPusher`).
+//!
+//! For one change:
 //!
 //! 1. one query of the conversation's subscriptions (`SUBS#{cid}`: no scan);
 //! 2. the window filter: a change reaches the subscriptions whose window start is at or before
@@ -20,22 +31,22 @@
 //!    other failed post fails the change, so the stream retries it; the pushes carry snapshots
 //!    and absolute counts, so a change delivered twice only repeats what clients already know.
 
+mod push;
+mod stream;
+
+pub use push::{ManagementApiPusher, PushOutcome, Pusher};
+pub use stream::change_from_record;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
-use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use serde_json::Value;
 
 use crate::changes::Change;
-use crate::config::fanout::{
-    DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MIN_CONCURRENCY, PUSH_FIRST_BACKOFF, PUSH_MAX_ATTEMPTS,
-};
+use crate::config::fanout::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MIN_CONCURRENCY};
 use crate::domain::Context;
 use crate::error::{Error, Result};
 use crate::model::{MessageRecord, MessageSnapshot};
@@ -52,90 +63,6 @@ use crate::store::{ItemKey, Items};
 
 /// A user's (message id, emoji) reactions.
 type Reacted = HashSet<(String, String)>;
-
-// ---- Posting ----
-
-/// What became of one post to a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PushOutcome {
-    Delivered,
-    /// The connection is gone (410): it should be forgotten.
-    Gone,
-    /// Anything else, after any retries; the change should be retried.
-    Failed(String),
-}
-
-/// Sends one frame to one connection.
-#[async_trait]
-pub trait Pusher: Send + Sync {
-    async fn push(&self, connection_id: &str, frame: &str) -> PushOutcome;
-}
-
-/// The real pusher: API Gateway's management API (`POST @connections/{id}`), with throttled
-/// posts (429) retried with exponential backoff.
-pub struct ManagementApiPusher {
-    client: aws_sdk_apigatewaymanagement::Client,
-    /// Sends of one post at most, the first included.
-    pub max_attempts: u32,
-    /// The wait before the second send; it doubles each time.
-    pub first_backoff: Duration,
-}
-
-impl ManagementApiPusher {
-    pub fn new(client: aws_sdk_apigatewaymanagement::Client) -> Self {
-        ManagementApiPusher {
-            client,
-            max_attempts: PUSH_MAX_ATTEMPTS,
-            first_backoff: PUSH_FIRST_BACKOFF,
-        }
-    }
-
-    /// A client for the management endpoint of a WebSocket API stage
-    /// (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`, or the local gateway).
-    pub fn for_endpoint(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .endpoint_url(endpoint)
-            .build();
-        Self::new(aws_sdk_apigatewaymanagement::Client::from_conf(config))
-    }
-}
-
-#[async_trait]
-impl Pusher for ManagementApiPusher {
-    async fn push(&self, connection_id: &str, frame: &str) -> PushOutcome {
-        let mut backoff = self.first_backoff;
-        let mut last = String::new();
-        for attempt in 1..=self.max_attempts.max(1) {
-            let sent = self
-                .client
-                .post_to_connection()
-                .connection_id(connection_id)
-                .data(aws_smithy_types::Blob::new(frame.as_bytes()))
-                .send()
-                .await;
-            let err = match sent {
-                Ok(_) => return PushOutcome::Delivered,
-                Err(err) => err,
-            };
-            let status = err.raw_response().map(|r| r.status().as_u16());
-            let service = err.as_service_error();
-            if service.is_some_and(|e| e.is_gone_exception()) || status == Some(410) {
-                return PushOutcome::Gone;
-            }
-            let throttled =
-                status == Some(429) || service.is_some_and(|e| e.is_limit_exceeded_exception());
-            last = aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err).to_string();
-            if !throttled || attempt == self.max_attempts {
-                break;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2);
-        }
-        PushOutcome::Failed(last)
-    }
-}
-
-// ---- The fan-out ----
 
 /// What one change led to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -539,200 +466,12 @@ fn with_reacted(snapshot: &MessageSnapshot, reacted: &Reacted) -> MessageSnapsho
     out
 }
 
-// ---- Stream records ----
-
-use crate::store::schema::{attr, chg, CONV_PREFIX, INBOX_PREFIX, MSG_PREFIX, PK, SK};
-
-/// The change a DynamoDB stream record stands for: `None` for items other than messages, for
-/// TTL removals (expiry is not news), and for updates that changed nothing a client sees.
-pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Change>, String> {
-    let ttl_removal = record
-        .user_identity
-        .as_ref()
-        .is_some_and(|u| u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com");
-    if ttl_removal {
-        return Ok(None);
-    }
-    let keys = item_of(&record.change.keys)?;
-    let text_key = |name: &str| {
-        keys.get(name)
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-    };
-    if let Some(user_id) = text_key(PK).and_then(|pk| pk.strip_prefix(INBOX_PREFIX)) {
-        return match record.event_name.as_str() {
-            "INSERT" => {
-                let new = item_of(&record.change.new_image)?;
-                let inbox =
-                    crate::store::dynamo::inbox::read_inbox(&new).map_err(|e| e.to_string())?;
-                Ok(Some(Change::InboxCreated(inbox)))
-            }
-            "REMOVE" => Ok(text_key(SK).map(|message_id| Change::InboxDeleted {
-                user_id: user_id.to_string(),
-                message_id: message_id.to_string(),
-            })),
-            _ => Ok(None),
-        };
-    }
-    let (Some(cid), Some(mid)) = (
-        text_key(PK).and_then(|pk| pk.strip_prefix(CONV_PREFIX)),
-        text_key(SK).and_then(|sk| sk.strip_prefix(MSG_PREFIX)),
-    ) else {
-        return Ok(None);
-    };
-    match record.event_name.as_str() {
-        "REMOVE" => Ok(Some(Change::MessageDeleted {
-            conversation_id: cid.to_string(),
-            message_id: mid.to_string(),
-        })),
-        "INSERT" | "MODIFY" => {
-            let new = item_of(&record.change.new_image)?;
-            if new.is_empty() {
-                return Err(
-                    "the record has no new image (the stream must be NEW_AND_OLD_IMAGES)".into(),
-                );
-            }
-            let old = item_of(&record.change.old_image)?;
-            // An update that left the last-change marker and everything a client sees alone
-            // (such as sweeping zero reaction counts) is no news. Two edits within one
-            // millisecond share a marker but not their content, so both are pushed.
-            let unchanged = |name: &str| old.get(name) == new.get(name);
-            if record.event_name == "MODIFY"
-                && [chg::ATTR, attr::CONTENT, attr::CUSTOM, attr::EDITED_AT]
-                    .into_iter()
-                    .all(unchanged)
-            {
-                return Ok(None);
-            }
-            let message = crate::store::dynamo::read_message(&new).map_err(|e| e.to_string())?;
-            let chg = match new.get(chg::ATTR) {
-                Some(AttributeValue::M(m)) => m.clone(),
-                _ => Default::default(),
-            };
-            let chg_text = |name: &str| chg.get(name).and_then(|v| v.as_s().ok()).cloned();
-            let kind = chg_text(chg::KIND).unwrap_or_else(|| {
-                if record.event_name == "INSERT" {
-                    chg::CREATED
-                } else {
-                    chg::EDITED
-                }
-                .to_string()
-            });
-            let reaction = || -> std::result::Result<(String, String, u64), String> {
-                let emoji = chg_text(chg::EMOJI).ok_or("a reaction change has no emoji")?;
-                let user_id = chg_text(chg::USER_ID).ok_or("a reaction change has no userId")?;
-                let count = match new.get(attr::RXN) {
-                    Some(AttributeValue::M(counts)) => counts
-                        .get(&emoji)
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .unwrap_or(0),
-                    _ => 0,
-                };
-                Ok((emoji, user_id, count))
-            };
-            Ok(Some(match kind.as_str() {
-                chg::CREATED => Change::MessageCreated(message),
-                chg::EDITED => Change::MessageEdited(message),
-                chg::REACTION_ADDED => {
-                    let (emoji, user_id, count) = reaction()?;
-                    Change::ReactionAdded {
-                        message,
-                        emoji,
-                        user_id,
-                        count,
-                    }
-                }
-                chg::REACTION_REMOVED => {
-                    let (emoji, user_id, count) = reaction()?;
-                    Change::ReactionRemoved {
-                        message,
-                        emoji,
-                        user_id,
-                        count,
-                    }
-                }
-                other => return Err(format!("unknown change kind {other:?}")),
-            }))
-        }
-        other => Err(format!("unknown event name {other:?}")),
-    }
-}
-
-/// A stream image (DynamoDB JSON as the Lambda event carries it) as SDK attribute values.
-fn item_of<T: serde::Serialize>(
-    image: &T,
-) -> std::result::Result<HashMap<String, AttributeValue>, String> {
-    match serde_json::to_value(image).map_err(|e| e.to_string())? {
-        Value::Null => Ok(HashMap::new()),
-        Value::Object(fields) => fields
-            .into_iter()
-            .map(|(k, v)| Ok((k, attribute_from_json(&v)?)))
-            .collect(),
-        other => Err(format!("an image is not a map: {other}")),
-    }
-}
-
-/// One DynamoDB JSON attribute value (`{"S": "x"}`, `{"M": {...}}`, ...) as an SDK value.
-pub fn attribute_from_json(value: &Value) -> std::result::Result<AttributeValue, String> {
-    let bad = || format!("not a DynamoDB attribute value: {value}");
-    let Value::Object(fields) = value else {
-        return Err(bad());
-    };
-    let (tag, inner) = fields.iter().next().ok_or_else(bad)?;
-    let strings = |v: &Value| -> std::result::Result<Vec<String>, String> {
-        v.as_array()
-            .ok_or_else(bad)?
-            .iter()
-            .map(|s| s.as_str().map(str::to_string).ok_or_else(bad))
-            .collect()
-    };
-    let binary = |s: &str| -> std::result::Result<aws_smithy_types::Blob, String> {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map(aws_smithy_types::Blob::new)
-            .map_err(|e| e.to_string())
-    };
-    Ok(match tag.as_str() {
-        "S" => AttributeValue::S(inner.as_str().ok_or_else(bad)?.to_string()),
-        "N" => AttributeValue::N(inner.as_str().ok_or_else(bad)?.to_string()),
-        "BOOL" => AttributeValue::Bool(inner.as_bool().ok_or_else(bad)?),
-        "NULL" => AttributeValue::Null(inner.as_bool().unwrap_or(true)),
-        "B" => AttributeValue::B(binary(inner.as_str().ok_or_else(bad)?)?),
-        "SS" => AttributeValue::Ss(strings(inner)?),
-        "NS" => AttributeValue::Ns(strings(inner)?),
-        "BS" => AttributeValue::Bs(
-            strings(inner)?
-                .iter()
-                .map(|s| binary(s))
-                .collect::<std::result::Result<_, _>>()?,
-        ),
-        "L" => AttributeValue::L(
-            inner
-                .as_array()
-                .ok_or_else(bad)?
-                .iter()
-                .map(attribute_from_json)
-                .collect::<std::result::Result<_, _>>()?,
-        ),
-        "M" => AttributeValue::M(
-            inner
-                .as_object()
-                .ok_or_else(bad)?
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), attribute_from_json(v)?)))
-                .collect::<std::result::Result<_, String>>()?,
-        ),
-        _ => return Err(bad()),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
 
-    use serde_json::json;
+    use async_trait::async_trait;
+    use serde_json::{json, Value};
 
     use super::*;
     use crate::auth::Identity;
@@ -740,7 +479,6 @@ mod tests {
     use crate::config::Config;
     use crate::domain::{PutConversation, SendMessage};
     use crate::realtime::ConnectionRecord;
-    use crate::scripted_http::{Received, Reply};
 
     /// Records every post; connections listed in `gone` answer 410, in `failing` fail.
     #[derive(Default)]
@@ -943,69 +681,5 @@ mod tests {
         assert!(response.batch_item_failures.is_empty());
         // msg_2 and msg_3 to alice and bob (eve is no participant).
         assert_eq!(fine.posts.lock().unwrap().len(), 4);
-    }
-
-    /// The management API's answer for `status`: 410 gone, 429 throttled, 400 refused, else 200.
-    fn management_reply(status: u16) -> Reply {
-        let (error_type, body) = match status {
-            410 => ("GoneException", r#"{"message":"Gone"}"#),
-            429 => ("LimitExceededException", r#"{"message":"slow down"}"#),
-            400 => ("BadRequestException", r#"{"message":"no"}"#),
-            _ => return Reply::new(200, ""),
-        };
-        Reply::new(status, body).header(&format!("x-amzn-errortype: {error_type}"))
-    }
-
-    /// A management API answering with `statuses` in order, then 200.
-    async fn scripted_server(statuses: Vec<u16>) -> (String, Received) {
-        let replies = statuses.into_iter().map(management_reply).collect();
-        crate::scripted_http::scripted_server(replies, management_reply(200)).await
-    }
-
-    fn real_pusher(endpoint: &str) -> ManagementApiPusher {
-        let mut pusher =
-            ManagementApiPusher::for_endpoint(&crate::scripted_http::sdk_config(), endpoint);
-        pusher.first_backoff = Duration::from_millis(5);
-        pusher
-    }
-
-    #[tokio::test]
-    async fn the_management_api_pusher_reads_410_and_retries_429() {
-        let (endpoint, count) = scripted_server(vec![410]).await;
-        assert_eq!(
-            real_pusher(&endpoint).push("c=", "{}").await,
-            PushOutcome::Gone
-        );
-        assert_eq!(count.count(), 1);
-
-        let (endpoint, count) = scripted_server(vec![429, 429, 429]).await;
-        assert_eq!(
-            real_pusher(&endpoint).push("c=", "{}").await,
-            PushOutcome::Delivered
-        );
-        assert_eq!(count.count(), 4);
-
-        let (endpoint, count) = scripted_server(vec![429; 20]).await;
-        let outcome = real_pusher(&endpoint).push("c=", "{}").await;
-        assert!(matches!(outcome, PushOutcome::Failed(_)), "{outcome:?}");
-        assert_eq!(count.count(), 6, "bounded retries");
-
-        let (endpoint, count) = scripted_server(vec![400]).await;
-        let outcome = real_pusher(&endpoint).push("c=", "{}").await;
-        assert!(matches!(outcome, PushOutcome::Failed(_)), "{outcome:?}");
-        assert_eq!(count.count(), 1, "no retry for other errors");
-    }
-
-    #[test]
-    fn stream_images_convert_to_sdk_values() {
-        let value = json!({"M": {"a": {"S": "x"}, "n": {"N": "3"}, "l": {"L": [{"BOOL": true}, {"NULL": true}]}}});
-        let converted = attribute_from_json(&value).unwrap();
-        let AttributeValue::M(map) = converted else {
-            panic!("not a map")
-        };
-        assert_eq!(map["a"], AttributeValue::S("x".into()));
-        assert_eq!(map["n"], AttributeValue::N("3".into()));
-        assert!(attribute_from_json(&json!({"Q": 1})).is_err());
-        assert!(attribute_from_json(&json!("S")).is_err());
     }
 }
