@@ -3,13 +3,15 @@
 //!
 //! This layer knows the table's item layout (through `store::schema` and the store's item
 //! readers) and nothing of subscriptions or pushes; the per-change fan-out in `fanout` takes
-//! the `Change`s it yields.
+//! the `Change`s it yields. The images come as `serde_dynamo` items (`aws_lambda_events` reads
+//! the event's DynamoDB JSON with it) and are converted to the SDK's `AttributeValue`s with
+//! serde_dynamo's `aws-sdk-dynamodb+1` conversions, so that the store's own item readers
+//! (`read_message`, `read_inbox`) decode them exactly as they decode what DynamoDB returns.
 
 use std::collections::HashMap;
 
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::Value;
 
 use crate::changes::Change;
 use crate::store::schema::{attr, chg, CONV_PREFIX, INBOX_PREFIX, MSG_PREFIX, PK, SK};
@@ -24,7 +26,7 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
     if ttl_removal {
         return Ok(None);
     }
-    let keys = item_of(&record.change.keys)?;
+    let keys = sdk_item(&record.change.keys);
     let text_key = |name: &str| {
         keys.get(name)
             .and_then(|v| v.as_s().ok())
@@ -33,7 +35,7 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
     if let Some(user_id) = text_key(PK).and_then(|pk| pk.strip_prefix(INBOX_PREFIX)) {
         return match record.event_name.as_str() {
             "INSERT" => {
-                let new = item_of(&record.change.new_image)?;
+                let new = sdk_item(&record.change.new_image);
                 let inbox =
                     crate::store::dynamo::inbox::read_inbox(&new).map_err(|e| e.to_string())?;
                 Ok(Some(Change::InboxCreated(inbox)))
@@ -57,13 +59,13 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
             message_id: mid.to_string(),
         })),
         "INSERT" | "MODIFY" => {
-            let new = item_of(&record.change.new_image)?;
+            let new = sdk_item(&record.change.new_image);
             if new.is_empty() {
                 return Err(
                     "the record has no new image (the stream must be NEW_AND_OLD_IMAGES)".into(),
                 );
             }
-            let old = item_of(&record.change.old_image)?;
+            let old = sdk_item(&record.change.old_image);
             // An update that left the last-change marker and everything a client sees alone
             // (such as sweeping zero reaction counts) is no news. Two edits within one
             // millisecond share a marker but not their content, so both are pushed.
@@ -130,78 +132,16 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
     }
 }
 
-/// A stream image (DynamoDB JSON as the Lambda event carries it) as SDK attribute values.
-fn item_of<T: serde::Serialize>(
-    image: &T,
-) -> std::result::Result<HashMap<String, AttributeValue>, String> {
-    match serde_json::to_value(image).map_err(|e| e.to_string())? {
-        Value::Null => Ok(HashMap::new()),
-        Value::Object(fields) => fields
-            .into_iter()
-            .map(|(k, v)| Ok((k, attribute_from_json(&v)?)))
-            .collect(),
-        other => Err(format!("an image is not a map: {other}")),
-    }
-}
-
-/// One DynamoDB JSON attribute value (`{"S": "x"}`, `{"M": {...}}`, ...) as an SDK value.
-pub fn attribute_from_json(value: &Value) -> std::result::Result<AttributeValue, String> {
-    let bad = || format!("not a DynamoDB attribute value: {value}");
-    let Value::Object(fields) = value else {
-        return Err(bad());
-    };
-    let (tag, inner) = fields.iter().next().ok_or_else(bad)?;
-    let strings = |v: &Value| -> std::result::Result<Vec<String>, String> {
-        v.as_array()
-            .ok_or_else(bad)?
-            .iter()
-            .map(|s| s.as_str().map(str::to_string).ok_or_else(bad))
-            .collect()
-    };
-    let binary = |s: &str| -> std::result::Result<aws_smithy_types::Blob, String> {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map(aws_smithy_types::Blob::new)
-            .map_err(|e| e.to_string())
-    };
-    Ok(match tag.as_str() {
-        "S" => AttributeValue::S(inner.as_str().ok_or_else(bad)?.to_string()),
-        "N" => AttributeValue::N(inner.as_str().ok_or_else(bad)?.to_string()),
-        "BOOL" => AttributeValue::Bool(inner.as_bool().ok_or_else(bad)?),
-        "NULL" => AttributeValue::Null(inner.as_bool().unwrap_or(true)),
-        "B" => AttributeValue::B(binary(inner.as_str().ok_or_else(bad)?)?),
-        "SS" => AttributeValue::Ss(strings(inner)?),
-        "NS" => AttributeValue::Ns(strings(inner)?),
-        "BS" => AttributeValue::Bs(
-            strings(inner)?
-                .iter()
-                .map(|s| binary(s))
-                .collect::<std::result::Result<_, _>>()?,
-        ),
-        "L" => AttributeValue::L(
-            inner
-                .as_array()
-                .ok_or_else(bad)?
-                .iter()
-                .map(attribute_from_json)
-                .collect::<std::result::Result<_, _>>()?,
-        ),
-        "M" => AttributeValue::M(
-            inner
-                .as_object()
-                .ok_or_else(bad)?
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), attribute_from_json(v)?)))
-                .collect::<std::result::Result<_, String>>()?,
-        ),
-        _ => return Err(bad()),
-    })
+/// A stream image as SDK attribute values, what the store's item readers take. The Lambda event
+/// arrives with its DynamoDB JSON already read into serde_dynamo's values; serde_dynamo converts
+/// those to the SDK's.
+fn sdk_item(image: &serde_dynamo::Item) -> HashMap<String, AttributeValue> {
+    image.clone().into()
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
     use crate::format::parse_text;
@@ -588,7 +528,7 @@ mod tests {
             "l": {"L": [{"S": "y"}, {"M": {"k": {"N": "1"}}}]},
         }});
         let r = record("INSERT", keys("CONV#c1", "MSG#msg_7"), Some(image), None);
-        let item = item_of(&r.change.new_image).unwrap();
+        let item = sdk_item(&r.change.new_image);
         let Some(AttributeValue::M(extra)) = item.get("extra") else {
             panic!("extra is not a map: {item:?}")
         };
