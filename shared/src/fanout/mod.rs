@@ -31,6 +31,7 @@
 //!    other failed post fails the change, so the stream retries it; the pushes carry snapshots
 //!    and absolute counts, so a change delivered twice only repeats what clients already know.
 
+mod batch;
 mod push;
 mod stream;
 
@@ -41,7 +42,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use aws_lambda_events::dynamodb::Event;
-use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::streams::DynamoDbEventResponse;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
@@ -420,34 +421,14 @@ impl FanOut {
         }
     }
 
-    /// Serves one invocation of the stream function: every record in order; the first that
-    /// fails and all after it are reported as batch item failures, so Lambda retries from it.
+    /// Serves one invocation of the stream function: each record decoded into a `Change` and
+    /// applied, in order; the first that fails and all after it are reported as batch item
+    /// failures, so Lambda retries from it (`batch::run_in_order`).
     pub async fn handle_stream_event(&self, event: Event) -> DynamoDbEventResponse {
-        let mut response = DynamoDbEventResponse::default();
-        for (i, record) in event.records.iter().enumerate() {
-            let change = match change_from_record(record) {
-                Ok(change) => change,
-                Err(why) => {
-                    // Retrying cannot fix a record that cannot be read: log it and go on.
-                    tracing::error!(event_id = record.event_id, why, "unreadable stream record");
-                    None
-                }
-            };
-            let Some(change) = change else { continue };
-            if let Err(e) = self.apply(&change).await {
-                tracing::warn!(event_id = record.event_id, error = %e, "fan-out failed; retrying from this record");
-                response.batch_item_failures = event.records[i..]
-                    .iter()
-                    .map(|r| {
-                        let mut failure = DynamoDbBatchItemFailure::default();
-                        failure.item_identifier = r.change.sequence_number.clone();
-                        failure
-                    })
-                    .collect();
-                break;
-            }
-        }
-        response
+        batch::run_in_order(&event, change_from_record, |change| async move {
+            self.apply(&change).await
+        })
+        .await
     }
 }
 
