@@ -295,9 +295,11 @@ impl Bench {
             .expect("the table is created");
         // Short lives, so that the expiry paths (rewriting an expired record) can be reached by
         // moving the clock.
-        let mut config = Config::default();
-        config.retention_secs = 600;
-        config.record_retention_secs = 1200;
+        let config = Config {
+            retention_secs: 600,
+            record_retention_secs: 1200,
+            ..Config::default()
+        };
         let clock = ManualClock::new(SystemClock.now_ms());
         let setup = Services::dynamodb(plain, &table, Arc::new(clock.clone()), config.clone());
         Bench {
