@@ -1,7 +1,7 @@
 //! Changes to stored data that subscribers must hear about.
 //!
-//! On AWS these come from the table's DynamoDB stream (see `store::dynamo` for how a stream
-//! record becomes a `Change`); the embedded store emits them directly from its writes. Either
+//! On AWS these come from the table's DynamoDB stream (`fanout::stream` decodes each stream
+//! record into a `Change`); the embedded store emits them directly from its writes. Either
 //! way the fan-out receives the same values, so it behaves the same locally and deployed.
 
 use crate::model::MessageRecord;
