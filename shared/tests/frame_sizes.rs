@@ -87,7 +87,7 @@ fn http_event(user_id: &str, path: &[(&str, &str)], query: &str) -> ApiGatewayV2
             "accountId": "local", "apiId": "local", "domainName": "local", "domainPrefix": "local",
             "http": {"method": "GET", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
             "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "", "timeEpoch": 0,
-            "authorizer": {"kind": "user", "userId": user_id},
+            "authorizer": {"lambda": {"kind": "user", "userId": user_id}},
         },
         "isBase64Encoded": false,
     }))
