@@ -303,7 +303,8 @@ pub mod sizes {
     pub const HTTP_RESPONSE_RESERVE_BYTES: usize = 64 * 1024;
     /// The largest HTTP response natter builds, measured as the Lambda invocation response
     /// JSON (the body an escaped string in it).
-    pub const HTTP_RESPONSE_MAX_BYTES: usize = LAMBDA_PAYLOAD_MAX_BYTES - HTTP_RESPONSE_RESERVE_BYTES;
+    pub const HTTP_RESPONSE_MAX_BYTES: usize =
+        LAMBDA_PAYLOAD_MAX_BYTES - HTTP_RESPONSE_RESERVE_BYTES;
 }
 
 /// The stream fan-out's posts to connections.

@@ -174,8 +174,8 @@ impl IncomingFrame {
     pub fn frame(&self) -> Result<ClientFrame> {
         let action = match self.action() {
             Some(
-                action @ ("hello" | "inboxMore" | "ping" | "subscribe" | "loadMore"
-                | "unsubscribe"),
+                action
+                @ ("hello" | "inboxMore" | "ping" | "subscribe" | "loadMore" | "unsubscribe"),
             ) => action,
             Some(other) => {
                 return Err(Error::invalid(format!(
@@ -268,7 +268,7 @@ pub struct PongReply {}
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum FrameMessage {
-    Full(MessageSnapshot),
+    Full(Box<MessageSnapshot>),
     Truncated(TruncatedMessage),
 }
 
@@ -293,7 +293,7 @@ impl FrameMessage {
                 truncated: true,
             }))
         } else {
-            Ok(FrameMessage::Full(snapshot))
+            Ok(FrameMessage::Full(Box::new(snapshot)))
         }
     }
 
@@ -839,7 +839,7 @@ mod tests {
                 ServerFrame::subscription_active(
                     "s1",
                     vec![
-                        FrameMessage::Full(snapshot.clone()),
+                        FrameMessage::Full(Box::new(snapshot.clone())),
                         FrameMessage::Truncated(TruncatedMessage {
                             id: "msg_1".into(),
                             conversation_id: "c1".into(),
@@ -974,7 +974,14 @@ mod tests {
         assert_eq!(tags(&schema, "ServerFrame", "type"), written);
         assert_eq!(
             tags(&schema, "ClientFrame", "action"),
-            ["hello", "inboxMore", "ping", "subscribe", "loadMore", "unsubscribe"]
+            [
+                "hello",
+                "inboxMore",
+                "ping",
+                "subscribe",
+                "loadMore",
+                "unsubscribe"
+            ]
         );
         // Client frames are closed; the ids a valid frame needs are required.
         let subscribe = &schema["$defs"]["ClientFrame"]["oneOf"][3];

@@ -127,7 +127,13 @@ mod tests {
                 Wire::LambdaBody => serde_json::to_string(&v.to_string()).unwrap().len(),
             };
             let envelope = size(&page(&[]));
-            for max in [envelope, envelope + 10, envelope + 100, envelope + 1000, 1 << 20] {
+            for max in [
+                envelope,
+                envelope + 10,
+                envelope + 100,
+                envelope + 1000,
+                1 << 20,
+            ] {
                 let fitted = fit(items.clone(), envelope, max, wire).unwrap();
                 let sent = size(&page(&fitted.items));
                 assert_eq!(fitted.bytes, sent, "{wire:?} {max}");

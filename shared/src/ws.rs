@@ -625,7 +625,9 @@ fn fit_frame<T: Serialize>(
 
 /// Bytes of reply `reply` as sent, with `request_id` echoed.
 pub fn frame_len(reply: ServerFrame, request_id: Option<&Value>) -> Result<usize> {
-    Ok(echo(reply.to_value()?, request_id.cloned()).to_string().len())
+    Ok(echo(reply.to_value()?, request_id.cloned())
+        .to_string()
+        .len())
 }
 
 /// Refuses a frame whose `requestId` is too big to echo (`REQUEST_ID_MAX_BYTES` as JSON); the

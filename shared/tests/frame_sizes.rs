@@ -14,7 +14,9 @@ use aws_lambda_events::encodings::Body;
 use natter::auth::Identity;
 use natter::clock::{Clock, ManualClock};
 use natter::config::aws::{LAMBDA_PAYLOAD_MAX_BYTES, WS_MESSAGE_MAX_BYTES};
-use natter::config::sizes::{FRAME_MESSAGE_MAX_BYTES, HTTP_RESPONSE_MAX_BYTES, REQUEST_ID_MAX_BYTES};
+use natter::config::sizes::{
+    FRAME_MESSAGE_MAX_BYTES, HTTP_RESPONSE_MAX_BYTES, REQUEST_ID_MAX_BYTES,
+};
 use natter::config::Config;
 use natter::domain::{AddReaction, PutConversation, PutUser, SendInboxMessage, SendMessage};
 use natter::http::HttpService;
@@ -75,7 +77,10 @@ fn ws_event(connection: &str, user_id: &str, body: &Value) -> ApiGatewayWebsocke
 }
 
 fn http_event(user_id: &str, path: &[(&str, &str)], query: &str) -> ApiGatewayV2httpRequest {
-    let params: Map<String, Value> = path.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let params: Map<String, Value> = path
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     serde_json::from_value(json!({
         "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": query,
         "queryStringParameters": query.split('&').filter(|p| !p.is_empty()).map(|p| {
@@ -234,7 +239,9 @@ async fn the_worst_message_is_short_in_frames_and_whole_over_http() {
     let (page, sent) = s
         .get("list-messages", &[("conversationId", "c1")], "limit=100")
         .await;
-    println!("worst list page: {sent} bytes as a Lambda response (limit {HTTP_RESPONSE_MAX_BYTES})");
+    println!(
+        "worst list page: {sent} bytes as a Lambda response (limit {HTTP_RESPONSE_MAX_BYTES})"
+    );
     assert!(sent <= HTTP_RESPONSE_MAX_BYTES, "{sent}");
     let listed: Vec<&str> = page["data"]
         .as_array()
@@ -254,7 +261,10 @@ async fn the_worst_message_is_short_in_frames_and_whole_over_http() {
                 "limit": 100, "requestId": request_id}),
         )
         .await;
-    println!("worst subscribe reply: {} bytes (limit {WS_MESSAGE_MAX_BYTES})", text.len());
+    println!(
+        "worst subscribe reply: {} bytes (limit {WS_MESSAGE_MAX_BYTES})",
+        text.len()
+    );
     assert!(text.len() <= WS_MESSAGE_MAX_BYTES);
     let reply: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(reply["requestId"], request_id);
@@ -370,7 +380,8 @@ async fn a_big_inbox_pages_over_hello_inbox_more_and_get() {
         if !reply["hasMore"].as_bool().unwrap() {
             break;
         }
-        frame = json!({"action": "inboxMore", "after": seen.last().unwrap(), "requestId": request_id});
+        frame =
+            json!({"action": "inboxMore", "after": seen.last().unwrap(), "requestId": request_id});
         function = "ws-inbox-more";
     }
     println!("largest hello/inbox frame: {largest} bytes (limit {WS_MESSAGE_MAX_BYTES})");
@@ -422,7 +433,10 @@ async fn a_request_id_too_big_to_echo_is_refused_and_ping_pongs() {
         .to_string()
     );
     let text = s
-        .frame("ws-inbox-more", json!({"action": "inboxMore", "requestId": 1}))
+        .frame(
+            "ws-inbox-more",
+            json!({"action": "inboxMore", "requestId": 1}),
+        )
         .await;
     assert!(text.contains("after is required"), "{text}");
 }

@@ -44,8 +44,8 @@ use natter::services::Services;
 use natter::store::dynamo::DynamoStore;
 use natter::store::ItemKey;
 use natter::ws::{
-    WsConnect, WsDefault, WsDisconnect, WsHello, WsInboxMore, WsLoadMore, WsPing, WsOperation, WsService, WsSubscribe,
-    WsUnsubscribe,
+    WsConnect, WsDefault, WsDisconnect, WsHello, WsInboxMore, WsLoadMore, WsOperation, WsPing,
+    WsService, WsSubscribe, WsUnsubscribe,
 };
 use serde_json::{json, Value};
 
@@ -295,9 +295,11 @@ impl Bench {
             .expect("the table is created");
         // Short lives, so that the expiry paths (rewriting an expired record) can be reached by
         // moving the clock.
-        let mut config = Config::default();
-        config.retention_secs = 600;
-        config.record_retention_secs = 1200;
+        let config = Config {
+            retention_secs: 600,
+            record_retention_secs: 1200,
+            ..Config::default()
+        };
         let clock = ManualClock::new(SystemClock.now_ms());
         let setup = Services::dynamodb(plain, &table, Arc::new(clock.clone()), config.clone());
         Bench {
@@ -553,7 +555,12 @@ async fn every_request_a_function_sends_is_granted_to_it() {
     assert_eq!(more["type"], "inbox", "{more}");
     let pong = reply(
         &b.ws::<WsPing>()
-            .handle(ws_event("ping", "A", "alice", Some(json!({"action": "ping"}))))
+            .handle(ws_event(
+                "ping",
+                "A",
+                "alice",
+                Some(json!({"action": "ping"})),
+            ))
             .await,
     );
     assert_eq!(pong["type"], "pong", "{pong}");
@@ -618,7 +625,10 @@ async fn every_request_a_function_sends_is_granted_to_it() {
         )
         .await
         .unwrap();
-    b.http::<ListInbox>().run(&bob, Some(1), None).await.unwrap();
+    b.http::<ListInbox>()
+        .run(&bob, Some(1), None)
+        .await
+        .unwrap();
     b.http::<DeleteInboxMessage>()
         .run(&bob, &sent[0])
         .await

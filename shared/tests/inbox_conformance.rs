@@ -71,7 +71,11 @@ async fn pages_oldest_first_after_an_id(store: Arc<dyn InboxStore>) {
             assert!(page.messages.len() <= limit);
             let last_page = !page.has_more;
             if !last_page {
-                assert_eq!(page.messages.len(), limit, "a page that is not the last is full");
+                assert_eq!(
+                    page.messages.len(),
+                    limit,
+                    "a page that is not the last is full"
+                );
             }
             after = page.messages.last().map(|m| m.message_id.clone());
             seen.extend(page.messages);

@@ -26,7 +26,13 @@ fn custom(keys: usize, bytes: usize) -> Value {
     Value::Object(map)
 }
 
-async fn send_with_custom(gw: &Gateway, cid: &str, token: &str, text: &str, custom: Value) -> String {
+async fn send_with_custom(
+    gw: &Gateway,
+    cid: &str,
+    token: &str,
+    text: &str,
+    custom: Value,
+) -> String {
     let body = json!({"text": text, "custom": custom});
     let path = format!("/conversations/{}/messages", enc(cid));
     let sent = expect_status(gw.post(&path, token, body).await, 201);
@@ -81,7 +87,10 @@ async fn a_big_window_pages_with_load_more_exactly_once(store: Store) {
     assert_eq!(seen, sent, "every message exactly once, newest first");
     // The window now holds everything.
     let reply = client.load_more("s1", None).await;
-    assert_eq!((reply["messages"].clone(), reply["loadedAll"].clone()), (json!([]), json!(true)));
+    assert_eq!(
+        (reply["messages"].clone(), reply["loadedAll"].clone()),
+        (json!([]), json!(true))
+    );
     // A new message is pushed to the widened window.
     let id = gw.send("big", &alice, "after").await["id"].clone();
     let push = client.expect_push("message.created", "s1").await;
@@ -103,13 +112,20 @@ async fn an_oversized_message_is_short_in_frames_and_whole_over_http(store: Stor
     let mut client = WsClient::connect_hello(&gw, &alice).await;
     let reply = client.subscribe_ok("s1", "huge", None).await;
     assert_fits(&reply);
-    assert_eq!(reply["messages"][0], json!({"id": huge, "conversationId": "huge", "truncated": true}));
+    assert_eq!(
+        reply["messages"][0],
+        json!({"id": huge, "conversationId": "huge", "truncated": true})
+    );
     assert_eq!(reply["messages"][1]["id"], small.as_str());
     assert_eq!(reply["messages"][1]["plaintext"], "small");
     assert_eq!(reply["loadedAll"], true);
 
     let whole = expect_status(
-        gw.get(&format!("/conversations/huge/messages/{}", enc(&huge)), &alice).await,
+        gw.get(
+            &format!("/conversations/huge/messages/{}", enc(&huge)),
+            &alice,
+        )
+        .await,
         200,
     );
     assert_eq!(whole["custom"], custom(50, 4096));
@@ -185,9 +201,22 @@ async fn a_big_inbox_pages_over_websocket_and_http_exactly_once(store: Store) {
         assert!(pages >= 2, "limit {limit}: {pages} pages");
     }
     let all = expect_status(gw.get("/inbox", &alice).await, 200);
-    assert_eq!(all["hasMore"], true, "the default page of 100 does not fit 60 of these");
-    for bad in ["limit=0", "limit=101", "limit=abc", "limit=-1", "after=a%23b"] {
-        expect_error(&gw.get(&format!("/inbox?{bad}"), &alice).await, 400, "invalid_request");
+    assert_eq!(
+        all["hasMore"], true,
+        "the default page of 100 does not fit 60 of these"
+    );
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "limit=-1",
+        "after=a%23b",
+    ] {
+        expect_error(
+            &gw.get(&format!("/inbox?{bad}"), &alice).await,
+            400,
+            "invalid_request",
+        );
     }
 }
 
