@@ -61,6 +61,9 @@ pub struct Limits {
     pub max_inbox_message_bytes: usize,
     /// Most recipients of one inbox message.
     pub max_inbox_recipients: usize,
+    /// Most inbox messages in one page (`limit` of `GET /inbox`, and `hello` and `inboxMore`,
+    /// which always ask for this many); also the page size when `limit` is absent.
+    pub max_inbox_page: usize,
 }
 
 impl Default for Limits {
@@ -81,6 +84,7 @@ impl Default for Limits {
             max_distinct_reactions: 50,
             max_inbox_message_bytes: 64 * 1024,
             max_inbox_recipients: 100,
+            max_inbox_page: 100,
         }
     }
 }
@@ -273,6 +277,34 @@ pub mod connections {
     pub const CLIENT_ID_GRACE_SECS: i64 = 24 * 3600;
     /// The most subscriptions one connection may hold at once (bounds the connection item).
     pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
+}
+
+/// How replies, pushes and responses are kept within AWS's limits ([`aws`]): the page builder
+/// (`sizes.rs`) stops a page when the next item would not fit, and a message too big for any
+/// frame is sent in its short form.
+pub mod sizes {
+    use super::aws::{LAMBDA_PAYLOAD_MAX_BYTES, WS_MESSAGE_MAX_BYTES};
+
+    /// The largest `requestId` a client frame may carry, as compact JSON. A frame with a larger
+    /// one is answered with an `error` frame that does not echo it (no reply could carry it).
+    pub const REQUEST_ID_MAX_BYTES: usize = 1024;
+    /// What a frame around one message or inbox message may take at most besides it: `type`,
+    /// `subscriptionId` (at most 128 characters, 512 bytes of UTF-8, and its escapes),
+    /// `state`, `loadedAll`/`hasMore`, `clientId`, `userId` and the echoed `requestId`.
+    pub const FRAME_ENVELOPE_RESERVE_BYTES: usize = 4 * 1024;
+    /// A message whose snapshot serializes to more than this appears in frames (replies and
+    /// pushes) in its short form `{id, conversationId, truncated: true}`; below it, a frame
+    /// with it alone always fits [`WS_MESSAGE_MAX_BYTES`], so paging always makes progress.
+    pub const FRAME_MESSAGE_MAX_BYTES: usize = WS_MESSAGE_MAX_BYTES - FRAME_ENVELOPE_RESERVE_BYTES;
+    /// The largest frame natter sends: API Gateway's limit.
+    pub const FRAME_MAX_BYTES: usize = WS_MESSAGE_MAX_BYTES;
+    /// Room kept free in a Lambda HTTP response for what may be added to it after natter
+    /// measured it (headers of the runtime or API Gateway).
+    pub const HTTP_RESPONSE_RESERVE_BYTES: usize = 64 * 1024;
+    /// The largest HTTP response natter builds, measured as the Lambda invocation response
+    /// JSON (the body an escaped string in it).
+    pub const HTTP_RESPONSE_MAX_BYTES: usize =
+        LAMBDA_PAYLOAD_MAX_BYTES - HTTP_RESPONSE_RESERVE_BYTES;
 }
 
 /// The stream fan-out's posts to connections.

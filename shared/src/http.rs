@@ -16,6 +16,7 @@ use async_trait::async_trait;
 
 use crate::auth::Identity;
 use crate::authorizer::identity_from_context;
+use crate::config::sizes::HTTP_RESPONSE_MAX_BYTES;
 use crate::config::Limits;
 use crate::domain::{
     AddReaction, ClearInbox, DeleteInboxMessage, DeleteMessage, DeleteParticipant, EditMessage,
@@ -25,6 +26,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::routes::HttpRoute;
 use crate::services::{Component, Services};
+use crate::sizes::{self, Wire};
 
 /// A successful response: status and optional JSON body.
 pub struct Reply {
@@ -38,6 +40,42 @@ fn json<T: Serialize>(status: u16, value: T) -> Result<Reply> {
         status,
         body: Some(body),
     })
+}
+
+/// A page response, as big as fits: the longest run of `items` whose response, measured as the
+/// Lambda invocation response that carries it, stays within `HTTP_RESPONSE_MAX_BYTES`.
+/// `body(items, cut)` writes the body (`cut`: the page stopped early for lack of room).
+fn page<T: Serialize>(
+    items: Vec<T>,
+    body: impl Fn(&[T], bool) -> serde_json::Value,
+) -> Result<Reply> {
+    // `true` and `false` differ in length: the envelope is the longer of the two.
+    let envelope =
+        lambda_response_len(&body(&[], true))?.max(lambda_response_len(&body(&[], false))?);
+    let fitted = sizes::fit(items, envelope, HTTP_RESPONSE_MAX_BYTES, Wire::LambdaBody)?;
+    if fitted.cut && fitted.items.is_empty() {
+        // The limits make the largest item fit alone (`tests/frame_sizes.rs` measures it): an
+        // empty page that says "more" would stall its client.
+        return Err(Error::Internal(
+            "the first item of a page does not fit in a response".into(),
+        ));
+    }
+    json(200, body(&fitted.items, fitted.cut))
+}
+
+/// Bytes of the Lambda invocation response that carries a 200 with `body`.
+pub fn lambda_response_len(body: &serde_json::Value) -> Result<usize> {
+    sizes::json_len(&response(200, Some(body.clone())))
+}
+
+/// `limit` from the query: a whole number (its range is the operation's to check).
+fn limit_param(req: &Request<'_>) -> Result<Option<usize>> {
+    match req.query("limit") {
+        None => Ok(None),
+        Some(raw) => Ok(Some(raw.parse::<usize>().map_err(|_| {
+            Error::invalid(format!("limit must be a whole number, got {raw:?}"))
+        })?)),
+    }
 }
 
 fn no_content() -> Result<Reply> {
@@ -152,14 +190,11 @@ http_operations! {
         |op, id, req| json(201, op.run(id, req.path("conversationId")?, req.body()?).await?);
     ListMessages: "GET" "/v1/conversations/{conversationId}/messages" => "list-messages",
         |op, id, req| {
-            let limit = match req.query("limit") {
-                None => None,
-                Some(raw) => Some(raw.parse::<usize>().map_err(|_| {
-                    Error::invalid(format!("limit must be a whole number, got {raw:?}"))
-                })?),
-            };
             let cid = req.path("conversationId")?;
-            json(200, op.run(id, cid, limit, req.query("before")).await?)
+            let found = op.run(id, cid, limit_param(req)?, req.query("before")).await?;
+            page(found.data, |data, cut| {
+                serde_json::json!({ "data": data, "loadedAll": found.loaded_all && !cut })
+            })
         };
     GetMessage: "GET" "/v1/conversations/{conversationId}/messages/{messageId}"
         => "get-message",
@@ -207,7 +242,12 @@ http_operations! {
             json(201, serde_json::json!({ "messageIds": ids }))
         };
     ListInbox: "GET" "/v1/inbox" => "list-inbox",
-        |op, id, _req| json(200, serde_json::json!({ "data": op.run(id).await? }));
+        |op, id, req| {
+            let found = op.run(id, limit_param(req)?, req.query("after")).await?;
+            page(found.messages, |data, cut| {
+                serde_json::json!({ "data": data, "hasMore": found.has_more || cut })
+            })
+        };
     DeleteInboxMessage: "DELETE" "/v1/inbox/{messageId}" => "delete-inbox-message",
         |op, id, req| {
             op.run(id, req.path("messageId")?).await?;

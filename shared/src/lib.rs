@@ -24,5 +24,6 @@ pub mod routes;
 #[cfg(test)]
 mod scripted_http;
 pub mod services;
+pub mod sizes;
 pub mod store;
 pub mod ws;

@@ -35,6 +35,8 @@ use crate::model::MessageSnapshot;
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum ClientFrame {
     Hello(HelloFrame),
+    InboxMore(InboxMoreFrame),
+    Ping(PingFrame),
     Subscribe(SubscribeFrame),
     LoadMore(LoadMoreFrame),
     Unsubscribe(UnsubscribeFrame),
@@ -45,6 +47,29 @@ pub enum ClientFrame {
 #[serde(deny_unknown_fields)]
 #[schemars(title = "HelloFrame", transform = with_request_id)]
 pub struct HelloFrame {}
+
+/// `{action: "inboxMore", after}`: the inbox messages after `after` (the last `messageId` the
+/// client received, from `hello` or an earlier `inbox`). Answered by `inbox`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "InboxMoreFrame", transform = with_request_id)]
+pub struct InboxMoreFrame {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        with = "String",
+        required,
+        length(min = 1, max = 128),
+        pattern(ID_PATTERN)
+    )]
+    pub after: Option<String>,
+}
+
+/// `{action: "ping"}`: keeps the connection open (API Gateway closes it after 10 minutes
+/// without a client frame; ping at least every 9 minutes). Answered by `pong`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "PingFrame", transform = with_request_id)]
+pub struct PingFrame {}
 
 /// `{action: "subscribe", subscriptionId, conversationId, limit?}`: the newest `limit` messages
 /// of a conversation, and every change to the window from then on. Answered by `subscription`
@@ -117,7 +142,7 @@ pub struct UnsubscribeFrame {
 /// Ids: 1 to 128 characters, no control characters, `#` or `/` (as in `docs/openapi.yaml`).
 const ID_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F#/]+$";
 
-const ACTIONS: &str = "hello, subscribe, loadMore or unsubscribe";
+const ACTIONS: &str = "hello, inboxMore, ping, subscribe, loadMore or unsubscribe";
 
 /// A client frame as it arrives: its JSON object, with the `requestId` to echo.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +173,10 @@ impl IncomingFrame {
     /// refused (`invalid_request`).
     pub fn frame(&self) -> Result<ClientFrame> {
         let action = match self.action() {
-            Some(action @ ("hello" | "subscribe" | "loadMore" | "unsubscribe")) => action,
+            Some(
+                action
+                @ ("hello" | "inboxMore" | "ping" | "subscribe" | "loadMore" | "unsubscribe"),
+            ) => action,
             Some(other) => {
                 return Err(Error::invalid(format!(
                     "unknown action {other:?}; expected {ACTIONS}"
@@ -176,6 +204,10 @@ impl IncomingFrame {
 pub enum ServerFrame {
     #[serde(rename = "hello")]
     Hello(HelloReply),
+    #[serde(rename = "inbox")]
+    Inbox(InboxReply),
+    #[serde(rename = "pong")]
+    Pong(PongReply),
     #[serde(rename = "subscription")]
     Subscription(SubscriptionReply),
     #[serde(rename = "error")]
@@ -208,8 +240,69 @@ pub struct HelloReply {
     /// hours after.
     pub client_id: String,
     pub user_id: String,
-    /// Every unexpired inbox message of the user, oldest first.
+    /// The user's oldest unexpired inbox messages, oldest first: at most 100, fewer when the
+    /// next would not fit in the frame.
     pub messages: Vec<InboxMessageSnapshot>,
+    /// More remain: ask for them with `inboxMore` after the last one.
+    pub has_more: bool,
+}
+
+/// The reply to `inboxMore`: the next inbox messages, as in `hello`.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = with_request_id)]
+pub struct InboxReply {
+    /// Oldest first: at most 100, fewer when the next would not fit in the frame.
+    pub messages: Vec<InboxMessageSnapshot>,
+    pub has_more: bool,
+}
+
+/// The reply to `ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(transform = with_request_id)]
+pub struct PongReply {}
+
+/// A message as a frame carries it: whole, or, when its snapshot alone could not fit in a
+/// frame (more than `config::sizes::FRAME_MESSAGE_MAX_BYTES` as JSON), its short form; `GET
+/// /conversations/{cid}/messages/{mid}` returns it whole.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FrameMessage {
+    Full(Box<MessageSnapshot>),
+    Truncated(TruncatedMessage),
+}
+
+/// `{id, conversationId, truncated: true}`: a message too big for a frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TruncatedMessage {
+    pub id: String,
+    pub conversation_id: String,
+    /// Always `true`.
+    #[schemars(extend("const" = true))]
+    pub truncated: bool,
+}
+
+impl FrameMessage {
+    /// The message as frames carry it: its short form when its snapshot is too big.
+    pub fn of(snapshot: MessageSnapshot) -> Result<FrameMessage> {
+        if crate::sizes::json_len(&snapshot)? > crate::config::sizes::FRAME_MESSAGE_MAX_BYTES {
+            Ok(FrameMessage::Truncated(TruncatedMessage {
+                id: snapshot.id,
+                conversation_id: snapshot.conversation_id,
+                truncated: true,
+            }))
+        } else {
+            Ok(FrameMessage::Full(Box::new(snapshot)))
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            FrameMessage::Full(m) => &m.id,
+            FrameMessage::Truncated(m) => &m.id,
+        }
+    }
 }
 
 /// The reply to `subscribe`, `loadMore` and `unsubscribe`: the subscription's state.
@@ -230,10 +323,12 @@ pub struct SubscriptionReply {
 )]
 pub enum SubscriptionState {
     /// Messages newest first: the first window (`subscribe`) or the older ones added
-    /// (`loadMore`).
+    /// (`loadMore`); at most `limit`/`count`, fewer when the next would not fit in the frame.
     Active {
-        messages: Vec<MessageSnapshot>,
-        /// No older message remains: the window is the whole conversation.
+        messages: Vec<FrameMessage>,
+        /// No older message remains: the window is the whole conversation. `false` when the
+        /// reply stopped early: the window starts at its oldest message and `loadMore` goes on
+        /// from there.
         loaded_all: bool,
     },
     /// No subscription was made (`subscribe`), or it has ended (`loadMore` by someone who is no
@@ -316,7 +411,7 @@ impl ServerFrame {
     /// `{type: "subscription", subscriptionId, state: "active", messages, loadedAll}`.
     pub fn subscription_active(
         subscription_id: &str,
-        messages: Vec<MessageSnapshot>,
+        messages: Vec<FrameMessage>,
         loaded_all: bool,
     ) -> Self {
         Self::subscription(
@@ -443,6 +538,13 @@ mod tests {
                 json!({"action": "hello"}),
                 ClientFrame::Hello(HelloFrame {}),
             ),
+            (
+                json!({"action": "inboxMore", "after": "inb_1"}),
+                ClientFrame::InboxMore(InboxMoreFrame {
+                    after: Some("inb_1".into()),
+                }),
+            ),
+            (json!({"action": "ping"}), ClientFrame::Ping(PingFrame {})),
             (
                 json!({"action": "subscribe", "subscriptionId": "s1", "conversationId": "c1"}),
                 ClientFrame::Subscribe(SubscribeFrame {
@@ -573,19 +675,21 @@ mod tests {
         let cases = [
             (
                 r#"{"action": "dance"}"#,
-                "unknown action \"dance\"; expected hello, subscribe, loadMore or unsubscribe",
+                "unknown action \"dance\"; expected hello, inboxMore, ping, subscribe, loadMore or \
+                 unsubscribe",
             ),
             (
                 r#"{"action": "Hello"}"#,
-                "unknown action \"Hello\"; expected hello, subscribe, loadMore or unsubscribe",
+                "unknown action \"Hello\"; expected hello, inboxMore, ping, subscribe, loadMore or \
+                 unsubscribe",
             ),
             (
                 r#"{"noAction": true}"#,
-                "a frame needs an action: hello, subscribe, loadMore or unsubscribe",
+                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore or unsubscribe",
             ),
             (
                 r#"{"action": 5}"#,
-                "a frame needs an action: hello, subscribe, loadMore or unsubscribe",
+                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore or unsubscribe",
             ),
             (r#"[{"action": "hello"}]"#, "a frame must be a JSON object"),
             (
@@ -713,21 +817,42 @@ mod tests {
                     client_id: "A".into(),
                     user_id: "ann".into(),
                     messages: vec![inbox_message()],
+                    has_more: true,
                 }),
                 json!({
                     "type": "hello",
                     "clientId": "A",
                     "userId": "ann",
                     "messages": [inbox_message()],
+                    "hasMore": true,
                 }),
             ),
             (
-                ServerFrame::subscription_active("s1", vec![snapshot.clone()], false),
+                ServerFrame::Inbox(InboxReply {
+                    messages: vec![inbox_message()],
+                    has_more: false,
+                }),
+                json!({"type": "inbox", "messages": [inbox_message()], "hasMore": false}),
+            ),
+            (ServerFrame::Pong(PongReply {}), json!({"type": "pong"})),
+            (
+                ServerFrame::subscription_active(
+                    "s1",
+                    vec![
+                        FrameMessage::Full(Box::new(snapshot.clone())),
+                        FrameMessage::Truncated(TruncatedMessage {
+                            id: "msg_1".into(),
+                            conversation_id: "c1".into(),
+                            truncated: true,
+                        }),
+                    ],
+                    false,
+                ),
                 json!({
                     "type": "subscription",
                     "subscriptionId": "s1",
                     "state": "active",
-                    "messages": [snapshot],
+                    "messages": [snapshot, {"id": "msg_1", "conversationId": "c1", "truncated": true}],
                     "loadedAll": false,
                 }),
             ),
@@ -849,10 +974,17 @@ mod tests {
         assert_eq!(tags(&schema, "ServerFrame", "type"), written);
         assert_eq!(
             tags(&schema, "ClientFrame", "action"),
-            ["hello", "subscribe", "loadMore", "unsubscribe"]
+            [
+                "hello",
+                "inboxMore",
+                "ping",
+                "subscribe",
+                "loadMore",
+                "unsubscribe"
+            ]
         );
         // Client frames are closed; the ids a valid frame needs are required.
-        let subscribe = &schema["$defs"]["ClientFrame"]["oneOf"][1];
+        let subscribe = &schema["$defs"]["ClientFrame"]["oneOf"][3];
         assert_eq!(subscribe["additionalProperties"], false);
         assert_eq!(
             subscribe["required"],
@@ -860,7 +992,13 @@ mod tests {
         );
         assert!(subscribe["properties"]["requestId"].is_object());
         // Replies may echo a requestId; pushes never carry one.
-        for reply in ["HelloReply", "SubscriptionReply", "ErrorReply"] {
+        for reply in [
+            "HelloReply",
+            "InboxReply",
+            "PongReply",
+            "SubscriptionReply",
+            "ErrorReply",
+        ] {
             assert!(schema["$defs"][reply]["properties"]["requestId"].is_object());
         }
         for push in ["MessagePush", "ReactionPush", "InboxMessageSnapshot"] {

@@ -26,7 +26,8 @@ use serde_json::{Map, Value};
 use async_trait::async_trait;
 
 use crate::auth::{authenticate_token, AuthConfig, AuthError, Identity};
-use crate::domain::{Context, ListInbox, ListMessages};
+use crate::config::sizes::{FRAME_MAX_BYTES, REQUEST_ID_MAX_BYTES};
+use crate::domain::{Context, ListInbox, ListMessages, MessagePageSnapshot};
 use crate::error::{Error, Result};
 use crate::operation;
 use crate::ports::{
@@ -34,11 +35,14 @@ use crate::ports::{
     SubscriptionWriter, WindowExtender,
 };
 use crate::protocol::{
-    ClientFrame, ErrorBody, ErrorReply, HelloFrame, HelloReply, IncomingFrame, ServerFrame,
+    ClientFrame, ErrorBody, ErrorReply, FrameMessage, HelloFrame, HelloReply, InboxMoreFrame,
+    InboxReply, IncomingFrame, PingFrame, PongReply, ServerFrame,
 };
 use crate::realtime::{ConnectionRecord, SubscribeOutcome, SubscriptionRecord};
 use crate::routes::WsRoute;
 use crate::services::{Component, Services};
+use crate::sizes::{self, Fitted, Wire};
+use serde::Serialize;
 
 // ---- The $connect authorizer ----
 
@@ -171,7 +175,7 @@ macro_rules! ws_operations {
                 &self,
                 event: ApiGatewayWebsocketProxyRequest,
             ) -> ApiGatewayProxyResponse {
-                match Frame::parse(event.body.as_deref()) {
+                match Frame::parse(event.body.as_deref()).and_then(echoable) {
                     Ok(frame) => {
                         let reply = self.run(&event, &frame).await;
                         reply_response(reply.unwrap_or_else(|e| error_frame(&e)), frame.request_id)
@@ -187,6 +191,8 @@ ws_operations! {
     WsConnect: "$connect" => "ws-connect", connection;
     WsDisconnect: "$disconnect" => "ws-disconnect", connection;
     WsHello: "hello" => "ws-hello", frame;
+    WsInboxMore: "inboxMore" => "ws-inbox-more", frame;
+    WsPing: "ping" => "ws-ping", frame;
     WsSubscribe: "subscribe" => "ws-subscribe", frame;
     WsLoadMore: "loadMore" => "ws-load-more", frame;
     WsUnsubscribe: "unsubscribe" => "ws-unsubscribe", frame;
@@ -210,10 +216,24 @@ operation! {
 }
 
 operation! {
-    /// `hello`: who the client is, and the inbox replay.
+    /// `hello`: who the client is, and the first page of the inbox replay.
     pub struct WsHello {
+        ctx: Context,
         inbox: ListInbox,
     }
+}
+
+operation! {
+    /// `inboxMore`: the next page of the inbox replay.
+    pub struct WsInboxMore {
+        ctx: Context,
+        inbox: ListInbox,
+    }
+}
+
+operation! {
+    /// `ping`: answered with `pong`; it keeps an idle connection open.
+    pub struct WsPing {}
 }
 
 operation! {
@@ -329,13 +349,48 @@ impl WsHello {
         let Identity::User { user_id, .. } = &identity else {
             return Err(Error::Unauthorized("a user token is needed".into()));
         };
-        let messages = self.inbox.of_user(user_id).await?;
-        ServerFrame::Hello(HelloReply {
-            client_id: connection_id(event)?.to_string(),
-            user_id: user_id.clone(),
-            messages,
-        })
-        .to_value()
+        let client_id = connection_id(event)?;
+        let max = self.ctx.config().limits.max_inbox_page;
+        let page = self.inbox.of_user(user_id, None, max).await?;
+        let reply = |messages, has_more| {
+            ServerFrame::Hello(HelloReply {
+                client_id: client_id.to_string(),
+                user_id: user_id.clone(),
+                messages,
+                has_more,
+            })
+        };
+        let fitted = fit_frame(page.messages, frame, |cut| reply(Vec::new(), cut))?;
+        reply(fitted.items, page.has_more || fitted.cut).to_value()
+    }
+}
+
+impl WsInboxMore {
+    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+        let ClientFrame::InboxMore(InboxMoreFrame { after }) = frame.frame()? else {
+            return Err(misrouted(frame, "inboxMore"));
+        };
+        let after = after.ok_or_else(|| {
+            Error::invalid("after is required: the last inbox messageId received")
+        })?;
+        let identity = identity(event)?;
+        let Identity::User { user_id, .. } = &identity else {
+            return Err(Error::Unauthorized("a user token is needed".into()));
+        };
+        let max = self.ctx.config().limits.max_inbox_page;
+        let page = self.inbox.of_user(user_id, Some(&after), max).await?;
+        let reply = |messages, has_more| ServerFrame::Inbox(InboxReply { messages, has_more });
+        let fitted = fit_frame(page.messages, frame, |cut| reply(Vec::new(), cut))?;
+        reply(fitted.items, page.has_more || fitted.cut).to_value()
+    }
+}
+
+impl WsPing {
+    async fn run(&self, _event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+        let ClientFrame::Ping(PingFrame {}) = frame.frame()? else {
+            return Err(misrouted(frame, "ping"));
+        };
+        ServerFrame::Pong(PongReply {}).to_value()
     }
 }
 
@@ -380,6 +435,7 @@ impl WsSubscribe {
                 &sub_id,
                 body.conversation_id,
                 body.limit,
+                frame,
             )
             .await
         {
@@ -396,6 +452,7 @@ impl WsSubscribe {
         sub_id: &str,
         conversation_id: Option<String>,
         limit: Option<Value>,
+        frame: &Frame,
     ) -> Result<Value> {
         let ctx = &self.ctx;
         let limits = &ctx.config().limits;
@@ -451,14 +508,12 @@ impl WsSubscribe {
                 return Err(e);
             }
         };
-        let start = match page.data.last() {
-            Some(oldest) if !page.loaded_all => Some(oldest.id.as_str()),
-            _ => None,
-        };
+        let (messages, loaded_all) = window_page(sub_id, page, frame)?;
+        let start = window_start(&messages, loaded_all);
         self.windows
             .extend_window(&cid, connection_id, sub_id, start, now)
             .await?;
-        ServerFrame::subscription_active(sub_id, page.data, page.loaded_all).to_value()
+        ServerFrame::subscription_active(sub_id, messages, loaded_all).to_value()
     }
 }
 
@@ -508,10 +563,8 @@ impl WsLoadMore {
             }
             Err(e) => return Err(e),
         };
-        let new_start = match page.data.last() {
-            Some(oldest) if !page.loaded_all => Some(oldest.id.as_str()),
-            _ => None,
-        };
+        let (messages, loaded_all) = window_page(&sub_id, page, frame)?;
+        let new_start = window_start(&messages, loaded_all);
         if !self
             .windows
             .extend_window(cid, connection_id, &sub_id, new_start, now)
@@ -521,8 +574,74 @@ impl WsLoadMore {
                 "no subscription {sub_id:?} on this connection"
             )));
         }
-        ServerFrame::subscription_active(&sub_id, page.data, page.loaded_all).to_value()
+        ServerFrame::subscription_active(&sub_id, messages, loaded_all).to_value()
     }
+}
+
+/// The messages of a `subscription` reply: each whole or in its short form, as many as fit in
+/// the frame; `loadedAll` only when every one fit and none older remains.
+fn window_page(
+    sub_id: &str,
+    page: MessagePageSnapshot,
+    frame: &Frame,
+) -> Result<(Vec<FrameMessage>, bool)> {
+    let messages = page
+        .data
+        .into_iter()
+        .map(FrameMessage::of)
+        .collect::<Result<Vec<_>>>()?;
+    let fitted = fit_frame(messages, frame, |cut| {
+        ServerFrame::subscription_active(sub_id, Vec::new(), page.loaded_all && !cut)
+    })?;
+    Ok((fitted.items, page.loaded_all && !fitted.cut))
+}
+
+/// Where a window starts after a reply: at its oldest message, unless it holds everything.
+fn window_start(messages: &[FrameMessage], loaded_all: bool) -> Option<&str> {
+    match messages.last() {
+        Some(oldest) if !loaded_all => Some(oldest.id()),
+        _ => None,
+    }
+}
+
+/// The longest run of `items` that fits in one reply frame to `frame` (its `requestId`
+/// echoed), whose envelope `reply(cut)` is the reply with no items. The first item always fits
+/// (`config::sizes`): a page that stops early holds at least one, so paging goes on.
+fn fit_frame<T: Serialize>(
+    items: Vec<T>,
+    frame: &Frame,
+    reply: impl Fn(bool) -> ServerFrame,
+) -> Result<Fitted<T>> {
+    let envelope = frame_len(reply(true), frame.request_id.as_ref())?
+        .max(frame_len(reply(false), frame.request_id.as_ref())?);
+    let fitted = sizes::fit(items, envelope, FRAME_MAX_BYTES, Wire::Frame)?;
+    if fitted.cut && fitted.items.is_empty() {
+        return Err(Error::Internal(
+            "the first item of a page does not fit in a frame".into(),
+        ));
+    }
+    Ok(fitted)
+}
+
+/// Bytes of reply `reply` as sent, with `request_id` echoed.
+pub fn frame_len(reply: ServerFrame, request_id: Option<&Value>) -> Result<usize> {
+    Ok(echo(reply.to_value()?, request_id.cloned())
+        .to_string()
+        .len())
+}
+
+/// Refuses a frame whose `requestId` is too big to echo (`REQUEST_ID_MAX_BYTES` as JSON); the
+/// error frame does not echo it.
+fn echoable(frame: Frame) -> Result<Frame> {
+    if let Some(id) = &frame.request_id {
+        let len = sizes::json_len(id)?;
+        if len > REQUEST_ID_MAX_BYTES {
+            return Err(Error::invalid(format!(
+                "requestId is {len} bytes as JSON; the most is {REQUEST_ID_MAX_BYTES}"
+            )));
+        }
+    }
+    Ok(frame)
 }
 
 impl WsUnsubscribe {
@@ -558,13 +677,28 @@ pub fn error_frame(error: &Error) -> Value {
     .unwrap_or(Value::Null)
 }
 
-fn reply_response(mut reply: Value, request_id: Option<Value>) -> ApiGatewayProxyResponse {
+/// `reply` with `requestId` added as its last field.
+fn echo(mut reply: Value, request_id: Option<Value>) -> Value {
     if let (Some(id), Value::Object(fields)) = (request_id, &mut reply) {
         fields.insert("requestId".into(), id);
     }
+    reply
+}
+
+fn reply_response(reply: Value, request_id: Option<Value>) -> ApiGatewayProxyResponse {
+    let mut text = echo(reply, request_id.clone()).to_string();
+    if text.len() > FRAME_MAX_BYTES {
+        // Every reply is built to fit; one that does not is a bug, answered with an error
+        // rather than refused by API Gateway.
+        let error = Error::Internal(format!(
+            "a reply of {} bytes does not fit in a frame ({FRAME_MAX_BYTES})",
+            text.len()
+        ));
+        text = echo(error_frame(&error), request_id).to_string();
+    }
     let mut response = ApiGatewayProxyResponse::default();
     response.status_code = 200;
-    response.body = Some(Body::Text(reply.to_string()));
+    response.body = Some(Body::Text(text));
     response
 }
 

@@ -35,6 +35,86 @@ async fn dynamodb(test: &str) -> (Arc<dyn InboxStore>, common::Harness) {
     (Arc::new(store), harness)
 }
 
+/// Every unexpired message of `user`, in one page.
+async fn list(store: &Arc<dyn InboxStore>, user: &str) -> Vec<InboxRecord> {
+    let page = store.list_inbox(user, None, 100_000, NOW).await.unwrap();
+    assert!(!page.has_more);
+    page.messages
+}
+
+/// Pages of `limit` read one after the other, each after the last id of the one before, hold
+/// every unexpired message once, oldest first, and only the last says no more remain.
+async fn pages_oldest_first_after_an_id(store: Arc<dyn InboxStore>) {
+    let live = NOW / 1000 + 60;
+    // 250 messages, every third expired, and another user's in between.
+    let records: Vec<InboxRecord> = (0..250)
+        .map(|i| record("bob", i, if i % 3 == 1 { NOW / 1000 } else { live }))
+        .collect();
+    store.put_inbox_messages(&records).await.unwrap();
+    store
+        .put_inbox_messages(&[record("carol", 1000, live)])
+        .await
+        .unwrap();
+    let expected: Vec<InboxRecord> = records
+        .iter()
+        .filter(|r| r.expires_at == live)
+        .cloned()
+        .collect();
+    for limit in [1, 7, 100, expected.len(), expected.len() + 1] {
+        let mut after: Option<String> = None;
+        let mut seen = Vec::new();
+        loop {
+            let page = store
+                .list_inbox("bob", after.as_deref(), limit, NOW)
+                .await
+                .unwrap();
+            assert!(page.messages.len() <= limit);
+            let last_page = !page.has_more;
+            if !last_page {
+                assert_eq!(
+                    page.messages.len(),
+                    limit,
+                    "a page that is not the last is full"
+                );
+            }
+            after = page.messages.last().map(|m| m.message_id.clone());
+            seen.extend(page.messages);
+            if last_page {
+                break;
+            }
+        }
+        assert_eq!(seen, expected, "limit {limit}");
+    }
+    // After the last id, or after an id past every message: nothing, and no more.
+    let last = &expected.last().unwrap().message_id;
+    for after in [last.as_str(), "inb_99999999"] {
+        let page = store.list_inbox("bob", Some(after), 10, NOW).await.unwrap();
+        assert!(page.messages.is_empty() && !page.has_more, "{after}");
+    }
+    // After an expired message's id: the next live one.
+    let page = store
+        .list_inbox("bob", Some("inb_00000001"), 1, NOW)
+        .await
+        .unwrap();
+    assert_eq!(page.messages[0].message_id, "inb_00000002");
+    assert!(page.has_more);
+    // A user with no inbox.
+    let page = store.list_inbox("nobody", None, 10, NOW).await.unwrap();
+    assert!(page.messages.is_empty() && !page.has_more);
+}
+
+#[tokio::test]
+async fn pages_oldest_first_after_an_id_memory() {
+    pages_oldest_first_after_an_id(memory()).await;
+}
+
+#[tokio::test]
+async fn pages_oldest_first_after_an_id_dynamodb() {
+    let (store, harness) = dynamodb("inbox-pages").await;
+    pages_oldest_first_after_an_id(store).await;
+    harness.finish().await;
+}
+
 async fn lists_deletes_and_expires(store: Arc<dyn InboxStore>) {
     let live = NOW / 1000 + 60;
     let mut records: Vec<InboxRecord> = (0..5).map(|i| record("bob", i, live)).collect();
@@ -42,13 +122,13 @@ async fn lists_deletes_and_expires(store: Arc<dyn InboxStore>) {
     records.push(record("carol", 6, live));
     store.put_inbox_messages(&records).await.unwrap();
 
-    let bobs = store.list_inbox("bob", NOW).await.unwrap();
+    let bobs = list(&store, "bob").await;
     assert_eq!(
         bobs,
         records[..5].to_vec(),
         "oldest first, expired left out"
     );
-    assert_eq!(store.list_inbox("carol", NOW).await.unwrap().len(), 1);
+    assert_eq!(list(&store, "carol").await.len(), 1);
 
     assert!(store
         .delete_inbox_message("bob", "inb_00000002")
@@ -63,8 +143,8 @@ async fn lists_deletes_and_expires(store: Arc<dyn InboxStore>) {
         .delete_inbox_message("bob", "inb_00000006")
         .await
         .unwrap());
-    assert_eq!(store.list_inbox("carol", NOW).await.unwrap().len(), 1);
-    assert_eq!(store.list_inbox("bob", NOW).await.unwrap().len(), 4);
+    assert_eq!(list(&store, "carol").await.len(), 1);
+    assert_eq!(list(&store, "bob").await.len(), 4);
 }
 
 async fn clears_an_inbox_of_ten_thousand(store: Arc<dyn InboxStore>) {
@@ -75,14 +155,14 @@ async fn clears_an_inbox_of_ten_thousand(store: Arc<dyn InboxStore>) {
         .put_inbox_messages(&[record("carol", 0, live)])
         .await
         .unwrap();
-    let listed = store.list_inbox("bob", NOW).await.unwrap();
+    let listed = list(&store, "bob").await;
     assert_eq!(listed.len(), 10_000);
     assert!(listed.windows(2).all(|w| w[0].message_id < w[1].message_id));
 
     assert_eq!(store.clear_inbox("bob").await.unwrap(), 10_000);
-    assert!(store.list_inbox("bob", NOW).await.unwrap().is_empty());
+    assert!(list(&store, "bob").await.is_empty());
     assert_eq!(store.clear_inbox("bob").await.unwrap(), 0);
-    assert_eq!(store.list_inbox("carol", NOW).await.unwrap().len(), 1);
+    assert_eq!(list(&store, "carol").await.len(), 1);
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use natter::config::{
-    self, aws, connections, fanout, input, stream, Config, Limits, Roles, SECS_PER_DAY,
+    self, aws, connections, fanout, input, sizes, stream, Config, Limits, Roles, SECS_PER_DAY,
 };
 use serde_yaml::Value;
 
@@ -186,6 +186,9 @@ fn openapi_expected() -> BTreeMap<String, Value> {
         components/parameters/Limit/schema/minimum = 1
         components/parameters/Limit/schema/maximum = {max_page}
         components/parameters/Limit/schema/default = {default_page}
+        components/parameters/InboxLimit/schema/minimum = 1
+        components/parameters/InboxLimit/schema/maximum = {max_inbox_page}
+        components/parameters/InboxLimit/schema/default = {max_inbox_page}
         # Ids: path parameters, `before`, senders, participants, recipients, mentions; roles.
         components/schemas/Id/minLength = 1
         components/schemas/Id/maxLength = {max_id_chars}
@@ -234,6 +237,7 @@ fn openapi_expected() -> BTreeMap<String, Value> {
         max_import_messages = l.max_import_messages,
         max_distinct_reactions = l.max_distinct_reactions,
         max_inbox_recipients = l.max_inbox_recipients,
+        max_inbox_page = l.max_inbox_page,
     ))
 }
 
@@ -463,7 +467,11 @@ fn the_readme_limits_tables_are_the_config_values() {
         | content nesting | {depth} levels (400) |
         | inbox message, serialized as JSON | {inbox} (413) |
         | inbox recipients | 1..{recipients} (400) |
+        | `limit` on the inbox list; inbox messages per `hello` / `inboxMore` | 1..{inbox_page}, default {inbox_page} (400) |
         | WebSocket `limit` / `loadMore` `count` | 1..{max_page}, default {default_page} |
+        | WebSocket `requestId`, as JSON | {request_id} (`invalid_request`, not echoed) |
+        | a message in frames, as JSON | {frame_message}; a larger one is sent as `{{id, conversationId, truncated: true}}` |
+        | an HTTP response, as the Lambda response | {http_response} (6 MB less {http_reserve} kept free); a page stops early |
         | subscriptions per connection | {subscriptions} (`limit_exceeded`) |
         | a closed connection's id as a recent client id | {grace} |
         | fan-out posts in flight (`FANOUT_CONCURRENCY`) | {min_concurrency}..{max_concurrency}, default {concurrency} |
@@ -471,7 +479,7 @@ fn the_readme_limits_tables_are_the_config_values() {
         | retention of users, conversations, participants (`RECORD_RETENTION_DAYS`) | {record_retention} days after the last write |
         | API Gateway WebSocket message, either way | {ws_message}, in frames of up to {ws_frame} (natter-local enforces the {ws_message}) |
         | API Gateway WebSocket connection | closed after {ws_life} (natter-local too) |
-        | API Gateway WebSocket idle connection | closed after {ws_idle} without a client frame (natter-local does not) |
+        | API Gateway WebSocket idle connection | closed after {ws_idle} without a client frame (natter-local does not); clients `ping` at least every 9 minutes |
         | Lambda invocation payload, request and response | {lambda_payload} |
         | DynamoDB item | {item} |
         | DynamoDB `TransactWriteItems` | {transaction} items |
@@ -496,6 +504,11 @@ fn the_readme_limits_tables_are_the_config_values() {
         depth = input::CONTENT_MAX_DEPTH,
         inbox = size(l.max_inbox_message_bytes),
         recipients = l.max_inbox_recipients,
+        inbox_page = l.max_inbox_page,
+        request_id = size(sizes::REQUEST_ID_MAX_BYTES),
+        frame_message = size(sizes::FRAME_MESSAGE_MAX_BYTES),
+        http_response = size(sizes::HTTP_RESPONSE_MAX_BYTES),
+        http_reserve = size(sizes::HTTP_RESPONSE_RESERVE_BYTES),
         subscriptions = connections::MAX_SUBSCRIPTIONS_PER_CONNECTION,
         grace = duration(connections::CLIENT_ID_GRACE_SECS),
         min_concurrency = fanout::MIN_CONCURRENCY,
@@ -540,6 +553,7 @@ fn the_openapi_limits_table_is_the_config_values() {
         | custom emoji reaction `:name:` | at most {custom_emoji} characters, colons included |
         | inbox message, serialized as JSON | {inbox} |
         | inbox recipients | 1 to {recipients} |
+        | inbox page size (`limit`) | 1 to {inbox_page}, default {inbox_page} |
         ",
         body = size(l.max_body_bytes),
         content = size(l.max_content_bytes),
@@ -557,6 +571,7 @@ fn the_openapi_limits_table_is_the_config_values() {
         custom_emoji = input::CUSTOM_EMOJI_MAX_CHARS,
         inbox = size(l.max_inbox_message_bytes),
         recipients = l.max_inbox_recipients,
+        inbox_page = l.max_inbox_page,
     );
     let doc = load_yaml("docs/openapi.yaml");
     let description = doc["info"]["description"]

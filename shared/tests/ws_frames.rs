@@ -169,17 +169,17 @@ async fn frames_that_are_not_client_frames_get_error_frames() {
         (
             "ws-default",
             Some(r#"{"action": "dance", "requestId": 7}"#),
-            r#"{"type":"error","error":{"code":"invalid_request","message":"unknown action \"dance\"; expected hello, subscribe, loadMore or unsubscribe"},"requestId":7}"#,
+            r#"{"type":"error","error":{"code":"invalid_request","message":"unknown action \"dance\"; expected hello, inboxMore, ping, subscribe, loadMore or unsubscribe"},"requestId":7}"#,
         ),
         (
             "ws-default",
             Some(r#"{"noAction": true, "requestId": "r"}"#),
-            r#"{"type":"error","error":{"code":"invalid_request","message":"a frame needs an action: hello, subscribe, loadMore or unsubscribe"},"requestId":"r"}"#,
+            r#"{"type":"error","error":{"code":"invalid_request","message":"a frame needs an action: hello, inboxMore, ping, subscribe, loadMore or unsubscribe"},"requestId":"r"}"#,
         ),
         (
             "ws-default",
             Some(r#"{"action": 5}"#),
-            r#"{"type":"error","error":{"code":"invalid_request","message":"a frame needs an action: hello, subscribe, loadMore or unsubscribe"}}"#,
+            r#"{"type":"error","error":{"code":"invalid_request","message":"a frame needs an action: hello, inboxMore, ping, subscribe, loadMore or unsubscribe"}}"#,
         ),
         (
             "ws-hello",
@@ -242,9 +242,10 @@ async fn frames_that_are_not_client_frames_get_error_frames() {
 async fn hello_replays_the_inbox_and_echoes_any_request_id() {
     let s = setup().await;
     let inbox = (s.services.build::<ListInbox>())
-        .of_user("alice")
+        .of_user("alice", None, 100)
         .await
-        .unwrap();
+        .unwrap()
+        .messages;
     let id = &inbox[0].message_id;
     let expected_messages = format!(
         r#"[{{"messageId":"{id}","message":{{"hi":[1,null]}},"senderId":"bob","createdAt":{}}}]"#,
@@ -256,7 +257,7 @@ async fn hello_replays_the_inbox_and_echoes_any_request_id() {
     assert_text(
         &reply,
         &format!(
-            r#"{{"type":"hello","clientId":"A","userId":"alice","messages":{expected_messages}}}"#
+            r#"{{"type":"hello","clientId":"A","userId":"alice","messages":{expected_messages},"hasMore":false}}"#
         ),
     );
     for request_id in [r#"null"#, r#"{"n":[1,2]}"#, r#""r-1""#, "0.5", "false"] {
@@ -265,7 +266,7 @@ async fn hello_replays_the_inbox_and_echoes_any_request_id() {
         assert_text(
             &reply,
             &format!(
-                r#"{{"type":"hello","clientId":"A","userId":"alice","messages":{expected_messages},"requestId":{request_id}}}"#
+                r#"{{"type":"hello","clientId":"A","userId":"alice","messages":{expected_messages},"hasMore":false,"requestId":{request_id}}}"#
             ),
         );
     }
@@ -274,7 +275,7 @@ async fn hello_replays_the_inbox_and_echoes_any_request_id() {
         .await;
     assert_text(
         &reply,
-        r#"{"type":"hello","clientId":"E","userId":"eve","messages":[]}"#,
+        r#"{"type":"hello","clientId":"E","userId":"eve","messages":[],"hasMore":false}"#,
     );
 }
 

@@ -155,17 +155,54 @@ impl SendInboxMessage {
     }
 }
 
+/// A page of an inbox, as the store read it (before it is fitted to a frame or response).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxPageSnapshot {
+    /// Oldest first.
+    pub messages: Vec<InboxMessageSnapshot>,
+    /// More unexpired messages follow the last one.
+    pub has_more: bool,
+}
+
 impl ListInbox {
-    /// The caller's unexpired inbox, oldest first.
-    pub async fn run(&self, identity: &Identity) -> Result<Vec<InboxMessageSnapshot>> {
+    /// `GET /inbox?limit=&after=`: the caller's unexpired inbox, oldest first, the first `limit`
+    /// (1 to `max_inbox_page`, that many when `None`) after message id `after`.
+    pub async fn run(
+        &self,
+        identity: &Identity,
+        limit: Option<usize>,
+        after: Option<&str>,
+    ) -> Result<InboxPageSnapshot> {
         let (user_id, _) = user_of(identity, "reading an inbox")?;
-        self.of_user(user_id).await
+        let max = self.ctx.config().limits.max_inbox_page;
+        let limit = limit.unwrap_or(max);
+        if limit == 0 || limit > max {
+            return Err(Error::invalid(format!(
+                "limit must be between 1 and {max}, got {limit}"
+            )));
+        }
+        self.of_user(user_id, after, limit).await
     }
 
-    /// A user's unexpired inbox, oldest first (the `hello` replay).
-    pub async fn of_user(&self, user_id: &str) -> Result<Vec<InboxMessageSnapshot>> {
-        let records = self.inbox.list_inbox(user_id, self.ctx.now_ms()).await?;
-        Ok(records.into_iter().map(Into::into).collect())
+    /// A user's unexpired inbox, oldest first, after `after` (the `hello` replay and
+    /// `inboxMore`, which ask for `max_inbox_page`).
+    pub async fn of_user(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<InboxPageSnapshot> {
+        if let Some(after) = after {
+            self.ctx.check_id("after", after)?;
+        }
+        let page = self
+            .inbox
+            .list_inbox(user_id, after, limit, self.ctx.now_ms())
+            .await?;
+        Ok(InboxPageSnapshot {
+            messages: page.messages.into_iter().map(Into::into).collect(),
+            has_more: page.has_more,
+        })
     }
 }
 

@@ -22,7 +22,8 @@ pub use conversations::{
     PutParticipant,
 };
 pub use inbox::{
-    ClearInbox, DeleteInboxMessage, InboxMessageSnapshot, ListInbox, SendInboxMessage,
+    ClearInbox, DeleteInboxMessage, InboxMessageSnapshot, InboxPageSnapshot, ListInbox,
+    SendInboxMessage,
 };
 pub use messages::{
     DeleteMessage, EditMessage, EditMessageBody, GetMessage, ImportMessage, ImportMessages,

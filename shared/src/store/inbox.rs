@@ -29,10 +29,26 @@ pub trait InboxWriter: Send + Sync {
     async fn put_inbox_messages(&self, messages: &[InboxRecord]) -> StoreResult<()>;
 }
 
+/// A page of a user's inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxPage {
+    /// Oldest first.
+    pub messages: Vec<InboxRecord>,
+    /// More unexpired messages follow the last one.
+    pub has_more: bool,
+}
+
 #[async_trait]
 pub trait InboxReader: Send + Sync {
-    /// A user's unexpired inbox messages, oldest first.
-    async fn list_inbox(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<InboxRecord>>;
+    /// A user's unexpired inbox messages, oldest first: the first `limit` (at least 1) after
+    /// message id `after` (exclusive; from the start when `None`), and whether more follow.
+    async fn list_inbox(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<InboxPage>;
 }
 
 #[async_trait]

@@ -8,7 +8,7 @@ use crate::store::inbox::{InboxClearer, InboxDeleter, InboxReader, InboxWriter};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::inbox::InboxRecord;
+use super::inbox::{InboxPage, InboxRecord};
 use super::{is_expired, StoreError, StoreResult};
 use crate::changes::Change;
 
@@ -60,17 +60,33 @@ impl InboxWriter for MemoryInbox {
 
 #[async_trait]
 impl InboxReader for MemoryInbox {
-    async fn list_inbox(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<InboxRecord>> {
+    async fn list_inbox(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<InboxPage> {
+        use std::ops::Bound;
         let all = self.lock()?;
-        Ok(all
-            .get(user_id)
-            .map(|ms| {
-                ms.values()
+        let mut messages: Vec<InboxRecord> = match all.get(user_id) {
+            None => Vec::new(),
+            Some(ms) => {
+                let from = match after {
+                    Some(after) => Bound::Excluded(after.to_string()),
+                    None => Bound::Unbounded,
+                };
+                ms.range((from, Bound::Unbounded))
+                    .map(|(_, m)| m)
                     .filter(|m| !is_expired(m.expires_at, now_ms))
+                    .take(limit.saturating_add(1))
                     .cloned()
                     .collect()
-            })
-            .unwrap_or_default())
+            }
+        };
+        let has_more = messages.len() > limit;
+        messages.truncate(limit);
+        Ok(InboxPage { messages, has_more })
     }
 }
 

@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 
 use super::ops::{self, build_error, retry_conflicts, sdk_error, Item};
-use super::{is_expired, n, s, DynamoStore, Reader};
-use crate::store::inbox::InboxRecord;
+use super::{is_expired, n, s, DynamoStore, Expr, Reader};
+use crate::config::storage::EXPIRED_READ_AHEAD;
+use crate::store::inbox::{InboxPage, InboxRecord};
 use crate::store::schema::{attr, inbox_pk, key, EXPIRES_AT, INBOX_PREFIX, PK, SK};
 use crate::store::StoreResult;
 
@@ -57,23 +58,75 @@ impl InboxWriter for DynamoStore {
 
 #[async_trait]
 impl InboxReader for DynamoStore {
-    async fn list_inbox(&self, user_id: &str, now_ms: i64) -> StoreResult<Vec<InboxRecord>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", s(inbox_pk(user_id)));
-        let mut out = Vec::new();
-        for item in ops::query_all(query).await? {
-            let record = read_inbox(&item)?;
-            if !is_expired(record.expires_at, now_ms) {
-                out.push(record);
+    /// One Query on the user's partition in key (arrival) order, starting after `after` by its
+    /// key condition and reading `limit + 1` live items (`Limit`, the expired ones filtered out),
+    /// so a page costs what it returns; a later page is read only when DynamoDB's page ended
+    /// early (expired items skipped, or 1 MB read).
+    async fn list_inbox(
+        &self,
+        user_id: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<InboxPage> {
+        let want = limit.saturating_add(1);
+        let mut e = Expr::default();
+        let pk = e.name(PK);
+        let pk_v = e.value(s(inbox_pk(user_id)));
+        let key_condition = match after {
+            Some(after) => {
+                let sk = e.name(SK);
+                let after = e.value(s(after.to_string()));
+                format!("{pk} = {pk_v} AND {sk} > {after}")
+            }
+            None => format!("{pk} = {pk_v}"),
+        };
+        let filter = e.live(now_ms);
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        let mut skipped_expired = false;
+        loop {
+            let remaining = want - found.len();
+            let page = if skipped_expired {
+                remaining.max(EXPIRED_READ_AHEAD)
+            } else {
+                remaining
+            };
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression(&key_condition)
+                .filter_expression(&filter)
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .limit(i32::try_from(page).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|err| sdk_error("Query (inbox)", err))?;
+            skipped_expired = out.scanned_count() > out.count();
+            for item in out.items() {
+                let record = read_inbox(item)?;
+                if !is_expired(record.expires_at, now_ms) && found.len() < want {
+                    found.push(record);
+                }
+            }
+            if found.len() >= want {
+                break;
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
             }
         }
-        Ok(out)
+        let has_more = found.len() > limit;
+        found.truncate(limit);
+        Ok(InboxPage {
+            messages: found,
+            has_more,
+        })
     }
 }
 
