@@ -1,7 +1,11 @@
-//! The command line: `natter-local [--listen ADDR] [--dynamodb-endpoint URL] [--table NAME]`
-//! and `natter-local token --user ID [--role ROLE] [--ttl SECONDS]`.
+//! The command line: `natter-local [--listen ADDR] [--dynamodb-endpoint URL] [--table NAME]
+//! [--ws-idle-timeout SECONDS] [--ws-max-lifetime SECONDS]` and
+//! `natter-local token --user ID [--role ROLE] [--ttl SECONDS]`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use natter::config::aws::{WS_CONNECTION_MAX_SECS, WS_IDLE_TIMEOUT_SECS};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_TABLE: &str = "natter";
@@ -22,18 +26,60 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     pub dynamodb_endpoint: Option<String>,
     pub table: String,
+    /// A WebSocket connection without a client frame for this long is closed with 1001
+    /// (API Gateway's 10 minutes unless `--ws-idle-timeout` shortens it).
+    pub ws_idle_timeout: Duration,
+    /// Every WebSocket connection is closed with 1001 this long after it connected (API
+    /// Gateway's 2 hours unless `--ws-max-lifetime` shortens it).
+    pub ws_max_lifetime: Duration,
+}
+
+impl Default for ServeOptions {
+    /// `natter-local` without arguments.
+    fn default() -> Self {
+        ServeOptions {
+            listen: DEFAULT_LISTEN.parse().expect("the default listen address"),
+            dynamodb_endpoint: None,
+            table: DEFAULT_TABLE.to_string(),
+            ws_idle_timeout: Duration::from_secs(WS_IDLE_TIMEOUT_SECS as u64),
+            ws_max_lifetime: Duration::from_secs(WS_CONNECTION_MAX_SECS as u64),
+        }
+    }
 }
 
 pub const USAGE: &str = "\
 usage: natter-local [--listen 127.0.0.1:8787] [--dynamodb-endpoint URL] [--table NAME]
+                    [--ws-idle-timeout SECONDS] [--ws-max-lifetime SECONDS]
        natter-local token --user ID [--role ROLE] [--ttl SECONDS]
 
 Runs natter on localhost with the same handlers as the Lambda functions: the HTTP API under
 /v1, the WebSocket API at /ws?token=..., and the management API at /@connections/{id}.
 Storage is in memory unless --dynamodb-endpoint names a DynamoDB endpoint (moto, DynamoDB
 Local or AWS); the table is created there when missing, and its stream drives the pushes.
+It enforces API Gateway's limits: WebSocket messages of at most 128 KiB either way (a bigger
+client message closes the connection with 1009), a connection is closed with 1001 after
+--ws-idle-timeout seconds without a client frame (default and most 600) and
+--ws-max-lifetime seconds after it connected (default and most 7200), and a client whose
+unwritten frames pass 1 MiB is closed with 1008; HTTP responses over 6 MB answer 502.
 Environment: NATTER_SIGNING_SECRET, NATTER_SECRET_KEY (dev values when unset),
-RETENTION_DAYS, RETENTION_SECONDS, NATTER_ROLES, FANOUT_CONCURRENCY.";
+RETENTION_DAYS, RETENTION_SECONDS, NATTER_ROLES, FANOUT_CONCURRENCY,
+NATTER_LOCAL_DEAD_PEER_SECS.";
+
+/// A flag's value as whole seconds, 1 up to `max` (the AWS value the flag may only shorten).
+fn seconds(name: &str, value: Option<String>, max: i64) -> Result<Duration, String> {
+    let max = max as u64;
+    match value {
+        None => Ok(Duration::from_secs(max)),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=max).contains(s))
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                format!("{name} must be a whole number of seconds from 1 to {max}, got {v:?}")
+            }),
+    }
+}
 
 pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut args = args.iter();
@@ -56,7 +102,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         let allowed: &[&str] = if token {
             &["--user", "--role", "--ttl"]
         } else {
-            &["--listen", "--dynamodb-endpoint", "--table"]
+            &[
+                "--listen",
+                "--dynamodb-endpoint",
+                "--table",
+                "--ws-idle-timeout",
+                "--ws-max-lifetime",
+            ]
         };
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),
@@ -106,6 +158,16 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         table: values
             .remove("--table")
             .unwrap_or_else(|| DEFAULT_TABLE.to_string()),
+        ws_idle_timeout: seconds(
+            "--ws-idle-timeout",
+            values.remove("--ws-idle-timeout"),
+            WS_IDLE_TIMEOUT_SECS,
+        )?,
+        ws_max_lifetime: seconds(
+            "--ws-max-lifetime",
+            values.remove("--ws-max-lifetime"),
+            WS_CONNECTION_MAX_SECS,
+        )?,
     }))
 }
 
@@ -124,20 +186,46 @@ mod tests {
             Command::Serve(ServeOptions {
                 listen: DEFAULT_LISTEN.parse().unwrap(),
                 dynamodb_endpoint: None,
-                table: "natter".into()
+                table: "natter".into(),
+                ws_idle_timeout: Duration::from_secs(600),
+                ws_max_lifetime: Duration::from_secs(7200),
             })
         );
         assert_eq!(
+            parse(&args("")).unwrap(),
+            Command::Serve(ServeOptions::default())
+        );
+        assert_eq!(
             parse(&args(
-                "--listen 127.0.0.1:0 --dynamodb-endpoint http://127.0.0.1:5000 --table t"
+                "--listen 127.0.0.1:0 --dynamodb-endpoint http://127.0.0.1:5000 --table t \
+                 --ws-idle-timeout 2 --ws-max-lifetime=5"
             ))
             .unwrap(),
             Command::Serve(ServeOptions {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 dynamodb_endpoint: Some("http://127.0.0.1:5000".into()),
-                table: "t".into()
+                table: "t".into(),
+                ws_idle_timeout: Duration::from_secs(2),
+                ws_max_lifetime: Duration::from_secs(5),
             })
         );
+        assert_eq!(
+            parse(&args("--ws-idle-timeout 600 --ws-max-lifetime 7200")).unwrap(),
+            Command::Serve(ServeOptions::default())
+        );
+        for bad in [
+            "--ws-idle-timeout 0",
+            "--ws-idle-timeout 601",
+            "--ws-idle-timeout soon",
+            "--ws-idle-timeout -1",
+            "--ws-max-lifetime 0",
+            "--ws-max-lifetime 7201",
+            "--ws-max-lifetime 1.5",
+            "--ws-max-lifetime",
+            "token --user a --ws-idle-timeout 5",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
         assert_eq!(
             parse(&args("token --user kbadk:github --role moderator --ttl 60")).unwrap(),
             Command::Token {

@@ -19,7 +19,9 @@ use serde_json::json;
 use natter::config::aws::WS_MESSAGE_MAX_BYTES;
 
 use crate::errors::error_response;
+use crate::sockets::Queued;
 use crate::state::AppState;
+use crate::stats::bump;
 
 fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
@@ -59,6 +61,15 @@ pub async fn post(
         return gone();
     };
     if body.len() > WS_MESSAGE_MAX_BYTES {
+        // API Gateway refuses it too: whatever posted it has a bug.
+        bump(&state.stats.oversized_posts);
+        tracing::error!(
+            connection_id,
+            bytes = body.len(),
+            limit = WS_MESSAGE_MAX_BYTES,
+            "bug: a post to @connections is over API Gateway's WebSocket message limit; \
+             answered 413"
+        );
         return aws_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLargeException",
@@ -66,12 +77,21 @@ pub async fn post(
         );
     }
     let text = String::from_utf8_lossy(&body).into_owned();
-    if socket.send_text(text) {
-        socket.posts_delivered.fetch_add(1, Ordering::Relaxed);
-        StatusCode::OK.into_response()
-    } else {
-        socket.posts_gone.fetch_add(1, Ordering::Relaxed);
-        gone()
+    match socket.send_text(text) {
+        Queued::Yes => {
+            socket.posts_delivered.fetch_add(1, Ordering::Relaxed);
+            StatusCode::OK.into_response()
+        }
+        // The post that finds the reader too slow closes it, and is not delivered.
+        Queued::TooSlow => {
+            state.stats.slow_reader_closed(&socket.connection_id);
+            socket.posts_gone.fetch_add(1, Ordering::Relaxed);
+            gone()
+        }
+        Queued::Gone => {
+            socket.posts_gone.fetch_add(1, Ordering::Relaxed);
+            gone()
+        }
     }
 }
 
@@ -140,12 +160,24 @@ pub async fn introspect(
             "open": !s.is_gone(),
             "postsDelivered": s.posts_delivered.load(Ordering::Relaxed),
             "postsGone": s.posts_gone.load(Ordering::Relaxed),
+            "queuedBytes": s.queued_bytes(),
         })),
     });
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /@local/stats`: the gateway's counters (`stats.rs`): frames and responses refused for
+/// their size, connections closed for breaking a limit, and the open connections.
+pub async fn stats(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        state.stats.to_json(state.sockets.open_count()).to_string(),
     )
         .into_response()
 }

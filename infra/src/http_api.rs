@@ -1,6 +1,12 @@
 //! The HTTP half of the gateway: each request runs through the authorizer and then the route's
 //! function handler, both fed the API Gateway HTTP API (payload 2.0) events they get on AWS
 //! (built in `events.rs`).
+//!
+//! A response is measured as the Lambda runtime would send it to API Gateway (the serialized
+//! response JSON, whose body is an escaped string, or base64 for a binary one): over Lambda's
+//! payload limit (`config::aws::LAMBDA_PAYLOAD_MAX_BYTES`) the invocation fails on AWS, and API
+//! Gateway answers 502 `{"message": "Internal Server Error"}`; so does the gateway, logging and
+//! counting it as the bug it is (`GET /@local/stats`).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +23,8 @@ use percent_encoding::percent_decode_str;
 use crate::errors::{error_response, error_response_from};
 use crate::events::{http_authorizer_event, http_event, http_request};
 use crate::state::AppState;
+use crate::stats::{bump, Stats};
+use natter::config::aws::LAMBDA_PAYLOAD_MAX_BYTES;
 
 /// Serves every request under `/v1`.
 pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Response {
@@ -95,7 +103,54 @@ pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Res
             &format!("no operation serves {}", route.function),
         );
     };
-    into_axum(service.handle(event).await)
+    lambda_response(&state.stats, route.function, service.handle(event).await)
+}
+
+/// How many bytes the Lambda runtime would send for `response`: its JSON.
+pub fn invocation_payload_bytes(response: &ApiGatewayV2httpResponse) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, response) {
+        Ok(()) => count.0,
+        // A response the runtime cannot serialize fails the invocation as surely.
+        Err(_) => usize::MAX,
+    }
+}
+
+/// The answer API Gateway gives for a function's response: the response itself, or a 502 when
+/// it is over Lambda's payload limit.
+pub fn lambda_response(
+    stats: &Stats,
+    function: &str,
+    response: ApiGatewayV2httpResponse,
+) -> Response {
+    let bytes = invocation_payload_bytes(&response);
+    if bytes > LAMBDA_PAYLOAD_MAX_BYTES {
+        bump(&stats.oversized_responses);
+        tracing::error!(
+            function,
+            bytes,
+            limit = LAMBDA_PAYLOAD_MAX_BYTES,
+            "bug: a response is over Lambda's payload limit; answered 502 as API Gateway would"
+        );
+        let mut out = Response::new(Body::from(r#"{"message":"Internal Server Error"}"#));
+        *out.status_mut() = StatusCode::BAD_GATEWAY;
+        out.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        return out;
+    }
+    into_axum(response)
 }
 
 fn into_axum(response: ApiGatewayV2httpResponse) -> Response {
@@ -113,4 +168,71 @@ fn into_axum(response: ApiGatewayV2httpResponse) -> Response {
     *out.status_mut() = status;
     *out.headers_mut() = response.headers;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn response(body: EventBody) -> ApiGatewayV2httpResponse {
+        let mut response = ApiGatewayV2httpResponse::default();
+        response.status_code = 200;
+        response.headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        response.body = Some(body);
+        response
+    }
+
+    async fn body_of(response: Response) -> Vec<u8> {
+        to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_payload_is_the_serialized_response() {
+        let small = response(EventBody::Text("{}".into()));
+        let json = serde_json::to_vec(&small).unwrap();
+        assert_eq!(invocation_payload_bytes(&small), json.len());
+        // A body is an escaped string in the payload: every quote takes two bytes.
+        let quotes = response(EventBody::Text("\"".repeat(1000)));
+        assert!(invocation_payload_bytes(&quotes) > 2000);
+        // A binary body is base64.
+        let binary = response(EventBody::Binary(vec![0; 3000]));
+        assert!(invocation_payload_bytes(&binary) > 4000);
+    }
+
+    #[tokio::test]
+    async fn a_response_over_the_lambda_limit_is_a_502() {
+        let stats = Stats::default();
+        // A body under the limit as bytes whose escaped form is over it.
+        let body = format!("\"{}\"", "\"".repeat(LAMBDA_PAYLOAD_MAX_BYTES / 2 + 1));
+        assert!(body.len() < LAMBDA_PAYLOAD_MAX_BYTES);
+        let answer = lambda_response(&stats, "get-messages", response(EventBody::Text(body)));
+        assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            answer.headers()[axum::http::header::CONTENT_TYPE],
+            "application/json"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&body_of(answer).await).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"message": "Internal Server Error"})
+        );
+        assert_eq!(stats.oversized_responses.load(Ordering::Relaxed), 1);
+
+        // Just under the limit, the response passes as it is, and nothing is counted.
+        let fits = response(EventBody::Text(String::new()));
+        let room = LAMBDA_PAYLOAD_MAX_BYTES - invocation_payload_bytes(&fits);
+        let fits = response(EventBody::Text("a".repeat(room)));
+        assert_eq!(invocation_payload_bytes(&fits), LAMBDA_PAYLOAD_MAX_BYTES);
+        let answer = lambda_response(&stats, "get-messages", fits);
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(body_of(answer).await.len(), room);
+        assert_eq!(stats.oversized_responses.load(Ordering::Relaxed), 1);
+    }
 }

@@ -7,11 +7,12 @@
 //!
 //! 1. Leaves, importing no other module of the crate: `cli` (the command line), `time` (UTC
 //!    calendar fields), `errors` (the gateway's JSON error responses), `sockets` (the open
-//!    WebSocket connections and their registry), `streams` (the change feed and DynamoDB stream
-//!    readers that drive the fan-out).
+//!    WebSocket connections and their registry, each queue bounded by bytes), `streams` (the
+//!    change feed and DynamoDB stream readers that drive the fan-out), `stats` (the counters of
+//!    what the gateway refused or closed for breaking AWS's limits).
 //! 2. `events`: the API Gateway events the handlers are fed, for both APIs, with the one header
 //!    parser, query parser, request id and request time they share (over `time`); and `state`:
-//!    `AppState`, what every handler shares (over `sockets`).
+//!    `AppState`, what every handler shares (over `sockets` and `stats`).
 //! 3. The handlers, none importing another: `http_api` (the HTTP API), `ws` (the WebSocket API)
 //!    and `connections` (the `@connections` management API and the gateway's introspection).
 //! 4. `server`: storage, secrets, the fan-out, the router over the handlers, and `run`.
@@ -27,6 +28,7 @@ pub mod http_api;
 pub mod server;
 pub mod sockets;
 pub mod state;
+pub mod stats;
 pub mod streams;
 pub mod time;
 pub mod ws;

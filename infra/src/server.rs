@@ -156,6 +156,10 @@ pub fn router(state: AppState) -> Router {
             "/@local/connections/{connection_id}",
             axum::routing::get(crate::connections::introspect),
         )
+        .route(
+            "/@local/stats",
+            axum::routing::get(crate::connections::stats),
+        )
         .with_state(state)
 }
 
@@ -163,7 +167,11 @@ pub async fn run(options: ServeOptions) -> Result<(), String> {
     let config = Config::from_env()?;
     let (auth, dev_secrets) = auth_from_env();
     let storage = storage(&options, config).await?;
-    let state = app_state(&storage.services, auth);
+    let mut state = app_state(&storage.services, auth);
+    state.ws_timeouts = crate::state::WsTimeouts {
+        idle: options.ws_idle_timeout,
+        max_lifetime: options.ws_max_lifetime,
+    };
     if dev_secrets {
         let sample = natter::auth::issue_user_token(
             "alice",

@@ -1,8 +1,9 @@
 //! What every handler of the gateway shares: the services, each operation built once from them,
-//! the secrets, and the open sockets.
+//! the secrets, the open sockets, their timeouts, and the gateway's counters.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use natter::auth::AuthConfig;
 use natter::http::HttpService;
@@ -11,6 +12,26 @@ use natter::services::Services;
 use natter::ws::WsService;
 
 use crate::sockets::Registry;
+use crate::stats::Stats;
+
+/// When the gateway closes a WebSocket connection on its own (with 1001, as API Gateway does):
+/// after `idle` without a client frame, and `max_lifetime` after it connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsTimeouts {
+    pub idle: Duration,
+    pub max_lifetime: Duration,
+}
+
+impl Default for WsTimeouts {
+    /// API Gateway's: 10 minutes idle, 2 hours in all.
+    fn default() -> Self {
+        use natter::config::aws::{WS_CONNECTION_MAX_SECS, WS_IDLE_TIMEOUT_SECS};
+        WsTimeouts {
+            idle: Duration::from_secs(WS_IDLE_TIMEOUT_SECS as u64),
+            max_lifetime: Duration::from_secs(WS_CONNECTION_MAX_SECS as u64),
+        }
+    }
+}
 
 /// What every handler of the gateway shares: each operation built once from one set of services.
 #[derive(Clone)]
@@ -25,6 +46,11 @@ pub struct AppState {
     pub auth: Arc<AuthConfig>,
     /// The open WebSocket connections.
     pub sockets: Arc<Registry>,
+    /// When connections are closed for idleness and age (`--ws-idle-timeout`,
+    /// `--ws-max-lifetime`; API Gateway's by default).
+    pub ws_timeouts: WsTimeouts,
+    /// What the gateway refused or closed for breaking AWS's limits (`GET /@local/stats`).
+    pub stats: Arc<Stats>,
 }
 
 impl AppState {
@@ -45,6 +71,8 @@ impl AppState {
             connections: services.build(),
             auth: Arc::new(auth),
             sockets: Arc::default(),
+            ws_timeouts: WsTimeouts::default(),
+            stats: Arc::default(),
         }
     }
 

@@ -9,8 +9,17 @@
 //! later: posts to it answer 410 from then on, and `$disconnect` runs after
 //! `NATTER_LOCAL_DEAD_PEER_SECS` (default 30 s). The open sockets are in the registry
 //! (`sockets.rs`) that the `@connections` management API (`connections.rs`) also serves.
+//!
+//! API Gateway's limits hold here too, each close running `$disconnect` at once:
+//! - a client message over 128 KiB closes the connection with 1009 (`Message too big`);
+//! - a reply over 128 KiB is not sent, and is logged and counted as the bug it is;
+//! - no client frame (of any kind) for `--ws-idle-timeout`, or `--ws-max-lifetime` since the
+//!   connection was made, closes it with 1001 (`Going away`);
+//! - a client whose frames queued and not yet written pass 1 MiB is closed with 1008 without
+//!   waiting for it (the writer drops what is queued and gets a few seconds for the close
+//!   frame).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,13 +37,15 @@ use crate::events::{
     ws_authorizer_event, ws_connect_event, ws_disconnect_event, ws_message_event,
     ws_request_context, WsPeer,
 };
-use natter::config::aws::{WS_CONNECTION_MAX_SECS, WS_MESSAGE_MAX_BYTES};
+use natter::config::aws::WS_MESSAGE_MAX_BYTES;
 use natter::config::local::{
     CLOSE_WRITER_WAIT, DEAD_PEER_GRACE_MAX_SECS, DEAD_PEER_GRACE_SECS, PEER_CLOSE_WAIT,
+    SLOW_READER_CLOSE_WAIT, WS_READ_MAX_BYTES,
 };
 
-use crate::sockets::{Outgoing, Socket};
+use crate::sockets::{Outgoing, Queued, Socket};
 use crate::state::AppState;
+use crate::stats::bump;
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     error_response(status, code, message)
@@ -118,25 +129,21 @@ pub async fn upgrade(
     }
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let socket = Arc::new(Socket {
-        connection_id: connection_id.clone(),
+    let socket = Arc::new(Socket::new(
+        connection_id.clone(),
         tx,
         connected_at,
-        last_active_at: AtomicI64::new(connected_at),
         source_ip,
         user_agent,
         authorizer,
-        gone: AtomicBool::new(false),
-        disconnected: AtomicBool::new(false),
-        closing: tokio::sync::Notify::new(),
-        posts_delivered: AtomicU64::new(0),
-        posts_gone: AtomicU64::new(0),
-    });
+    ));
     state.sockets.insert(socket.clone());
     let failed_state = state.clone();
     let failed_socket = socket.clone();
     upgrade
-        .max_message_size(WS_MESSAGE_MAX_BYTES)
+        // Messages over 128 KiB are refused in `run`, with a close handshake, up to this size;
+        // larger ones make the stream fail as they are read (and are refused too).
+        .max_message_size(WS_READ_MAX_BYTES)
         .on_failed_upgrade(move |e| {
             tracing::warn!(error = %e, "WebSocket upgrade failed");
             failed_socket.gone.store(true, Ordering::SeqCst);
@@ -147,77 +154,120 @@ pub async fn upgrade(
         .on_upgrade(move |ws| run(state, socket, ws, rx, host))
 }
 
+/// The close API Gateway sends at the idle timeout and at the end of a connection's lifetime.
+const GOING_AWAY: (u16, &str) = (1001, "Going away");
+/// The close for a client message over 128 KiB.
+const TOO_BIG: (u16, &str) = (1009, "Message too big");
+
 /// How a connection ended.
 enum Ending {
-    /// A close frame (from the peer, or ours answered): `$disconnect` now.
+    /// A close frame (from the peer, or ours answered or timed out): `$disconnect` now.
     Closed(u16, String),
+    /// Closed by us without waiting for the peer, which reads too slowly (or, for a message
+    /// over `WS_READ_MAX_BYTES`, whose stream failed): `$disconnect` now, and the writer gets a
+    /// while longer to deliver the close frame.
+    Abandoned(u16, String),
     /// The peer vanished without a close frame.
     Vanished,
+}
+
+/// The writer: replies and pushes, in the order they were queued, until a close frame. Once a
+/// slow reader's close is pending, the frames still queued are dropped.
+async fn write(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    socket: Arc<Socket>,
+) {
+    while let Some(out) = rx.recv().await {
+        match out {
+            Outgoing::Text(text) => {
+                let len = text.len();
+                if socket.drop_queued.load(Ordering::SeqCst) {
+                    socket.dequeued(len);
+                    continue;
+                }
+                let result = sink.send(Message::Text(text.into())).await;
+                socket.dequeued(len);
+                if result.is_err() {
+                    break;
+                }
+            }
+            Outgoing::Close(code, reason) => {
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    })))
+                    .await;
+                break;
+            }
+        }
+    }
 }
 
 async fn run(
     state: AppState,
     socket: Arc<Socket>,
     ws: WebSocket,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
     host: String,
 ) {
-    let (mut sink, mut stream) = ws.split();
-    // The writer: replies and pushes, in the order they were queued.
-    let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let result = match out {
-                Outgoing::Text(text) => sink.send(Message::Text(text.into())).await,
-                Outgoing::Close(code, reason) => {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: reason.into(),
-                        })))
-                        .await;
-                    break;
-                }
-            };
-            if result.is_err() {
-                break;
-            }
-        }
-    });
-    let lifetime = tokio::time::sleep(Duration::from_secs(WS_CONNECTION_MAX_SECS as u64));
+    let (sink, mut stream) = ws.split();
+    let writer = tokio::spawn(write(sink, rx, socket.clone()));
+    let timeouts = state.ws_timeouts;
+    let lifetime = tokio::time::sleep(timeouts.max_lifetime);
     tokio::pin!(lifetime);
+    let idle = tokio::time::sleep(timeouts.idle);
+    tokio::pin!(idle);
     let ending = loop {
         let next = tokio::select! {
             next = stream.next() => next,
             _ = &mut lifetime => {
-                socket.close(1001, "Going away");
-                await_peer_close(&mut stream).await;
-                break Ending::Closed(1001, "Going away".into());
+                bump(&state.stats.lifetime_closes);
+                break close_and_wait(&socket, &mut stream, GOING_AWAY).await;
             }
-            // Closed from our side (`DELETE @connections/{id}`).
+            _ = &mut idle => {
+                bump(&state.stats.idle_closes);
+                break close_and_wait(&socket, &mut stream, GOING_AWAY).await;
+            }
+            // Closed from our side (`DELETE @connections/{id}`, a slow reader).
             _ = socket.closing.notified() => {
+                let (code, reason) = socket.close_frame();
+                if socket.drop_queued.load(Ordering::SeqCst) {
+                    break Ending::Abandoned(code, reason.to_string());
+                }
                 await_peer_close(&mut stream).await;
-                break Ending::Closed(1000, String::new());
+                break Ending::Closed(code, reason.to_string());
             }
         };
+        // Any frame from the client is activity (API Gateway's idle timer counts client frames).
+        if let Some(Ok(_)) = &next {
+            idle.as_mut()
+                .reset(tokio::time::Instant::now() + timeouts.idle);
+        }
         match next {
             Some(Ok(Message::Text(text))) => {
+                if text.len() > WS_MESSAGE_MAX_BYTES {
+                    bump(&state.stats.too_big_closes);
+                    break close_and_wait(&socket, &mut stream, TOO_BIG).await;
+                }
                 socket
                     .last_active_at
                     .store(state.now_ms(), Ordering::SeqCst);
                 let reply = route_frame(&state, &socket, &host, text.as_str()).await;
-                if let Some(reply) = reply {
-                    let _ = socket.tx.send(Outgoing::Text(reply));
-                }
+                send_reply(&state, &socket, reply);
             }
             Some(Ok(Message::Binary(bytes))) => {
+                if bytes.len() > WS_MESSAGE_MAX_BYTES {
+                    bump(&state.stats.too_big_closes);
+                    break close_and_wait(&socket, &mut stream, TOO_BIG).await;
+                }
                 socket
                     .last_active_at
                     .store(state.now_ms(), Ordering::SeqCst);
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 let reply = route_frame(&state, &socket, &host, &text).await;
-                if let Some(reply) = reply {
-                    let _ = socket.tx.send(Outgoing::Text(reply));
-                }
+                send_reply(&state, &socket, reply);
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                 socket
@@ -230,11 +280,20 @@ async fn run(
                     .unwrap_or((1005, String::new()));
                 break Ending::Closed(code, reason);
             }
+            // A message over `WS_READ_MAX_BYTES`: the stream has failed (it reads no more), so
+            // the close frame goes out without waiting for the peer's.
+            Some(Err(e)) if is_too_big(&e) => {
+                bump(&state.stats.too_big_closes);
+                let (code, reason) = TOO_BIG;
+                socket.close(code, reason);
+                break Ending::Abandoned(code, reason.to_string());
+            }
             // A reset connection or the end of the stream without a close frame.
             Some(Err(_)) | None => {
                 if socket.is_gone() {
                     // We closed it (DELETE @connections): that is a clean close.
-                    break Ending::Closed(1000, String::new());
+                    let (code, reason) = socket.close_frame();
+                    break Ending::Closed(code, reason.to_string());
                 }
                 break Ending::Vanished;
             }
@@ -254,6 +313,17 @@ async fn run(
             }
             disconnect(&state, &socket, code, &reason).await;
         }
+        Ending::Abandoned(code, reason) => {
+            disconnect(&state, &socket, code, &reason).await;
+            let abort = writer.abort_handle();
+            if tokio::time::timeout(SLOW_READER_CLOSE_WAIT, writer)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+            drop(stream);
+        }
         Ending::Vanished => {
             writer.abort();
             let grace = dead_peer_grace();
@@ -262,6 +332,54 @@ async fn run(
                 disconnect(&state, &socket, 1006, "Going away").await;
             });
         }
+    }
+}
+
+/// Starts closing with `close` and waits (briefly) for the peer's close frame.
+async fn close_and_wait(
+    socket: &Socket,
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+    (code, reason): (u16, &'static str),
+) -> Ending {
+    socket.close(code, reason);
+    await_peer_close(stream).await;
+    Ending::Closed(code, reason.to_string())
+}
+
+/// Whether the stream failed on a message over `WS_READ_MAX_BYTES`. axum wraps the error of
+/// its own tungstenite version, so it is recognised by its text (`Space limit exceeded:
+/// Message too long: N > M`); `tests/websocket.rs` checks that it still is.
+fn is_too_big(error: &axum::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.contains("Space limit exceeded") || text.contains("Message too long") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Queues a route's reply. A reply over 128 KiB is not sent: API Gateway would refuse it, so it
+/// is a bug in natter, logged and counted (`GET /@local/stats`).
+fn send_reply(state: &AppState, socket: &Socket, reply: Option<(&'static str, String)>) {
+    let Some((route_key, reply)) = reply else {
+        return;
+    };
+    if reply.len() > WS_MESSAGE_MAX_BYTES {
+        bump(&state.stats.oversized_replies);
+        tracing::error!(
+            connection_id = socket.connection_id,
+            route_key,
+            bytes = reply.len(),
+            limit = WS_MESSAGE_MAX_BYTES,
+            "bug: a reply frame is over API Gateway's WebSocket message limit; not sent"
+        );
+        return;
+    }
+    if socket.send_text(reply) == Queued::TooSlow {
+        state.stats.slow_reader_closed(&socket.connection_id);
     }
 }
 
@@ -309,8 +427,13 @@ async fn disconnect(state: &AppState, socket: &Arc<Socket>, code: u16, reason: &
     }
 }
 
-/// Runs one client frame through its route; returns the reply frame, if any.
-async fn route_frame(state: &AppState, socket: &Socket, host: &str, body: &str) -> Option<String> {
+/// Runs one client frame through its route; returns the route and its reply frame, if any.
+async fn route_frame(
+    state: &AppState,
+    socket: &Socket,
+    host: &str,
+    body: &str,
+) -> Option<(&'static str, String)> {
     let action = natter::ws::frame_action(body);
     let route = natter::routes::ws_route_for_action(action.as_deref());
     let event = ws_message_event(
@@ -322,7 +445,7 @@ async fn route_frame(state: &AppState, socket: &Socket, host: &str, body: &str) 
     )
     .ok()?;
     let response = run_route(state, route.route_key, event).await.ok()?;
-    natter::ws::reply_body(&response)
+    natter::ws::reply_body(&response).map(|reply| (route.route_key, reply))
 }
 
 /// The connection and peer of a socket, as its events name them.
@@ -346,4 +469,68 @@ async fn run_route(
         .ws_route(route_key)
         .ok_or_else(|| format!("no operation serves the {route_key} route"))?;
     Ok(service.handle(event).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter::auth::AuthConfig;
+    use natter::clock::SystemClock;
+    use natter::config::Config;
+    use natter::services::Services;
+
+    fn state() -> AppState {
+        let (services, _changes) = Services::memory(Arc::new(SystemClock), Config::default());
+        AppState::new(
+            &services,
+            AuthConfig {
+                signing_secret: b"test-signing-secret-0123456789abcdef".to_vec(),
+                secret_key: "test-secret-key-0123456789abcdef".into(),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_reply_over_128_kib_is_not_sent_and_is_counted() {
+        let state = state();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let socket = Socket::new(
+            "c1".into(),
+            tx,
+            0,
+            "127.0.0.1".into(),
+            String::new(),
+            Default::default(),
+        );
+        send_reply(
+            &state,
+            &socket,
+            Some(("subscribe", "x".repeat(WS_MESSAGE_MAX_BYTES + 1))),
+        );
+        assert!(rx.try_recv().is_err(), "an oversized reply was queued");
+        assert_eq!(state.stats.oversized_replies.load(Ordering::Relaxed), 1);
+        assert_eq!(state.stats.oversized_frames(), 1);
+
+        send_reply(
+            &state,
+            &socket,
+            Some(("subscribe", "x".repeat(WS_MESSAGE_MAX_BYTES))),
+        );
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t)) if t.len() == WS_MESSAGE_MAX_BYTES));
+        assert_eq!(state.stats.oversized_frames(), 1);
+        assert!(!socket.is_gone());
+    }
+
+    #[test]
+    fn other_stream_errors_are_not_taken_for_too_big_messages() {
+        let reset = axum::Error::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "Connection reset without closing handshake",
+        ));
+        assert!(!is_too_big(&reset));
+        let too_long = axum::Error::new(std::io::Error::other(
+            "Space limit exceeded: Message too long: 2097152 > 1048576",
+        ));
+        assert!(is_too_big(&too_long));
+    }
 }

@@ -384,6 +384,16 @@ pub mod local {
     pub const STREAM_BACKOFF_BASE_MS: u64 = 100;
     /// Lifetime of the dev tokens the gateway prints and of `natter-local token` without `--ttl`.
     pub const DEV_TOKEN_TTL_SECS: u64 = 86_400;
+    /// The most bytes of frames one connection may have queued but not yet written to its
+    /// socket (replies and posts); a client that reads slower than that is closed with 1008.
+    pub const WS_MAX_QUEUED_BYTES: usize = 1024 * 1024;
+    /// Client messages up to this size are read whole and then refused with 1009 and a close
+    /// handshake (everything over `aws::WS_MESSAGE_MAX_BYTES` is refused); larger ones are
+    /// refused while they are read, without waiting for the peer's close frame.
+    pub const WS_READ_MAX_BYTES: usize = 1024 * 1024;
+    /// How long the writer of a connection closed as a slow reader may still take to send its
+    /// close frame (its `$disconnect` has run already) before the socket is dropped.
+    pub const SLOW_READER_CLOSE_WAIT: Duration = Duration::from_secs(5);
 }
 
 /// Numbers AWS imposes. natter does not choose them; everything it sends must fit them, and

@@ -4,6 +4,12 @@
 //! Every test starts its own gateway (in-memory store, or a fresh DynamoDB table at
 //! `NATTER_TEST_DYNAMODB_ENDPOINT`), so tests share nothing. The binary must be built first:
 //! `cargo build -p natter-local` (`scripts/test` builds every binary before testing).
+//!
+//! When a test's gateway stops (the `Gateway` is dropped), the harness asks it
+//! (`GET /@local/stats`) whether it refused anything natter sent for its size: a WebSocket reply
+//! or `@connections` post over 128 KiB, or an HTTP response over Lambda's 6 MB. Each is a bug
+//! that would fail on AWS, so the test fails unless it said it expects them
+//! (`Gateway::expect_oversized_frames`): every end-to-end test checks that nothing was oversized.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -41,6 +47,8 @@ pub struct GatewayOptions {
     pub store: Store,
     /// Extra environment variables for the gateway process.
     pub env: Vec<(String, String)>,
+    /// Extra command-line arguments (after `--listen`, and the store's).
+    pub args: Vec<String>,
 }
 
 impl GatewayOptions {
@@ -48,7 +56,15 @@ impl GatewayOptions {
         GatewayOptions {
             store,
             env: Vec::new(),
+            args: Vec::new(),
         }
+    }
+
+    /// Adds a command-line flag with its value, e.g. `.arg("--ws-idle-timeout", "2")`.
+    pub fn arg(mut self, flag: &str, value: &str) -> Self {
+        self.args.push(flag.to_string());
+        self.args.push(value.to_string());
+        self
     }
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
@@ -128,6 +144,8 @@ pub struct Gateway {
     stderr: Captured,
     readers: Vec<std::thread::JoinHandle<()>>,
     client: reqwest::Client,
+    /// How many oversized frames the test provokes on purpose (checked when it stops).
+    expected_oversized_frames: u64,
 }
 
 fn unique_suffix() -> String {
@@ -175,6 +193,7 @@ impl Gateway {
                 .env_remove("AWS_SESSION_TOKEN");
             table = Some(name);
         }
+        cmd.args(&options.args);
         for (name, value) in &options.env {
             cmd.env(name, value);
         }
@@ -236,6 +255,86 @@ impl Gateway {
             stderr,
             readers,
             client,
+            expected_oversized_frames: 0,
+        }
+    }
+
+    /// Says that the test makes natter-local refuse `count` oversized frames on purpose (posts
+    /// over 128 KiB), so that the check when the gateway stops expects exactly that many.
+    pub fn expect_oversized_frames(&mut self, count: u64) {
+        self.expected_oversized_frames = count;
+    }
+
+    /// `GET /@local/stats`: the gateway's counters (oversized frames and responses, closes for
+    /// breaking a limit, open connections).
+    pub async fn stats(&self) -> Value {
+        let url = format!("{}/@local/stats", self.base_url);
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}\n{}", self.output()));
+        assert_eq!(response.status().as_u16(), 200, "GET {url}");
+        response.json().await.expect("stats JSON")
+    }
+
+    /// `GET /@local/stats` without an async runtime (for `drop`).
+    fn stats_blocking(&self) -> Result<Value, String> {
+        use std::io::Write;
+        let addr = self.base_url.trim_start_matches("http://");
+        let mut stream =
+            std::net::TcpStream::connect(addr).map_err(|e| format!("connecting: {e}"))?;
+        let timeout = Some(Duration::from_secs(10));
+        stream
+            .set_read_timeout(timeout)
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(timeout)
+            .map_err(|e| e.to_string())?;
+        write!(
+            stream,
+            "GET /@local/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| format!("sending: {e}"))?;
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .map_err(|e| format!("reading: {e}"))?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| format!("not an HTTP response: {response:?}"))?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return Err(format!("answered {head:?}"));
+        }
+        serde_json::from_str(body).map_err(|e| format!("{e}: {body:?}"))
+    }
+
+    /// The check when the gateway stops: nothing natter sent was refused for its size.
+    fn check_nothing_oversized(&mut self) {
+        // A test that failed already, or a gateway that exited (a test stopped it), has
+        // nothing more to say.
+        if std::thread::panicking() || !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let stats = match self.stats_blocking() {
+            Ok(stats) => stats,
+            Err(e) => panic!("GET /@local/stats: {e}\n{}", self.output()),
+        };
+        let frames = stats["oversizedFrames"].as_u64();
+        let responses = stats["oversizedResponses"].as_u64();
+        if frames != Some(self.expected_oversized_frames) || responses != Some(0) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            for reader in self.readers.drain(..) {
+                let _ = reader.join();
+            }
+            panic!(
+                "natter-local refused oversized frames or responses (expected {} frames and \
+                 no responses): {stats}\n{}",
+                self.expected_oversized_frames,
+                self.output()
+            );
         }
     }
 
@@ -427,6 +526,7 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        self.check_nothing_oversized();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -106,6 +106,28 @@ impl WsClient {
             .unwrap_or_else(|e| panic!("sending a frame: {e}"));
     }
 
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.stream
+            .send(Message::Binary(bytes.into()))
+            .await
+            .unwrap_or_else(|e| panic!("sending a frame: {e}"));
+    }
+
+    /// How many frames arrived that no request or push has taken yet.
+    pub fn queued_count(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Sends a raw text frame; `false` when the connection is no longer writable (the server
+    /// closed it), instead of panicking.
+    pub async fn try_send_text(&mut self, text: &str) -> bool {
+        self.stream
+            .send(Message::Text(text.to_string().into()))
+            .await
+            .is_ok()
+    }
+
     /// Reads the next JSON frame from the socket, up to `timeout`; `None` on timeout or close.
     async fn read_frame(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -2,10 +2,10 @@
 //! embedded store (its change feed drives the fan-out) and with DynamoDB on moto (the table's
 //! stream drives it, as Lambda's event source mapping would).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use natter_e2e::ws::{ids, introspect, management, wait_for_connection, WsClient};
-use natter_e2e::{both_stores, enc, secret_key, user_token, Gateway, Store};
+use natter_e2e::{both_stores, enc, secret_key, user_token, Gateway, GatewayOptions, Store};
 use serde_json::{json, Value};
 
 both_stores!(
@@ -19,7 +19,15 @@ both_stores!(
     disconnect_removes_the_connection_and_its_subscriptions: disconnect_removes_the_connection_and_its_subscriptions_memory, disconnect_removes_the_connection_and_its_subscriptions_dynamo;
     a_dead_connection_is_removed_after_its_410: a_dead_connection_is_removed_after_its_410_memory, a_dead_connection_is_removed_after_its_410_dynamo;
     the_management_api_posts_describes_and_closes: the_management_api_posts_describes_and_closes_memory, the_management_api_posts_describes_and_closes_dynamo;
+    a_client_message_over_128_kib_closes_with_1009: a_client_message_over_128_kib_closes_with_1009_memory, a_client_message_over_128_kib_closes_with_1009_dynamo;
+    posts_over_128_kib_are_refused_and_counted: posts_over_128_kib_are_refused_and_counted_memory, posts_over_128_kib_are_refused_and_counted_dynamo;
+    idle_connections_are_closed_and_active_ones_stay: idle_connections_are_closed_and_active_ones_stay_memory, idle_connections_are_closed_and_active_ones_stay_dynamo;
+    the_lifetime_closes_even_an_active_connection: the_lifetime_closes_even_an_active_connection_memory, the_lifetime_closes_even_an_active_connection_dynamo;
+    a_client_that_does_not_read_is_closed_with_1008: a_client_that_does_not_read_is_closed_with_1008_memory, a_client_that_does_not_read_is_closed_with_1008_dynamo;
 );
+
+/// API Gateway's largest WebSocket message, either way.
+const WS_MESSAGE_MAX: usize = natter::config::aws::WS_MESSAGE_MAX_BYTES;
 
 /// Sends `n` messages `prefix 1`..`prefix n` to `cid` as `token`; returns their ids in the
 /// conversation's order, oldest first (id order: two messages sent within one millisecond may
@@ -608,4 +616,232 @@ async fn the_management_api_posts_describes_and_closes(store: Store) {
     .await;
     assert_eq!(management(&gw, "GET", &id, None).await.0, 410);
     assert_eq!(management(&gw, "DELETE", &id, None).await.0, 410);
+}
+
+// ---- API Gateway's limits, enforced by natter-local ----
+
+/// A gateway on `store` whose vanished peers would stay listed for an hour: a connection that
+/// is cleaned up within a test's timeouts was cleaned up at once, not after the grace.
+fn gateway_without_grace(store: Store) -> GatewayOptions {
+    GatewayOptions::new(store).env("NATTER_LOCAL_DEAD_PEER_SECS", "3600")
+}
+
+/// A JSON text frame (`{"type": "filler", "pad": "xxx…"}`) of exactly `bytes` bytes.
+fn frame_of(bytes: usize) -> String {
+    let empty = json!({"type": "filler", "pad": ""}).to_string();
+    let frame = json!({"type": "filler", "pad": "x".repeat(bytes - empty.len())}).to_string();
+    assert_eq!(frame.len(), bytes);
+    frame
+}
+
+/// Asserts that the connection was cleaned up: `$disconnect` ran (its record says it is no
+/// longer connected) and posts to it answer 410.
+async fn assert_cleaned_up(gw: &Gateway, id: &str) {
+    wait_for_connection(gw, id, "$disconnect", |v| v["record"]["connected"] == false).await;
+    assert_eq!(management(gw, "POST", id, Some("{}")).await.0, 410);
+    assert_eq!(management(gw, "GET", id, None).await.0, 410);
+}
+
+async fn a_client_message_over_128_kib_closes_with_1009(store: Store) {
+    let gw = Gateway::start(gateway_without_grace(store));
+    let alice = user_token("alice");
+
+    // 128 KiB exactly is a message like any other (answered as an unknown action), and the
+    // connection goes on.
+    let mut client = WsClient::connect_hello(&gw, &alice).await;
+    let id = client.client_id.clone().expect("client id");
+    client.send_text(&frame_of(WS_MESSAGE_MAX)).await;
+    client.hello().await;
+    assert_eq!(introspect(&gw, &id).await["socket"]["open"], true);
+
+    // One byte more closes it with 1009, and it is cleaned up at once.
+    let started = Instant::now();
+    client.send_text(&frame_of(WS_MESSAGE_MAX + 1)).await;
+    assert_eq!(client.expect_closed().await, 1009);
+    assert_cleaned_up(&gw, &id).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // So does a message far larger than the gateway reads whole (2 MiB).
+    let mut big = WsClient::connect_hello(&gw, &alice).await;
+    let big_id = big.client_id.clone().expect("client id");
+    big.send_text(&frame_of(2 * 1024 * 1024)).await;
+    assert_eq!(big.expect_closed().await, 1009);
+    assert_cleaned_up(&gw, &big_id).await;
+
+    // As binary messages too.
+    let mut binary = WsClient::connect_hello(&gw, &alice).await;
+    let binary_id = binary.client_id.clone().expect("client id");
+    binary.send_binary(vec![b' '; WS_MESSAGE_MAX + 1]).await;
+    assert_eq!(binary.expect_closed().await, 1009);
+    assert_cleaned_up(&gw, &binary_id).await;
+
+    let stats = gw.stats().await;
+    assert_eq!(stats["tooBigCloses"], 3, "{stats}");
+    assert_eq!(stats["openConnections"], 0, "{stats}");
+    // Refusing a client's message is no fault of natter's.
+    assert_eq!(stats["oversizedFrames"], 0, "{stats}");
+}
+
+async fn posts_over_128_kib_are_refused_and_counted(store: Store) {
+    let mut gw = Gateway::on(store);
+    let mut client = WsClient::connect_hello(&gw, &user_token("alice")).await;
+    let id = client.client_id.clone().expect("client id");
+
+    // 128 KiB exactly is delivered.
+    let fits = frame_of(WS_MESSAGE_MAX);
+    let (status, body) = management(&gw, "POST", &id, Some(&fits)).await;
+    assert_eq!(status, 200, "{body}");
+    let frame = client
+        .next_push(Duration::from_secs(10))
+        .await
+        .expect("the 128 KiB frame");
+    assert_eq!(frame.to_string().len(), WS_MESSAGE_MAX);
+
+    // One byte more is refused as API Gateway refuses it, counted, and not delivered.
+    let url = format!("{}/@connections/{}", gw.base_url, enc(&id));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .body(frame_of(WS_MESSAGE_MAX + 1))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 413);
+    assert_eq!(
+        response.headers()["x-amzn-errortype"],
+        "PayloadTooLargeException"
+    );
+    let body: Value = response.json().await.expect("JSON");
+    assert!(body["message"].is_string(), "{body}");
+    client.expect_silence(Duration::from_millis(300)).await;
+    assert_eq!(introspect(&gw, &id).await["socket"]["open"], true);
+
+    let stats = gw.stats().await;
+    assert_eq!(stats["oversizedPosts"], 1, "{stats}");
+    assert_eq!(stats["oversizedFrames"], 1, "{stats}");
+    // The harness checks the count when the gateway stops: this one was on purpose.
+    gw.expect_oversized_frames(1);
+}
+
+async fn idle_connections_are_closed_and_active_ones_stay(store: Store) {
+    let idle_secs = 2;
+    let gw = Gateway::start(gateway_without_grace(store).arg("--ws-idle-timeout", "2"));
+    let alice = user_token("alice");
+    let mut idle = WsClient::connect_hello(&gw, &alice).await;
+    let idle_since = Instant::now();
+    let idle_id = idle.client_id.clone().expect("client id");
+    let mut active = WsClient::connect_hello(&gw, &alice).await;
+    let active_id = active.client_id.clone().expect("client id");
+
+    // The active client sends a frame every 300 ms for twice the idle timeout (what the frame
+    // is does not matter: any client frame is activity); the idle one sends nothing.
+    for _ in 0..14 {
+        assert!(active.try_send_text(r#"{"action":"ping"}"#).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(idle.expect_closed().await, 1001);
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(idle_secs * 1000 - 500),
+        "closed after {:?}",
+        idle_since.elapsed()
+    );
+    assert_cleaned_up(&gw, &idle_id).await;
+    let view = introspect(&gw, &active_id).await;
+    assert_eq!(view["socket"]["open"], true, "{view}");
+    assert_eq!(view["record"]["connected"], true, "{view}");
+
+    // Once it stops, it is closed in turn.
+    let quiet_since = Instant::now();
+    assert_eq!(active.expect_closed().await, 1001);
+    let quiet = quiet_since.elapsed();
+    assert!(
+        quiet >= Duration::from_millis(idle_secs * 1000 - 500) && quiet < Duration::from_secs(10),
+        "closed after {quiet:?}"
+    );
+    assert_cleaned_up(&gw, &active_id).await;
+    let stats = gw.stats().await;
+    assert_eq!(stats["idleCloses"], 2, "{stats}");
+    assert_eq!(stats["lifetimeCloses"], 0, "{stats}");
+}
+
+async fn the_lifetime_closes_even_an_active_connection(store: Store) {
+    let gw = Gateway::start(
+        gateway_without_grace(store)
+            .arg("--ws-idle-timeout", "2")
+            .arg("--ws-max-lifetime", "4"),
+    );
+    let mut client = WsClient::connect_hello(&gw, &user_token("alice")).await;
+    let connected = Instant::now();
+    let id = client.client_id.clone().expect("client id");
+
+    // Active all along (a frame every 300 ms, well within the idle timeout), for at most 12 s.
+    while client.closed.is_none() && connected.elapsed() < Duration::from_secs(12) {
+        if !client.try_send_text(r#"{"action":"ping"}"#).await {
+            break;
+        }
+        // Reads what arrives meanwhile (replies, and the close frame).
+        let _ = client.next_push(Duration::from_millis(300)).await;
+    }
+    let lived = connected.elapsed();
+    assert_eq!(client.expect_closed().await, 1001);
+    assert!(
+        lived >= Duration::from_millis(3500) && lived < Duration::from_secs(8),
+        "closed after {lived:?}"
+    );
+    assert_cleaned_up(&gw, &id).await;
+    let stats = gw.stats().await;
+    assert_eq!(stats["lifetimeCloses"], 1, "{stats}");
+    assert_eq!(stats["idleCloses"], 0, "{stats}");
+}
+
+async fn a_client_that_does_not_read_is_closed_with_1008(store: Store) {
+    let gw = Gateway::start(gateway_without_grace(store));
+    let mut client = WsClient::connect_hello(&gw, &user_token("alice")).await;
+    let id = client.client_id.clone().expect("client id");
+
+    // The client reads nothing from now on, while 100 KB frames are posted to it: once the
+    // socket's buffers are full, they queue in the gateway, up to 1 MiB. At most 400 posts.
+    let frame = frame_of(100 * 1000);
+    let mut delivered = 0;
+    let mut refused = None;
+    for n in 0..400 {
+        let (status, body) = management(&gw, "POST", &id, Some(&frame)).await;
+        match status {
+            200 => delivered += 1,
+            410 => {
+                refused = Some(n);
+                break;
+            }
+            other => panic!("post {n}: {other} {body}"),
+        }
+        if n % 10 == 0 {
+            let view = introspect(&gw, &id).await;
+            let queued = view["socket"]["queuedBytes"].as_u64().expect("queuedBytes");
+            assert!(queued <= 1024 * 1024, "{view}");
+        }
+    }
+    assert!(
+        refused.is_some(),
+        "400 posts of 100 KB all queued for a client that never reads"
+    );
+    // It is cleaned up at once: posts answer 410 and `$disconnect` has run.
+    assert_cleaned_up(&gw, &id).await;
+    let stats = gw.stats().await;
+    assert_eq!(stats["slowReaderCloses"], 1, "{stats}");
+
+    // When it reads at last, it finds frames that had reached its socket, then the close frame
+    // with 1008 (the frames still queued in the gateway were dropped).
+    assert_eq!(client.expect_closed().await, 1008);
+    let received = client.queued_count();
+    eprintln!(
+        "slow reader: {delivered} posts delivered, post {} refused, {received} frames received",
+        refused.unwrap_or_default()
+    );
+    assert!(
+        received > 0 && received <= delivered,
+        "{received} frames received, {delivered} posts delivered"
+    );
 }

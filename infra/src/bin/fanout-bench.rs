@@ -89,8 +89,8 @@ async fn run(options: Options) -> Result<(), String> {
     // ---- the gateway, in process ----
     let serve = ServeOptions {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        dynamodb_endpoint: None,
         table: "bench".into(),
+        ..ServeOptions::default()
     };
     let storage = server::storage(&serve, Config::from_env()?).await?;
     let (auth, _) = server::auth_from_env();
