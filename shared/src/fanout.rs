@@ -771,7 +771,7 @@ mod tests {
 
     struct Setup {
         services: Services,
-        feed: tokio::sync::broadcast::Receiver<Change>,
+        feed: crate::changes::ChangeReceiver,
     }
 
     async fn setup() -> Setup {
