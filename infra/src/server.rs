@@ -45,8 +45,8 @@ pub struct Storage {
 
 /// Where the fan-out's input comes from.
 pub enum ChangeSource {
-    /// The embedded store's change feed.
-    Memory(tokio::sync::broadcast::Receiver<natter::changes::Change>),
+    /// The embedded store's change feed (lossless: a write waits while the fan-out is behind).
+    Memory(natter::changes::ChangeReceiver),
     /// The DynamoDB table's stream, read from its end as of start-up.
     Stream(crate::streams::StreamReader),
 }

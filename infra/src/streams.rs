@@ -1,6 +1,8 @@
 //! The stream wiring: what drives the fan-out locally.
 //!
-//! * Embedded store: its change feed, in write order, in batches of up to `BATCH_SIZE`.
+//! * Embedded store: its change feed, in write order, in batches of up to `BATCH_SIZE` (as many
+//!   as are waiting, up to that). The feed is lossless: while the fan-out is behind, the
+//!   writers wait (`natter::changes::feed`).
 //! * DynamoDB: the table's stream, read the way Lambda's event source mapping reads it
 //!   (DescribeStream, GetShardIterator at LATEST when the gateway starts, GetRecords every
 //!   `STREAM_POLL_INTERVAL`), turned into the Lambda DynamoDB event JSON and handed to the
@@ -16,12 +18,11 @@ use std::time::Duration;
 use aws_lambda_events::dynamodb::Event;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::Engine;
-use natter::changes::Change;
+use natter::changes::{Change, ChangeReceiver};
 use natter::config::local::{SHARD_REFRESH, STREAM_BACKOFF_BASE_MS, STREAM_POLL_INTERVAL};
 use natter::config::stream::{BATCH_SIZE, MAX_DELIVERIES};
 use natter::fanout::FanOut;
 use serde_json::{json, Map, Value};
-use tokio::sync::broadcast;
 
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(STREAM_BACKOFF_BASE_MS << attempt.min(6))
@@ -29,28 +30,13 @@ fn backoff(attempt: u32) -> Duration {
 
 // ---- The embedded store's change feed ----
 
-/// Feeds every change of the embedded store to the fan-out until the feed closes.
-pub async fn run_change_feed(mut feed: broadcast::Receiver<Change>, fan_out: Arc<FanOut>) {
-    loop {
-        let first = match feed.recv().await {
-            Ok(change) => change,
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::error!(
-                    missed,
-                    "the fan-out fell behind the change feed; changes lost"
-                );
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let mut batch = vec![first];
-        while batch.len() < BATCH_SIZE {
-            match feed.try_recv() {
-                Ok(change) => batch.push(change),
-                Err(_) => break,
-            }
-        }
-        deliver_changes(&fan_out, batch).await;
+/// Feeds every change of the embedded store to the fan-out until the feed closes (every store
+/// writing into it is gone).
+pub async fn run_change_feed(mut feed: ChangeReceiver, fan_out: Arc<FanOut>) {
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    // Waits for the first change, then takes those already queued behind it.
+    while feed.recv_many(&mut batch, BATCH_SIZE).await > 0 {
+        deliver_changes(&fan_out, std::mem::take(&mut batch)).await;
     }
 }
 

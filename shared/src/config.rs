@@ -359,8 +359,11 @@ pub mod storage {
     pub const TABLE_ACTIVE_POLL: Duration = Duration::from_millis(200);
     /// ... and how many times (2 minutes).
     pub const TABLE_ACTIVE_MAX_POLLS: usize = 600;
-    /// Changes the embedded store's feed holds for a slow reader before it starts losing them.
-    pub const CHANGE_FEED_CAPACITY: usize = 65_536;
+    /// Changes the embedded stores' feed (`changes::feed`) holds for its reader, the local
+    /// fan-out. When that many are unread, a write waits until the fan-out takes some: the feed
+    /// applies backpressure and loses nothing, and its memory stays bounded: ten of the
+    /// fan-out's batches (`stream::BATCH_SIZE`).
+    pub const CHANGE_FEED_CAPACITY: usize = 10 * super::stream::BATCH_SIZE;
 }
 
 /// The local gateway's own timings (natter-local; nothing on AWS reads them).

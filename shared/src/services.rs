@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
+use crate::changes::ChangeReceiver;
 use crate::clock::Clock;
+use crate::config::storage::CHANGE_FEED_CAPACITY;
 use crate::config::Config;
 use crate::ports::{ConnectionReader, InboxStore, Port, RealtimeStore, Store};
 use crate::realtime::dynamo::DynamoRealtimeStore;
@@ -49,17 +51,14 @@ impl Services {
     }
 
     /// The embedded, in-memory stores, and the feed of the changes they make (what the fan-out
-    /// reads where DynamoDB would have its stream).
-    pub fn memory(
-        clock: Arc<dyn Clock>,
-        config: Config,
-    ) -> (
-        Self,
-        tokio::sync::broadcast::Receiver<crate::changes::Change>,
-    ) {
-        let store = MemoryStore::new();
-        let changes = store.changes();
-        let inbox = MemoryInbox::new(store.change_sender());
+    /// reads where DynamoDB would have its stream): every change in write order, none lost; a
+    /// write waits while `CHANGE_FEED_CAPACITY` changes are unread. Drop the receiver when
+    /// nothing reads it (then writes never wait); one kept but never read stops the writes
+    /// once it is full.
+    pub fn memory(clock: Arc<dyn Clock>, config: Config) -> (Self, ChangeReceiver) {
+        let (changes, feed) = crate::changes::feed(CHANGE_FEED_CAPACITY);
+        let store = MemoryStore::with_changes(changes.clone());
+        let inbox = MemoryInbox::new(changes);
         let services = Services::new(
             Arc::new(store),
             Arc::new(inbox),
@@ -67,7 +66,7 @@ impl Services {
             clock,
             config,
         );
-        (services, changes)
+        (services, feed)
     }
 
     /// Every store on one DynamoDB table, through one client.

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use natter::auth::Identity;
+use natter::changes::ChangeSender;
 use natter::clock::{Clock, ManualClock};
 use natter::config::Config;
 use natter::domain::{
@@ -398,10 +399,9 @@ async fn fixture_on(
     // The DynamoDB items must not look expired to moto's real clock: start at the real time.
     let start = natter::clock::SystemClock.now_ms().max(START_MS);
     let clock = ManualClock::new(start);
-    let (changes, _) = tokio::sync::broadcast::channel(16);
     let domain = Domain(Services::new(
         store.clone(),
-        Arc::new(MemoryInbox::new(changes)),
+        Arc::new(MemoryInbox::new(ChangeSender::none())),
         Arc::new(MemoryRealtimeStore::new()),
         Arc::new(clock.clone()),
         config,

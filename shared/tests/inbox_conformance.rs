@@ -4,9 +4,9 @@ mod common;
 
 use std::sync::Arc;
 
+use natter::changes::ChangeSender;
 use natter::store::dynamo::DynamoStore;
 use natter::store::inbox::{InboxRecord, InboxStore};
-use natter::store::memory::MemoryStore;
 use natter::store::memory_inbox::MemoryInbox;
 use serde_json::json;
 
@@ -25,7 +25,7 @@ fn record(user: &str, i: usize, expires_at: i64) -> InboxRecord {
 }
 
 fn memory() -> Arc<dyn InboxStore> {
-    Arc::new(MemoryInbox::new(MemoryStore::new().change_sender()))
+    Arc::new(MemoryInbox::new(ChangeSender::none()))
 }
 
 async fn dynamodb(test: &str) -> (Arc<dyn InboxStore>, common::Harness) {

@@ -42,7 +42,7 @@ impl Pusher for FakePusher {
 
 struct Setup {
     services: Services,
-    feed: tokio::sync::broadcast::Receiver<Change>,
+    feed: crate::changes::ChangeReceiver,
 }
 
 async fn setup() -> Setup {

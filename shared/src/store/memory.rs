@@ -15,8 +15,7 @@ use super::{
     is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
     ReactionGuard, ReactionOutcome, StoreError, StoreResult,
 };
-use crate::changes::Change;
-use crate::config::storage::CHANGE_FEED_CAPACITY;
+use crate::changes::{Change, ChangeSender};
 use crate::model::{
     Access, ConversationPatch, ConversationRecord, MessageEdit, MessageRecord, ParticipantRecord,
     ReactionCount, UserPatch, UserRecord,
@@ -60,40 +59,26 @@ pub(crate) fn visible_reactions(all: &[ReactionCount]) -> Vec<ReactionCount> {
     shown
 }
 
+#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
-    /// The change feed: what a DynamoDB stream would carry, sent after each write.
-    changes: tokio::sync::broadcast::Sender<Change>,
-}
-
-impl Default for MemoryStore {
-    fn default() -> Self {
-        let (changes, _) = tokio::sync::broadcast::channel(CHANGE_FEED_CAPACITY);
-        MemoryStore {
-            state: Mutex::default(),
-            changes,
-        }
-    }
+    /// The change feed: what a DynamoDB stream would carry. A write takes its ticket under the
+    /// lock and sends its changes after releasing it (`changes::ChangeSender`).
+    changes: ChangeSender,
 }
 
 impl MemoryStore {
+    /// A store whose changes nobody hears about.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Every change written from now on, in write order.
-    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
-        self.changes.subscribe()
-    }
-
-    /// The feed's sending side, for the other embedded stores that share it.
-    pub fn change_sender(&self) -> tokio::sync::broadcast::Sender<Change> {
-        self.changes.clone()
-    }
-
-    fn emit(&self, change: Change) {
-        // No receiver is fine: nobody is listening.
-        let _ = self.changes.send(change);
+    /// A store that sends every change it makes into this feed (`changes::feed`).
+    pub fn with_changes(changes: ChangeSender) -> Self {
+        MemoryStore {
+            state: Mutex::default(),
+            changes,
+        }
     }
 
     fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, State>> {
@@ -372,47 +357,52 @@ impl MessageCreator for MemoryStore {
         conditions: &CreateConditions,
         now_ms: i64,
     ) -> StoreResult<CreateOutcome> {
-        let mut state = self.lock()?;
-        let cid = message.conversation_id.as_str();
-        if let Some(key) = &conditions.idempotency_key {
-            if let Some((mid, expires_at)) = state.idempotency.get(&(cid.to_string(), key.clone()))
-            {
-                if !is_expired(*expires_at, now_ms) {
-                    return Ok(CreateOutcome::Duplicate {
-                        message_id: mid.clone(),
-                    });
+        let ticket = {
+            let mut state = self.lock()?;
+            let cid = message.conversation_id.as_str();
+            if let Some(key) = &conditions.idempotency_key {
+                if let Some((mid, expires_at)) =
+                    state.idempotency.get(&(cid.to_string(), key.clone()))
+                {
+                    if !is_expired(*expires_at, now_ms) {
+                        return Ok(CreateOutcome::Duplicate {
+                            message_id: mid.clone(),
+                        });
+                    }
                 }
             }
-        }
-        if let Some(writer) = &conditions.writer {
-            match state.live_participant(cid, writer, now_ms) {
-                Some(p) if p.access == Access::ReadWrite => {}
-                _ => return Err(StoreError::ConditionFailed(Failed::NotParticipant)),
+            if let Some(writer) = &conditions.writer {
+                match state.live_participant(cid, writer, now_ms) {
+                    Some(p) if p.access == Access::ReadWrite => {}
+                    _ => return Err(StoreError::ConditionFailed(Failed::NotParticipant)),
+                }
             }
-        }
-        if conditions.conversation_exists && state.live_conversation(cid, now_ms).is_none() {
-            return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
-        }
-        if let Some(referenced) = &conditions.referenced_message_id {
-            if state.live_message(cid, referenced, now_ms).is_none() {
-                return Err(StoreError::ConditionFailed(Failed::ReferencedMissing));
+            if conditions.conversation_exists && state.live_conversation(cid, now_ms).is_none() {
+                return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
             }
-        }
-        if let Some(key) = &conditions.idempotency_key {
-            state.idempotency.insert(
-                (cid.to_string(), key.clone()),
-                (message.id.clone(), message.expires_at),
+            if let Some(referenced) = &conditions.referenced_message_id {
+                if state.live_message(cid, referenced, now_ms).is_none() {
+                    return Err(StoreError::ConditionFailed(Failed::ReferencedMissing));
+                }
+            }
+            if let Some(key) = &conditions.idempotency_key {
+                state.idempotency.insert(
+                    (cid.to_string(), key.clone()),
+                    (message.id.clone(), message.expires_at),
+                );
+            }
+            state.messages.entry(cid.to_string()).or_default().insert(
+                message.id.clone(),
+                StoredMessage {
+                    record: message.clone(),
+                    reactions: Vec::new(),
+                },
             );
-        }
-        state.messages.entry(cid.to_string()).or_default().insert(
-            message.id.clone(),
-            StoredMessage {
-                record: message.clone(),
-                reactions: Vec::new(),
-            },
-        );
-        drop(state);
-        self.emit(Change::MessageCreated(message.clone()));
+            self.changes.ticket()
+        };
+        ticket
+            .send(vec![Change::MessageCreated(message.clone())])
+            .await;
         Ok(CreateOutcome::Created)
     }
 }
@@ -420,32 +410,40 @@ impl MessageCreator for MemoryStore {
 #[async_trait]
 impl MessageImporter for MemoryStore {
     async fn import_messages(&self, messages: &[MessageRecord], now_ms: i64) -> StoreResult<()> {
-        let mut state = self.lock()?;
-        for m in messages {
-            if state
-                .live_conversation(&m.conversation_id, now_ms)
-                .is_none()
-            {
-                return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
+        let ticket = {
+            let mut state = self.lock()?;
+            for m in messages {
+                if state
+                    .live_conversation(&m.conversation_id, now_ms)
+                    .is_none()
+                {
+                    return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
+                }
             }
-        }
-        for m in messages {
-            state
-                .messages
-                .entry(m.conversation_id.clone())
-                .or_default()
-                .insert(
-                    m.id.clone(),
-                    StoredMessage {
-                        record: m.clone(),
-                        reactions: Vec::new(),
-                    },
-                );
-        }
-        drop(state);
-        for m in messages {
-            self.emit(Change::MessageCreated(m.clone()));
-        }
+            for m in messages {
+                state
+                    .messages
+                    .entry(m.conversation_id.clone())
+                    .or_default()
+                    .insert(
+                        m.id.clone(),
+                        StoredMessage {
+                            record: m.clone(),
+                            reactions: Vec::new(),
+                        },
+                    );
+            }
+            self.changes.ticket()
+        };
+        ticket
+            .send(
+                messages
+                    .iter()
+                    .cloned()
+                    .map(Change::MessageCreated)
+                    .collect(),
+            )
+            .await;
         Ok(())
     }
 }
@@ -492,21 +490,25 @@ impl MessageEditor for MemoryStore {
         required_sender: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Option<MessageRecord>> {
-        let mut state = self.lock()?;
-        let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
-            return Ok(None);
+        let (edited, ticket) = {
+            let mut state = self.lock()?;
+            let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
+                return Ok(None);
+            };
+            if required_sender.is_some() && stored.record.sender_id.as_deref() != required_sender {
+                return Ok(None);
+            }
+            if let Some(content) = &edit.content {
+                stored.record.content = content.clone();
+            }
+            apply_custom_patch(&mut stored.record.custom, &edit.custom);
+            stored.record.edited_at = Some(edit.edited_at);
+            let edited = stored.snapshot();
+            (edited, self.changes.ticket())
         };
-        if required_sender.is_some() && stored.record.sender_id.as_deref() != required_sender {
-            return Ok(None);
-        }
-        if let Some(content) = &edit.content {
-            stored.record.content = content.clone();
-        }
-        apply_custom_patch(&mut stored.record.custom, &edit.custom);
-        stored.record.edited_at = Some(edit.edited_at);
-        let edited = stored.snapshot();
-        drop(state);
-        self.emit(Change::MessageEdited(edited.clone()));
+        ticket
+            .send(vec![Change::MessageEdited(edited.clone())])
+            .await;
         Ok(Some(edited))
     }
 }
@@ -519,28 +521,31 @@ impl MessageDeleter for MemoryStore {
         message_id: &str,
         required_sender: Option<&str>,
     ) -> StoreResult<bool> {
-        let mut state = self.lock()?;
-        let Some(messages) = state.messages.get_mut(conversation_id) else {
-            return Ok(false);
+        let ticket = {
+            let mut state = self.lock()?;
+            let Some(messages) = state.messages.get_mut(conversation_id) else {
+                return Ok(false);
+            };
+            match messages.get(message_id) {
+                None => return Ok(false),
+                Some(m)
+                    if required_sender.is_some()
+                        && m.record.sender_id.as_deref() != required_sender =>
+                {
+                    return Err(StoreError::ConditionFailed(Failed::MessageMissing))
+                }
+                Some(_) => {}
+            }
+            messages.remove(message_id);
+            self.changes.ticket()
         };
-        match messages.get(message_id) {
-            None => Ok(false),
-            Some(m)
-                if required_sender.is_some()
-                    && m.record.sender_id.as_deref() != required_sender =>
-            {
-                Err(StoreError::ConditionFailed(Failed::MessageMissing))
-            }
-            Some(_) => {
-                messages.remove(message_id);
-                drop(state);
-                self.emit(Change::MessageDeleted {
-                    conversation_id: conversation_id.to_string(),
-                    message_id: message_id.to_string(),
-                });
-                Ok(true)
-            }
-        }
+        ticket
+            .send(vec![Change::MessageDeleted {
+                conversation_id: conversation_id.to_string(),
+                message_id: message_id.to_string(),
+            }])
+            .await;
+        Ok(true)
     }
 }
 
@@ -556,59 +561,63 @@ impl ReactionAdder for MemoryStore {
         reaction_expires_at: i64,
         now_ms: i64,
     ) -> StoreResult<ReactionOutcome> {
-        let mut state = self.lock()?;
-        if let Some(refused) = state.check_guard(conversation_id, guard, now_ms) {
-            return Ok(refused);
-        }
-        let user_key = (conversation_id.to_string(), guard.participant.clone());
-        let reaction_key = (message_id.to_string(), emoji.to_string());
-        if state
-            .live_message(conversation_id, message_id, now_ms)
-            .is_none()
-        {
-            return Ok(ReactionOutcome::MessageMissing);
-        }
-        let already = state
-            .user_reactions
-            .get(&user_key)
-            .and_then(|rs| rs.get(&reaction_key))
-            .is_some_and(|exp| !is_expired(*exp, now_ms));
-        if already {
-            return Ok(ReactionOutcome::Unchanged);
-        }
-        let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
-            return Ok(ReactionOutcome::MessageMissing);
-        };
-        match stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
-            Some(r) => r.count += 1,
-            None => {
-                if stored.reactions.len() >= max_distinct {
-                    // Sweep emoji whose count fell to zero, as the DynamoDB store does.
-                    stored.reactions.retain(|r| r.count > 0);
-                    if stored.reactions.len() >= max_distinct {
-                        return Ok(ReactionOutcome::TooManyReactions);
-                    }
-                }
-                stored.reactions.push(ReactionCount {
-                    emoji: emoji.to_string(),
-                    count: 1,
-                    first_added_at: now_ms,
-                });
+        let (message, count, ticket) = {
+            let mut state = self.lock()?;
+            if let Some(refused) = state.check_guard(conversation_id, guard, now_ms) {
+                return Ok(refused);
             }
-        }
-        let (message, count) = reaction_change(stored, emoji);
-        state
-            .user_reactions
-            .entry(user_key)
-            .or_default()
-            .insert(reaction_key, reaction_expires_at);
-        drop(state);
-        self.emit(Change::ReactionAdded {
-            message,
-            emoji: emoji.to_string(),
-            user_id: guard.participant.clone(),
-            count,
-        });
+            let user_key = (conversation_id.to_string(), guard.participant.clone());
+            let reaction_key = (message_id.to_string(), emoji.to_string());
+            if state
+                .live_message(conversation_id, message_id, now_ms)
+                .is_none()
+            {
+                return Ok(ReactionOutcome::MessageMissing);
+            }
+            let already = state
+                .user_reactions
+                .get(&user_key)
+                .and_then(|rs| rs.get(&reaction_key))
+                .is_some_and(|exp| !is_expired(*exp, now_ms));
+            if already {
+                return Ok(ReactionOutcome::Unchanged);
+            }
+            let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
+                return Ok(ReactionOutcome::MessageMissing);
+            };
+            match stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
+                Some(r) => r.count += 1,
+                None => {
+                    if stored.reactions.len() >= max_distinct {
+                        // Sweep emoji whose count fell to zero, as the DynamoDB store does.
+                        stored.reactions.retain(|r| r.count > 0);
+                        if stored.reactions.len() >= max_distinct {
+                            return Ok(ReactionOutcome::TooManyReactions);
+                        }
+                    }
+                    stored.reactions.push(ReactionCount {
+                        emoji: emoji.to_string(),
+                        count: 1,
+                        first_added_at: now_ms,
+                    });
+                }
+            }
+            let (message, count) = reaction_change(stored, emoji);
+            state
+                .user_reactions
+                .entry(user_key)
+                .or_default()
+                .insert(reaction_key, reaction_expires_at);
+            (message, count, self.changes.ticket())
+        };
+        ticket
+            .send(vec![Change::ReactionAdded {
+                message,
+                emoji: emoji.to_string(),
+                user_id: guard.participant.clone(),
+                count,
+            }])
+            .await;
         Ok(ReactionOutcome::Changed)
     }
 }
@@ -623,40 +632,44 @@ impl ReactionRemover for MemoryStore {
         guard: &ReactionGuard,
         now_ms: i64,
     ) -> StoreResult<ReactionOutcome> {
-        let mut state = self.lock()?;
-        if let Some(refused) = state.check_guard(conversation_id, guard, now_ms) {
-            return Ok(refused);
-        }
-        if state
-            .live_message(conversation_id, message_id, now_ms)
-            .is_none()
-        {
-            return Ok(ReactionOutcome::MessageMissing);
-        }
-        let user_key = (conversation_id.to_string(), guard.participant.clone());
-        let reaction_key = (message_id.to_string(), emoji.to_string());
-        let had = state
-            .user_reactions
-            .get_mut(&user_key)
-            .and_then(|rs| rs.remove(&reaction_key))
-            .is_some_and(|exp| !is_expired(exp, now_ms));
-        if !had {
-            return Ok(ReactionOutcome::Unchanged);
-        }
-        let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
-            return Ok(ReactionOutcome::MessageMissing);
+        let (message, count, ticket) = {
+            let mut state = self.lock()?;
+            if let Some(refused) = state.check_guard(conversation_id, guard, now_ms) {
+                return Ok(refused);
+            }
+            if state
+                .live_message(conversation_id, message_id, now_ms)
+                .is_none()
+            {
+                return Ok(ReactionOutcome::MessageMissing);
+            }
+            let user_key = (conversation_id.to_string(), guard.participant.clone());
+            let reaction_key = (message_id.to_string(), emoji.to_string());
+            let had = state
+                .user_reactions
+                .get_mut(&user_key)
+                .and_then(|rs| rs.remove(&reaction_key))
+                .is_some_and(|exp| !is_expired(exp, now_ms));
+            if !had {
+                return Ok(ReactionOutcome::Unchanged);
+            }
+            let Some(stored) = state.live_message_mut(conversation_id, message_id, now_ms) else {
+                return Ok(ReactionOutcome::MessageMissing);
+            };
+            if let Some(r) = stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
+                r.count = r.count.saturating_sub(1);
+            }
+            let (message, count) = reaction_change(stored, emoji);
+            (message, count, self.changes.ticket())
         };
-        if let Some(r) = stored.reactions.iter_mut().find(|r| r.emoji == emoji) {
-            r.count = r.count.saturating_sub(1);
-        }
-        let (message, count) = reaction_change(stored, emoji);
-        drop(state);
-        self.emit(Change::ReactionRemoved {
-            message,
-            emoji: emoji.to_string(),
-            user_id: guard.participant.clone(),
-            count,
-        });
+        ticket
+            .send(vec![Change::ReactionRemoved {
+                message,
+                emoji: emoji.to_string(),
+                user_id: guard.participant.clone(),
+                count,
+            }])
+            .await;
         Ok(ReactionOutcome::Changed)
     }
 }

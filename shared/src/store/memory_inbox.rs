@@ -6,20 +6,20 @@ use std::sync::Mutex;
 
 use crate::store::inbox::{InboxClearer, InboxDeleter, InboxReader, InboxWriter};
 use async_trait::async_trait;
-use tokio::sync::broadcast;
 
 use super::inbox::{InboxPage, InboxRecord};
 use super::{is_expired, StoreError, StoreResult};
-use crate::changes::Change;
+use crate::changes::{Change, ChangeSender};
 
 pub struct MemoryInbox {
     /// user id → message id → message; ids sort by arrival.
     messages: Mutex<BTreeMap<String, BTreeMap<String, InboxRecord>>>,
-    changes: broadcast::Sender<Change>,
+    changes: ChangeSender,
 }
 
 impl MemoryInbox {
-    pub fn new(changes: broadcast::Sender<Change>) -> Self {
+    /// An inbox that sends its changes into this feed (`ChangeSender::none()` for none).
+    pub fn new(changes: ChangeSender) -> Self {
         MemoryInbox {
             messages: Mutex::default(),
             changes,
@@ -34,26 +34,23 @@ impl MemoryInbox {
             .lock()
             .map_err(|_| StoreError::Backend("memory inbox lock poisoned".into()))
     }
-
-    fn emit(&self, change: Change) {
-        let _ = self.changes.send(change);
-    }
 }
 
 #[async_trait]
 impl InboxWriter for MemoryInbox {
     async fn put_inbox_messages(&self, messages: &[InboxRecord]) -> StoreResult<()> {
-        {
+        let ticket = {
             let mut all = self.lock()?;
             for m in messages {
                 all.entry(m.user_id.clone())
                     .or_default()
                     .insert(m.message_id.clone(), m.clone());
             }
-        }
-        for m in messages {
-            self.emit(Change::InboxCreated(m.clone()));
-        }
+            self.changes.ticket()
+        };
+        ticket
+            .send(messages.iter().cloned().map(Change::InboxCreated).collect())
+            .await;
         Ok(())
     }
 }
@@ -93,16 +90,21 @@ impl InboxReader for MemoryInbox {
 #[async_trait]
 impl InboxDeleter for MemoryInbox {
     async fn delete_inbox_message(&self, user_id: &str, message_id: &str) -> StoreResult<bool> {
-        let removed = self
-            .lock()?
-            .get_mut(user_id)
-            .and_then(|ms| ms.remove(message_id))
-            .is_some();
+        let (removed, ticket) = {
+            let mut all = self.lock()?;
+            let removed = all
+                .get_mut(user_id)
+                .and_then(|ms| ms.remove(message_id))
+                .is_some();
+            (removed, self.changes.ticket())
+        };
         if removed {
-            self.emit(Change::InboxDeleted {
-                user_id: user_id.to_string(),
-                message_id: message_id.to_string(),
-            });
+            ticket
+                .send(vec![Change::InboxDeleted {
+                    user_id: user_id.to_string(),
+                    message_id: message_id.to_string(),
+                }])
+                .await;
         }
         Ok(removed)
     }
@@ -111,13 +113,26 @@ impl InboxDeleter for MemoryInbox {
 #[async_trait]
 impl InboxClearer for MemoryInbox {
     async fn clear_inbox(&self, user_id: &str) -> StoreResult<usize> {
-        let removed = self.lock()?.remove(user_id).unwrap_or_default();
-        for message_id in removed.keys() {
-            self.emit(Change::InboxDeleted {
-                user_id: user_id.to_string(),
-                message_id: message_id.clone(),
-            });
-        }
-        Ok(removed.len())
+        let (removed, ticket) = {
+            let mut all = self.lock()?;
+            (
+                all.remove(user_id).unwrap_or_default(),
+                self.changes.ticket(),
+            )
+        };
+        let count = removed.len();
+        // Every deletion of the request, in id order, behind the changes written before it.
+        ticket
+            .send(
+                removed
+                    .into_keys()
+                    .map(|message_id| Change::InboxDeleted {
+                        user_id: user_id.to_string(),
+                        message_id,
+                    })
+                    .collect(),
+            )
+            .await;
+        Ok(count)
     }
 }
