@@ -412,7 +412,7 @@ pub mod aws {
     /// subscription expires this long after its connection was made.
     pub const WS_CONNECTION_MAX_SECS: i64 = 2 * 3600;
     /// API Gateway closes a WebSocket connection after ten minutes without a client frame
-    /// (natter-local does not, yet).
+    /// (natter-local too; `--ws-idle-timeout` shortens it).
     pub const WS_IDLE_TIMEOUT_SECS: i64 = 10 * 60;
     /// Lambda: the largest synchronous invocation payload, request or response ("6 MB"; this
     /// module counts AWS's KB and MB as 1024 and 1024 × 1024 bytes). HTTP bodies

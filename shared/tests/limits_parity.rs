@@ -479,7 +479,7 @@ fn the_readme_limits_tables_are_the_config_values() {
         | retention of users, conversations, participants (`RECORD_RETENTION_DAYS`) | {record_retention} days after the last write |
         | API Gateway WebSocket message, either way | {ws_message}, in frames of up to {ws_frame} (natter-local enforces the {ws_message}) |
         | API Gateway WebSocket connection | closed after {ws_life} (natter-local too) |
-        | API Gateway WebSocket idle connection | closed after {ws_idle} without a client frame (natter-local does not); clients `ping` at least every 9 minutes |
+        | API Gateway WebSocket idle connection | closed after {ws_idle} without a client frame (natter-local too; `--ws-idle-timeout` shortens it); clients `ping` at least every 9 minutes |
         | Lambda invocation payload, request and response | {lambda_payload} |
         | DynamoDB item | {item} |
         | DynamoDB `TransactWriteItems` | {transaction} items |
