@@ -318,10 +318,19 @@ pub mod fanout {
     pub const MIN_CONCURRENCY: usize = 1;
     /// The most `FANOUT_CONCURRENCY` may ask for.
     pub const MAX_CONCURRENCY: usize = 1024;
-    /// Sends of one post at most, the first included (only throttled posts, 429, are resent).
+    /// Sends of one post at most, the first included. Only a post that may succeed later is
+    /// sent again: throttled (429), a server error (5xx), or no answer in time.
     pub const PUSH_MAX_ATTEMPTS: u32 = 6;
-    /// The wait before a post's second send; it doubles each time.
-    pub const PUSH_FIRST_BACKOFF: Duration = Duration::from_millis(50);
+    /// The base of the jittered exponential wait between sends of one post
+    /// (`retry::jittered_backoff`): 50–100 ms before the second, doubling up to
+    /// `PUSH_BACKOFF_MAX`; at most 2.3 s of waiting in all.
+    pub const PUSH_BACKOFF_BASE: Duration = Duration::from_millis(50);
+    /// The longest wait between two sends of one post.
+    pub const PUSH_BACKOFF_MAX: Duration = Duration::from_millis(800);
+    /// How long one send of a post may take before it counts as a timeout (and is sent again).
+    /// An `@connections` post is answered in milliseconds; this bounds a hung one, so that six
+    /// sends stay well inside the fan-out function's 60 s timeout.
+    pub const PUSH_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 }
 
 /// The table stream's event source mapping (`template.yaml`), which natter-local imitates.

@@ -20,6 +20,7 @@ pub mod model;
 pub mod ports;
 pub mod protocol;
 pub mod realtime;
+pub mod retry;
 pub mod routes;
 #[cfg(test)]
 mod scripted_http;

@@ -365,12 +365,13 @@ impl From<&Error> for ErrorBody {
     }
 }
 
-/// `message.created` and `message.edited`: the message as the subscriber sees it.
+/// `message.created` and `message.edited`: the message as the subscriber sees it, or its short
+/// form (`truncated: true`, fetch it over HTTP) when its snapshot would not fit in a frame.
 // In every push `subscriptionId` is the last field on the wire, after the change's own ones.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessagePush {
-    pub message: MessageSnapshot,
+    pub message: FrameMessage,
     pub subscription_id: String,
 }
 
@@ -721,7 +722,7 @@ mod tests {
 
     /// A snapshot that uses every kind of field: a reply, with reactions, formatted text, a file
     /// and a location.
-    fn snapshot() -> MessageSnapshot {
+    pub(super) fn snapshot() -> MessageSnapshot {
         let content = vec![
             ContentBlock::Text {
                 children: vec![
@@ -801,7 +802,7 @@ mod tests {
         let not_found = Error::not_found("conversation \"c2\" not found");
         let snapshot = snapshot();
         let push = |subscription_id: &str| MessagePush {
-            message: snapshot.clone(),
+            message: FrameMessage::Full(Box::new(snapshot.clone())),
             subscription_id: subscription_id.into(),
         };
         let reaction = ReactionPush {
@@ -1031,5 +1032,55 @@ mod tests {
             "docs/protocol.schema.json is not what shared/src/protocol.rs generates: regenerate \
              it with `NATTER_UPDATE_SCHEMA=1 cargo test -p natter-shared --lib protocol`"
         );
+    }
+}
+
+#[cfg(test)]
+mod envelope_tests {
+    use serde_json::json;
+
+    use super::tests::snapshot;
+    use super::*;
+    use crate::config::sizes::{
+        FRAME_ENVELOPE_RESERVE_BYTES, FRAME_MAX_BYTES, FRAME_MESSAGE_MAX_BYTES,
+        REQUEST_ID_MAX_BYTES,
+    };
+
+    /// The widest id the limits allow: 128 characters of four bytes each.
+    fn widest_id() -> String {
+        "𝄞".repeat(128)
+    }
+
+    /// The bytes a frame takes around the one message it carries.
+    fn envelope(frame_bytes: usize) -> usize {
+        frame_bytes - crate::sizes::json_len(&snapshot()).expect("size")
+    }
+
+    #[test]
+    fn every_frame_around_one_message_fits_the_reserve() {
+        let sub = widest_id();
+        let push = |kind: fn(MessagePush) -> ServerFrame| {
+            kind(MessagePush {
+                message: FrameMessage::Full(Box::new(snapshot())),
+                subscription_id: sub.clone(),
+            })
+        };
+        let request_id = json!("\"".repeat((REQUEST_ID_MAX_BYTES - 2) / 2));
+        let reply = ServerFrame::subscription_active(
+            &sub,
+            vec![FrameMessage::Full(Box::new(snapshot()))],
+            false,
+        );
+        let widths = [
+            envelope(push(ServerFrame::MessageCreated).to_text().unwrap().len()),
+            envelope(push(ServerFrame::MessageEdited).to_text().unwrap().len()),
+            envelope(crate::ws::frame_len(reply, Some(&request_id)).unwrap()),
+        ];
+        for width in widths {
+            println!("envelope: {width} bytes of {FRAME_ENVELOPE_RESERVE_BYTES}");
+            assert!(width <= FRAME_ENVELOPE_RESERVE_BYTES, "{width}");
+            // So the biggest message that frames carry whole fits with it.
+            assert!(FRAME_MESSAGE_MAX_BYTES + width <= FRAME_MAX_BYTES);
+        }
     }
 }

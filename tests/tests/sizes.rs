@@ -1,7 +1,10 @@
 //! Everything fits AWS's limits, end to end: real HTTP and WebSocket clients through
 //! `natter-local`, on the embedded store and on DynamoDB (moto). Replies stop early by size and
 //! page on with nothing lost or repeated; a message too big for a frame comes in its short form
-//! and whole over HTTP; `ping` answers `pong`.
+//! and whole over HTTP, in replies and in pushes alike, and holds back no one else's pushes;
+//! `ping` answers `pong`.
+
+use std::time::{Duration, Instant};
 
 use natter_e2e::ws::WsClient;
 use natter_e2e::{both_stores, enc, expect_error, expect_status, user_token, Gateway, Store};
@@ -16,6 +19,7 @@ both_stores!(
     an_oversized_message_is_short_in_frames_and_whole_over_http: an_oversized_message_is_short_in_frames_and_whole_over_http_memory, an_oversized_message_is_short_in_frames_and_whole_over_http_dynamo;
     a_big_inbox_pages_over_websocket_and_http_exactly_once: a_big_inbox_pages_over_websocket_and_http_exactly_once_memory, a_big_inbox_pages_over_websocket_and_http_exactly_once_dynamo;
     ping_answers_pong: ping_answers_pong_memory, ping_answers_pong_dynamo;
+    an_oversized_message_is_pushed_short_and_a_bystander_is_not_held_back: an_oversized_message_is_pushed_short_and_a_bystander_is_not_held_back_memory, an_oversized_message_is_pushed_short_and_a_bystander_is_not_held_back_dynamo;
 );
 
 /// A `custom` of `keys` values of `bytes` characters each.
@@ -134,6 +138,55 @@ async fn an_oversized_message_is_short_in_frames_and_whole_over_http(store: Stor
     assert_eq!(page["data"][0], whole);
     assert_eq!(page["loadedAll"], true);
     client.close().await;
+}
+
+/// A push that was refused or retried used to take the fan-out about 6 s before it gave up on
+/// it; a push that is not held back arrives well within this.
+const NOT_HELD_BACK: Duration = Duration::from_secs(4);
+
+async fn an_oversized_message_is_pushed_short_and_a_bystander_is_not_held_back(store: Store) {
+    let gw = Gateway::on(store);
+    let (alice, bob, carol) = (user_token("alice"), user_token("bob"), user_token("carol"));
+    gw.conversation("huge", &["alice"]).await;
+    gw.conversation("other", &["bob", "carol"]).await;
+    let mut watcher = WsClient::connect_hello(&gw, &alice).await;
+    watcher.subscribe_ok("s1", "huge", None).await;
+    let mut bystander = WsClient::connect_hello(&gw, &bob).await;
+    bystander.subscribe_ok("s2", "other", None).await;
+
+    // A message whose snapshot alone is over a frame, then at once a message in another
+    // conversation.
+    let huge = send_with_custom(&gw, "huge", &alice, "huge", custom(50, 4096)).await;
+    let sent = Instant::now();
+    let other = gw.send("other", &carol, "meanwhile").await["id"].clone();
+    let push = bystander.expect_push("message.created", "s2").await;
+    let waited = sent.elapsed();
+    assert_eq!(push["message"]["id"], other);
+    assert!(waited < NOT_HELD_BACK, "the bystander waited {waited:?}");
+
+    let short = json!({"id": huge, "conversationId": "huge", "truncated": true});
+    let push = watcher.expect_push("message.created", "s1").await;
+    assert_fits(&push);
+    assert_eq!(push["message"], short);
+    // An edit of it is pushed short too; the message itself is whole over HTTP.
+    let path = format!("/conversations/huge/messages/{}", enc(&huge));
+    expect_status(
+        gw.patch(&path, &alice, json!({"text": "huge, edited"}))
+            .await,
+        200,
+    );
+    let push = watcher.expect_push("message.edited", "s1").await;
+    assert_fits(&push);
+    assert_eq!(push["message"], short);
+    let whole = expect_status(gw.get(&path, &alice).await, 200);
+    assert_eq!(whole["plaintext"], "huge, edited");
+    assert_eq!(whole["custom"], custom(50, 4096));
+
+    // Nothing was refused for size on the way.
+    let stats = gw.stats().await;
+    assert_eq!(stats["oversizedFrames"], 0, "{stats}");
+    watcher.close().await;
+    bystander.close().await;
 }
 
 async fn a_big_inbox_pages_over_websocket_and_http_exactly_once(store: Store) {

@@ -27,9 +27,15 @@
 //!    viewer, so when the message (or the one it replies to) has reactions each subscribing user's
 //!    own reactions are read (one query each), and otherwise it is `false` without a query;
 //! 5. posts through a `Pusher` with bounded concurrency (`FANOUT_CONCURRENCY`, default 32).
-//!    A gone connection (410) is disconnected: it and all its subscriptions are removed. Any
-//!    other failed post fails the change, so the stream retries it; the pushes carry snapshots
-//!    and absolute counts, so a change delivered twice only repeats what clients already know.
+//!    A gone connection (410) is disconnected: it and all its subscriptions are removed. A post
+//!    refused for good (413, 400, 403: see `push`) is logged with its connection and the reason
+//!    and skipped, so that it never holds back the changes after it. A post that failed in a way
+//!    that may pass (throttled, 5xx, a timeout, after the pusher's own retries) fails the
+//!    change, so the stream retries it; the pushes carry snapshots and absolute counts, so a
+//!    change delivered twice only repeats what clients already know.
+//!
+//! A message whose snapshot would not fit in a frame is pushed in its short form
+//! (`FrameMessage::of`: `{id, conversationId, truncated: true}`), for the client to fetch.
 
 mod batch;
 mod push;
@@ -56,7 +62,7 @@ use crate::ports::{
     ConnectionLister, Disconnector, ItemReader, Port, ReactionReader, SubscriberLister,
 };
 use crate::protocol::{
-    InboxDeletedPush, MessageDeletedPush, MessagePush, ReactionPush, ServerFrame,
+    FrameMessage, InboxDeletedPush, MessageDeletedPush, MessagePush, ReactionPush, ServerFrame,
 };
 use crate::realtime::SubscriptionRecord;
 use crate::services::{ports_of, Services};
@@ -71,6 +77,8 @@ pub struct Report {
     pub delivered: usize,
     /// Connections found gone and removed.
     pub gone: usize,
+    /// Posts refused for good, and skipped.
+    pub refused: usize,
     pub failed: usize,
 }
 
@@ -143,6 +151,7 @@ impl FanOut {
             let report = self.apply(change).await.map_err(|e| (i, e))?;
             total.delivered += report.delivered;
             total.gone += report.gone;
+            total.refused += report.refused;
             total.failed += report.failed;
         }
         Ok(total)
@@ -256,8 +265,12 @@ impl FanOut {
                 subs.iter()
                     .filter_map(|sub| {
                         let snapshot = snapshots.get(&sub.user_id)?;
+                        let message = match FrameMessage::of(snapshot.clone()) {
+                            Ok(message) => message,
+                            Err(e) => return Some(Err(e)),
+                        };
                         let push = MessagePush {
-                            message: snapshot.clone(),
+                            message,
                             subscription_id: sub.subscription_id.clone(),
                         };
                         Some(post(sub, kind(push)))
@@ -396,6 +409,12 @@ impl FanOut {
                 PushOutcome::Gone => {
                     gone.insert(connection_id);
                 }
+                PushOutcome::Refused(why) => {
+                    // Sending it again would be refused again: skip it rather than fail the
+                    // change (and with it every change after it in the stream).
+                    report.refused += 1;
+                    tracing::error!(connection_id, why, "push refused; skipped");
+                }
                 PushOutcome::Failed(why) => {
                     report.failed += 1;
                     tracing::warn!(connection_id, why, "push failed");
@@ -415,7 +434,7 @@ impl FanOut {
             Some(why) => Err(Error::Internal(format!(
                 "{} of {} pushes failed; first: {why}",
                 report.failed,
-                report.failed + report.delivered
+                report.failed + report.delivered + report.refused
             ))),
             None => Ok(report),
         }

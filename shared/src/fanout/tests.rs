@@ -13,12 +13,14 @@ use crate::config::Config;
 use crate::domain::{PutConversation, SendMessage};
 use crate::realtime::ConnectionRecord;
 
-/// Records every post; connections listed in `gone` answer 410, in `failing` fail.
+/// Records every post; connections listed in `gone` answer 410, in `failing` fail; a frame
+/// that contains `refused_text` is refused for good, whatever its connection.
 #[derive(Default)]
 struct FakePusher {
     posts: Mutex<Vec<(String, Value)>>,
     gone: Vec<String>,
     failing: Vec<String>,
+    refused_text: Option<String>,
 }
 
 #[async_trait]
@@ -30,7 +32,13 @@ impl Pusher for FakePusher {
                 serde_json::from_str(frame).unwrap(),
             ));
         }
-        if self.gone.iter().any(|c| c == connection_id) {
+        if self
+            .refused_text
+            .as_deref()
+            .is_some_and(|t| frame.contains(t))
+        {
+            PushOutcome::Refused("413 PayloadTooLargeException".into())
+        } else if self.gone.iter().any(|c| c == connection_id) {
             PushOutcome::Gone
         } else if self.failing.iter().any(|c| c == connection_id) {
             PushOutcome::Failed("boom".into())
@@ -78,11 +86,15 @@ fn fan_out(setup: &Setup, pusher: Arc<FakePusher>) -> FanOut {
 }
 
 async fn send(setup: &mut Setup, user: &str, text: &str) -> Change {
+    send_body(setup, user, json!({ "text": text })).await
+}
+
+async fn send_body(setup: &mut Setup, user: &str, body: Value) -> Change {
     let identity = Identity::User {
         user_id: user.into(),
         role: None,
     };
-    let body = serde_json::from_value(json!({ "text": text })).unwrap();
+    let body = serde_json::from_value(body).unwrap();
     setup
         .services
         .build::<SendMessage>()
@@ -110,6 +122,7 @@ async fn pushes_reach_participants_only_and_gone_connections_are_removed() {
         Report {
             delivered: 1,
             gone: 1,
+            refused: 0,
             failed: 0
         }
     );
@@ -214,4 +227,124 @@ async fn stream_batches_report_failures_from_the_first_failed_record() {
     assert!(response.batch_item_failures.is_empty());
     // msg_2 and msg_3 to alice and bob (eve is no participant).
     assert_eq!(fine.posts.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_change_refused_for_good_is_skipped_and_the_changes_after_it_go_out() {
+    let mut setup = setup().await;
+    let pusher = Arc::new(FakePusher {
+        refused_text: Some("poison".into()),
+        ..Default::default()
+    });
+    let refused = send(&mut setup, "bob", "poison").await;
+    let after = send(&mut setup, "alice", "after").await;
+    let report = fan_out(&setup, pusher.clone())
+        .apply_all(&[refused, after])
+        .await
+        .expect("a refusal does not fail the change");
+    // Both posts of the first change (to alice and bob) refused, both of the second delivered.
+    assert_eq!(
+        report,
+        Report {
+            delivered: 2,
+            gone: 0,
+            refused: 2,
+            failed: 0
+        }
+    );
+    let posts = pusher.posts.lock().unwrap().clone();
+    let texts: Vec<&str> = posts
+        .iter()
+        .map(|(_, f)| match f.to_string() {
+            t if t.contains("poison") => "poison",
+            t if t.contains("after") => "after",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(texts, vec!["poison", "poison", "after", "after"]);
+    // Nothing was forgotten: a refused connection is still connected.
+    let now = SystemClock.now_ms();
+    let alice = (setup.services.realtime)
+        .get_connection("A", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(alice.connected && !alice.subscriptions.is_empty());
+}
+
+#[tokio::test]
+async fn a_record_refused_for_good_does_not_fail_its_batch() {
+    let setup = setup().await;
+    let pusher = Arc::new(FakePusher {
+        refused_text: Some("msg_poison".into()),
+        ..Default::default()
+    });
+    let event: Event = serde_json::from_value(json!({"Records": [
+        remove_record("1", "msg_poison", false),
+        remove_record("2", "msg_2", false),
+        remove_record("3", "msg_3", false),
+    ]}))
+    .unwrap();
+    let response = fan_out(&setup, pusher.clone())
+        .handle_stream_event(event)
+        .await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    let posts = pusher.posts.lock().unwrap().clone();
+    let ids: Vec<&Value> = posts.iter().map(|(_, f)| &f["messageId"]).collect();
+    // Each record tried once, in order, to alice and bob: the refused one did not hold back the
+    // two after it.
+    assert_eq!(
+        ids,
+        vec![
+            "msg_poison",
+            "msg_poison",
+            "msg_2",
+            "msg_2",
+            "msg_3",
+            "msg_3"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_message_too_big_for_a_frame_is_pushed_in_its_short_form() {
+    use crate::config::sizes::{FRAME_MAX_BYTES, FRAME_MESSAGE_MAX_BYTES};
+    let mut setup = setup().await;
+    let limits = Config::default().limits;
+    // The widest `custom` the limits allow: its snapshot alone is over a frame.
+    let custom: serde_json::Map<String, Value> = (0..limits.max_custom_keys)
+        .map(|i| {
+            let key = format!("{i:0>width$}", width = limits.max_custom_key_chars);
+            (key, json!("x".repeat(limits.max_custom_value_bytes)))
+        })
+        .collect();
+    let change = send_body(
+        &mut setup,
+        "alice",
+        json!({"text": "big", "custom": custom}),
+    )
+    .await;
+    let Change::MessageCreated(record) = &change else {
+        panic!("not a creation: {change:?}");
+    };
+    assert!(crate::sizes::json_len(&record.custom).unwrap() > FRAME_MESSAGE_MAX_BYTES);
+    let pusher = Arc::new(FakePusher::default());
+    let report = fan_out(&setup, pusher.clone())
+        .apply(&change)
+        .await
+        .unwrap();
+    assert_eq!(report.delivered, 2);
+    for (_, frame) in pusher.posts.lock().unwrap().iter() {
+        assert!(serde_json::to_string(frame).unwrap().len() <= FRAME_MAX_BYTES);
+        assert_eq!(frame["type"], "message.created");
+        assert_eq!(
+            frame["message"],
+            json!({"id": record.id, "conversationId": "c1", "truncated": true})
+        );
+        assert_eq!(frame["subscriptionId"], "s");
+    }
 }

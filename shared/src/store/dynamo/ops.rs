@@ -9,9 +9,7 @@
 //! `min(BACKOFF_BASE · 2ⁿ, BACKOFF_MAX)`, i.e. 10–20 ms, 20–40 ms, … up to 0.5–1 s; about 5 s in
 //! all. The SDK's own retries (throttling, 5xx, network errors of one attempt) come on top.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -34,12 +32,7 @@ pub use crate::config::storage::{BACKOFF_BASE, BACKOFF_MAX, MAX_SENDS};
 /// The wait before send `attempt + 1` (`attempt` from 1): a random duration between half of
 /// and all of `min(BACKOFF_BASE · 2^attempt, BACKOFF_MAX)`.
 pub fn backoff(attempt: u32) -> Duration {
-    let cap = BACKOFF_BASE
-        .saturating_mul(1 << attempt.min(16))
-        .min(BACKOFF_MAX);
-    let cap_ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
-    let random = RandomState::new().build_hasher().finish();
-    Duration::from_millis(cap_ms / 2 + random % (cap_ms / 2 + 1))
+    crate::retry::jittered_backoff(BACKOFF_BASE, BACKOFF_MAX, attempt)
 }
 
 // ---- API limits (`config::aws`) --------------------------------------------------------------
