@@ -20,7 +20,8 @@ pub type Content = Vec<ContentBlock>;
     tag = "type",
     rename_all = "camelCase",
     rename_all_fields = "camelCase",
-    deny_unknown_fields
+    deny_unknown_fields,
+    remote = "Self"
 )]
 pub enum ContentBlock {
     Text {
@@ -50,6 +51,35 @@ pub enum ContentBlock {
         latitude: f64,
         longitude: f64,
     },
+}
+
+// `remote = "Self"` above makes the derive emit inherent functions; these trait impls add that
+// a block is a JSON object (serde reads an internally tagged enum from an array too, its tag
+// first: `["text", ["hi"]]`).
+impl Serialize for ContentBlock {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ContentBlock::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentBlock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BlockVisitor;
+
+        impl<'de> Visitor<'de> for BlockVisitor {
+            type Value = ContentBlock;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a content block object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ContentBlock, A::Error> {
+                ContentBlock::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(BlockVisitor)
+    }
 }
 
 /// Kind of media a file block holds, when known.

@@ -69,6 +69,9 @@ conformance!(
     user_reactions_range,
     concurrent_distinct_reactions_respect_the_limit,
     concurrent_duplicate_reactions_count_once,
+    custom_key_limit_of_edits,
+    concurrent_edits_keep_the_custom_key_limit,
+    only_one_creates_a_new_conversation,
     ten_thousand_reactions,
 );
 
@@ -321,6 +324,7 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
             custom: Patch::Value(custom(&[("x", "1")])),
         },
         &[("a".into(), RW), ("b".into(), READ)],
+        false,
         T0,
         exp,
     )
@@ -358,6 +362,7 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
             custom: Patch::Absent,
         },
         &[("c".into(), RW), ("b".into(), RW)],
+        false,
         t1,
         exp2,
     )
@@ -408,6 +413,7 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
             ..ConversationPatch::default()
         },
         &[],
+        false,
         t1,
         exp2,
     )
@@ -455,6 +461,7 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
         "c1",
         &ConversationPatch::default(),
         &[("d".into(), READ)],
+        false,
         gone_at,
         exp_in(2 * HOUR),
     )
@@ -964,6 +971,7 @@ async fn edit_message_patches(h: Harness) {
             ("b".to_string(), Some("two".to_string())),
         ])),
         edited_at: T0 + 1,
+        max_custom_keys: 50,
     };
     let e1 = s
         .edit_message("c", &m.id, &edit, None, T0 + 1)
@@ -990,6 +998,7 @@ async fn edit_message_patches(h: Harness) {
         content: None,
         custom: Patch::Null,
         edited_at: T0 + 2,
+        max_custom_keys: 50,
     };
     let e2 = s
         .edit_message("c", &m.id, &clear, Some("s"), T0 + 2)
@@ -1004,6 +1013,7 @@ async fn edit_message_patches(h: Harness) {
         content: None,
         custom: Patch::Absent,
         edited_at: T0 + 3,
+        max_custom_keys: 50,
     };
     let e3 = s
         .edit_message("c", &m.id, &touch, None, T0 + 3)
@@ -1597,7 +1607,7 @@ async fn concurrent_distinct_reactions_respect_the_limit(h: Harness) {
     let exp = exp_in(HOUR);
     let users: Vec<String> = (0..60).map(|i| format!("u{i}")).collect();
     let ps: Vec<(String, Access)> = users.iter().map(|u| (u.clone(), RW)).collect();
-    s.upsert_conversation("c", &ConversationPatch::default(), &ps, T0, exp)
+    s.upsert_conversation("c", &ConversationPatch::default(), &ps, false, T0, exp)
         .await
         .unwrap();
     let m = message("c", &mid(1), None, exp);
@@ -1701,7 +1711,7 @@ async fn ten_thousand_reactions(h: Harness) {
         .map(|chunk| {
             let ps: Vec<(String, Access)> = chunk.iter().map(|u| (u.clone(), RW)).collect();
             async move {
-                s.upsert_conversation("big", &ConversationPatch::default(), &ps, T0, exp)
+                s.upsert_conversation("big", &ConversationPatch::default(), &ps, false, T0, exp)
                     .await
                     .expect("upsert conversation")
             }
@@ -1924,6 +1934,7 @@ async fn request_counts(h: Harness) {
         content: Some(text("new")),
         custom: Patch::Value(BTreeMap::from([("k".to_string(), None)])),
         edited_at: T0 + 1,
+        max_custom_keys: 50,
     };
     assert!(s
         .edit_message("c", &m.id, &edit, Some("w"), T0)
@@ -1960,5 +1971,194 @@ async fn request_counts(h: Harness) {
     check("delete_participant", &["DeleteItem"]);
 
     println!("request counts:\n  {}", report.join("\n  "));
+    h.finish().await;
+}
+
+/// An edit may not leave more than `max_custom_keys` keys in `custom` (refused, unchanged),
+/// unless it removes at least as many keys as it adds (a lowered limit never blocks cleaning up).
+async fn custom_key_limit_of_edits(h: Harness) {
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    conversation(s, "c", &[("s", RW)], exp).await;
+    let mut m = message("c", &mid(1), Some("s"), exp);
+    m.custom = custom(&[("a", "1"), ("b", "2"), ("c", "3")]);
+    create(s, &m, conditions(), T0).await.unwrap();
+    let edit = |changes: &[(&str, Option<&str>)], max: usize| MessageEdit {
+        content: None,
+        custom: Patch::Value(
+            changes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+        ),
+        edited_at: T0 + 1,
+        max_custom_keys: max,
+    };
+    // 3 keys, a limit of 4: one new key fits, two do not; changing existing keys always fits.
+    let two_new = edit(&[("d", Some("4")), ("e", Some("5"))], 4);
+    match s.edit_message("c", &m.id, &two_new, None, T0 + 1).await {
+        Err(StoreError::ConditionFailed(Failed::TooManyCustomKeys)) => {}
+        other => panic!("expected TooManyCustomKeys, got {other:?}"),
+    }
+    assert_eq!(
+        get_message(s, "c", &m.id, T0 + 1).await.unwrap().custom,
+        m.custom
+    );
+    let replace_and_add = edit(&[("a", None), ("d", Some("4")), ("e", Some("5"))], 4);
+    let edited = s
+        .edit_message("c", &m.id, &replace_and_add, Some("s"), T0 + 1)
+        .await
+        .unwrap()
+        .expect("edited");
+    assert_eq!(
+        edited.custom,
+        custom(&[("b", "2"), ("c", "3"), ("d", "4"), ("e", "5")])
+    );
+    let update = edit(&[("b", Some("two")), ("c", Some("three"))], 4);
+    let edited = s
+        .edit_message("c", &m.id, &update, None, T0 + 1)
+        .await
+        .unwrap()
+        .expect("edited");
+    assert_eq!(edited.custom.len(), 4);
+    // Over a lowered limit, an edit that does not grow the map still goes through.
+    let swap = edit(&[("b", None), ("f", Some("6"))], 2);
+    let edited = s
+        .edit_message("c", &m.id, &swap, None, T0 + 1)
+        .await
+        .unwrap()
+        .expect("edited");
+    assert_eq!(edited.custom.len(), 4);
+    // A missing message is still `None`, whatever the patch.
+    assert!(s
+        .edit_message("c", &mid(9), &two_new, None, T0 + 1)
+        .await
+        .unwrap()
+        .is_none());
+    // Not the sender: `None`, also with a patch that adds keys.
+    let add_one = edit(&[("g", Some("7"))], 50);
+    assert!(s
+        .edit_message("c", &m.id, &add_one, Some("t"), T0 + 1)
+        .await
+        .unwrap()
+        .is_none());
+    h.finish().await;
+}
+
+/// 50 edits at once, each adding two new keys to one message with a 50-key limit: exactly 25
+/// are applied and 25 refused, and the stored map holds 50 keys (not 100).
+async fn concurrent_edits_keep_the_custom_key_limit(h: Harness) {
+    h.require_atomic_transactions("50 conditional updates of one item race");
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    conversation(s, "c", &[("s", RW)], exp).await;
+    let mut m = message("c", &mid(1), Some("s"), exp);
+    m.custom = BTreeMap::new();
+    create(s, &m, conditions(), T0).await.unwrap();
+    let tasks = (0..50).map(|i| {
+        let store = Arc::clone(&h.store);
+        let id = m.id.clone();
+        tokio::spawn(async move {
+            let edit = MessageEdit {
+                content: None,
+                custom: Patch::Value(BTreeMap::from([
+                    (format!("a{i}"), Some("x".to_string())),
+                    (format!("b{i}"), Some("y".to_string())),
+                ])),
+                edited_at: T0 + 1,
+                max_custom_keys: 50,
+            };
+            store.edit_message("c", &id, &edit, Some("s"), T0 + 1).await
+        })
+    });
+    let mut applied = 0;
+    let mut refused = 0;
+    for outcome in futures::future::join_all(tasks).await {
+        match outcome.expect("task") {
+            Ok(Some(_)) => applied += 1,
+            Err(StoreError::ConditionFailed(Failed::TooManyCustomKeys)) => refused += 1,
+            other => panic!("unexpected outcome {other:?}{}", h.isolation_hint()),
+        }
+    }
+    let stored = get_message(s, "c", &m.id, T0 + 1).await.unwrap().custom;
+    assert_eq!(
+        (applied, refused, stored.len()),
+        (25, 25, 50),
+        "{}",
+        h.isolation_hint()
+    );
+    h.finish().await;
+}
+
+/// Of 20 users creating one new conversation at once (`only_if_new`), one creates it and the
+/// others fail with `ConversationExists`; exactly one participant is stored.
+async fn only_one_creates_a_new_conversation(h: Harness) {
+    h.require_atomic_transactions("20 conditional creates of one item race");
+    let exp = exp_in(HOUR);
+    let tasks = (0..20).map(|i| {
+        let store = Arc::clone(&h.store);
+        tokio::spawn(async move {
+            let me = vec![(format!("u{i}"), RW)];
+            store
+                .upsert_conversation("new", &ConversationPatch::default(), &me, true, T0, exp)
+                .await
+        })
+    });
+    let mut created = 0;
+    let mut exists = 0;
+    for outcome in futures::future::join_all(tasks).await {
+        match outcome.expect("task") {
+            Ok(()) => created += 1,
+            Err(StoreError::ConditionFailed(Failed::ConversationExists)) => exists += 1,
+            Err(e) => panic!("unexpected error {e}{}", h.isolation_hint()),
+        }
+    }
+    assert_eq!((created, exists), (1, 19), "{}", h.isolation_hint());
+    let (_, participants) = h
+        .store
+        .get_conversation("new", T0)
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!(participants.len(), 1, "{participants:?}");
+    // An existing, live conversation refuses `only_if_new`; an expired one may be created anew.
+    let again = h
+        .store
+        .upsert_conversation("new", &ConversationPatch::default(), &[], true, T0 + 1, exp)
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::ConditionFailed(Failed::ConversationExists))
+        ),
+        "{again:?}"
+    );
+    let later = at_expiry(exp);
+    let me = vec![("late".to_string(), RW)];
+    h.store
+        .upsert_conversation(
+            "new",
+            &ConversationPatch::default(),
+            &me,
+            true,
+            later,
+            exp_in(3 * HOUR),
+        )
+        .await
+        .expect("an expired conversation is created anew");
+    let (conversation, participants) = h
+        .store
+        .get_conversation("new", later)
+        .await
+        .unwrap()
+        .expect("created anew");
+    assert_eq!(conversation.created_at, later);
+    assert_eq!(
+        participants
+            .iter()
+            .map(|p| p.user_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["late"]
+    );
     h.finish().await;
 }

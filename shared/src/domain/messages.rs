@@ -508,6 +508,9 @@ impl EditMessage {
             content,
             custom: body.custom,
             edited_at: now,
+            // The check above read the map; the store checks again, atomically with its write,
+            // so that racing edits cannot pass the limit together.
+            max_custom_keys: limits.max_custom_keys,
         };
         // Round trip 2: the conditional update, and beside it the snapshot's other parts.
         let mut edited = message.clone();
@@ -524,7 +527,16 @@ impl EditMessage {
             items,
         );
         let (updated, snapshot) = futures::join!(update, expand);
-        let updated = updated?.ok_or_else(|| message_not_found(mid))?;
+        let updated = match updated {
+            Err(StoreError::ConditionFailed(Failed::TooManyCustomKeys)) => {
+                return Err(Error::invalid(format!(
+                    "custom would have more than {} keys after this edit (others added keys \
+                     meanwhile); the most is {}",
+                    limits.max_custom_keys, limits.max_custom_keys
+                )))
+            }
+            other => other?.ok_or_else(|| message_not_found(mid))?,
+        };
         let mut snapshot = snapshot?.pop().ok_or_else(|| message_not_found(mid))?;
         // The snapshot was built from the pre-edit record; take the stored result's fields.
         snapshot.plaintext = crate::content::plaintext(&updated.content);

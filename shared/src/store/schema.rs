@@ -14,7 +14,7 @@
 //! | conversation | `CONV#{cid}` | `#CONV` |
 //! | participant | `CONV#{cid}` | `#PART#{userId}` |
 //! | message | `CONV#{cid}` | `MSG#{messageId}` |
-//! | idempotency key | `CONV#{cid}` | `IDEM#{scopedKey}` |
+//! | idempotency key | `CONV#{cid}` | `IDEM#{base64url(sha256(scopedKey))}` |
 //! | a user's reaction | `RXU#{cid}#{userId}` | `{messageId}#{emoji}` |
 //! | inbox message | `INBOX#{userId}` | `{messageId}` |
 //! | connection | `CONN#{connectionId}` | `#CONN` (and, while connected, `gsi1pk` = `UCONN#{userId}`, `gsi1sk` = connectionId) |
@@ -87,8 +87,15 @@ pub fn msg_sk(message_id: &str) -> String {
     format!("{MSG_PREFIX}{message_id}")
 }
 
+/// An idempotency item's sort key: the SHA-256 of the scoped key (`{sender}#{key}`, two ids of
+/// up to 512 bytes each, too long for a sort key's 1024 bytes), in unpadded base64url: 48
+/// bytes however long the ids are.
 pub fn idem_sk(scoped_key: &str) -> String {
-    format!("{IDEM_PREFIX}{scoped_key}")
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(scoped_key.as_bytes());
+    let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    format!("{IDEM_PREFIX}{digest}")
 }
 
 pub fn rxu_pk(conversation_id: &str, user_id: &str) -> String {
@@ -116,6 +123,8 @@ pub fn subs_pk(conversation_id: &str) -> String {
     format!("{SUBS_PREFIX}{conversation_id}")
 }
 
+/// A subscription's sort key. The connection id is API Gateway's (16 characters), so with a
+/// subscription id of at most 512 bytes it stays far below the sort key's 1024 bytes.
 pub fn subs_sk(connection_id: &str, subscription_id: &str) -> String {
     format!("{connection_id}{KEY_SEPARATOR}{subscription_id}")
 }
@@ -318,5 +327,14 @@ mod tests {
         assert!(part_sk("u").starts_with(CONV_OWN_SK_PREFIX));
         assert!(!msg_sk("m").starts_with(CONV_OWN_SK_PREFIX));
         assert!(!idem_sk("k").starts_with(CONV_OWN_SK_PREFIX));
+    }
+
+    #[test]
+    fn idempotency_sort_keys_are_short_digests() {
+        let widest = format!("{}#{}", "😀".repeat(128), "😃".repeat(128));
+        assert_eq!(idem_sk(&widest).len(), IDEM_PREFIX.len() + 43);
+        assert_eq!(idem_sk("a#k"), idem_sk("a#k"));
+        assert_ne!(idem_sk("a#k"), idem_sk("a#l"));
+        assert!(idem_sk("a#k").starts_with(IDEM_PREFIX));
     }
 }
