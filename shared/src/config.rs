@@ -263,7 +263,8 @@ pub mod input {
     pub const EMOJI_INPUT_MAX_CHARS: usize = 64;
     /// Deepest node nesting in message content (a block's direct children are level 1).
     pub const CONTENT_MAX_DEPTH: usize = 32;
-    /// Clock skew allowed when checking a user token's `exp`: none.
+    /// Clock skew allowed when checking a user token's `exp` and `nbf` (one leeway for both):
+    /// none.
     pub const TOKEN_LEEWAY_SECS: u64 = 0;
     /// Shortest signing secret and secret key the template accepts (`MinLength` of
     /// `SigningSecret` and `SecretKey`); natter itself does not check their length.

@@ -3,9 +3,10 @@
 //! checked, idempotency scopes never meet, tokens that are not valid yet or name no valid user
 //! are refused, and secrets that could never match stop the gateway.
 
+use natter_e2e::ws::WsClient;
 use natter_e2e::{
-    both_stores, enc, expect_error, expect_status, secret_key, user_token,
-    user_token_with_role, Gateway, GatewayOptions, Store,
+    both_stores, enc, expect_error, expect_status, now_secs, secret_key, user_token,
+    user_token_with_role, Gateway, GatewayOptions, Store, SIGNING_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -316,5 +317,62 @@ async fn mentions_and_custom_emoji_are_checked(store: Store) {
     }
     let parsed = gw.send("c", &alice, "hi :wave:").await;
     assert_eq!(parsed["content"][0]["children"][1]["type"], "customEmoji");
+}
+
+fn signed(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn tokens_not_valid_yet_or_for_no_user_are_refused() {
+    let gw = Gateway::on(Store::Memory);
+    gw.conversation("c", &["alice"]).await;
+    let now = now_secs();
+    let exp = now + 3 * 86_400;
+    let cases = [
+        (
+            signed(json!({"sub": "alice", "exp": exp, "nbf": now + 86_400})),
+            "not valid yet",
+        ),
+        (
+            signed(json!({"sub": "alice#x", "exp": exp})),
+            "must not contain '#'",
+        ),
+        (
+            signed(json!({"sub": "USER#alice", "exp": exp})),
+            "must not contain '#'",
+        ),
+        (
+            signed(json!({"sub": "a/b", "exp": exp})),
+            "must not contain '/'",
+        ),
+        (signed(json!({"sub": "", "exp": exp})), "must not be empty"),
+    ];
+    for (token, reason) in &cases {
+        for response in [
+            gw.get(&msgs("c"), token).await,
+            gw.post(&msgs("c"), token, json!({"text": "not written"}))
+                .await,
+        ] {
+            let message = expect_error(&response, 401, "unauthorized");
+            assert!(message.contains(reason), "{reason}: {message}");
+        }
+        let refused = match WsClient::try_connect(&gw, Some(token)).await {
+            Ok(_) => panic!("{reason}: the WebSocket connection was accepted"),
+            Err(refused) => refused,
+        };
+        assert_eq!(refused.status, 401, "{reason}: {refused:?}");
+        assert_eq!(refused.body["error"]["code"], "unauthorized", "{refused:?}");
+    }
+    assert!(gw.message_ids("c", &user_token("alice")).await.is_empty());
+    // nbf now or in the past is fine, over HTTP and WebSocket.
+    let token = signed(json!({"sub": "alice", "exp": exp, "nbf": now - 60}));
+    expect_status(gw.get(&msgs("c"), &token).await, 200);
+    WsClient::connect(&gw, &token).await.close().await;
 }
 
