@@ -14,6 +14,7 @@ both_stores! {
     stored_urls_follow_the_link_rule: stored_urls_follow_the_link_rule_memory, stored_urls_follow_the_link_rule_dynamo;
     disguised_auto_links_need_the_grant: disguised_auto_links_need_the_grant_memory, disguised_auto_links_need_the_grant_dynamo;
     mentions_and_custom_emoji_are_checked: mentions_and_custom_emoji_are_checked_memory, mentions_and_custom_emoji_are_checked_dynamo;
+    idempotency_scopes_never_meet: idempotency_scopes_never_meet_memory, idempotency_scopes_never_meet_dynamo;
 }
 
 fn msgs(cid: &str) -> String {
@@ -317,6 +318,58 @@ async fn mentions_and_custom_emoji_are_checked(store: Store) {
     }
     let parsed = gw.send("c", &alice, "hi :wave:").await;
     assert_eq!(parsed["content"][0]["children"][1]["type"], "customEmoji");
+}
+
+async fn idempotency_scopes_never_meet(store: Store) {
+    let gw = Gateway::on(store);
+    let system_user = user_token("system");
+    gw.conversation("c", &["system", "bob"]).await;
+    let by_user = expect_status(
+        gw.post(
+            &msgs("c"),
+            &system_user,
+            json!({"text": "from a user", "idempotencyKey": "k"}),
+        )
+        .await,
+        201,
+    );
+    let notice = json!({"text": "a system notice", "type": "SystemMessage", "idempotencyKey": "k"});
+    let by_system = expect_status(
+        gw.post(&msgs("c"), &secret_key(), notice.clone()).await,
+        201,
+    );
+    assert_ne!(by_system["id"], by_user["id"]);
+    assert_eq!(by_system["type"], "SystemMessage");
+    assert_eq!(by_system["sender"], Value::Null);
+    assert_eq!(by_system["plaintext"], "a system notice");
+    // Both are stored, and each scope still knows its key.
+    let ids = gw.message_ids("c", &system_user).await;
+    let id = |m: &Value| m["id"].as_str().unwrap().to_string();
+    assert_eq!(ids, vec![id(&by_system), id(&by_user)]);
+    let again = expect_status(gw.post(&msgs("c"), &secret_key(), notice).await, 201);
+    assert_eq!(again["id"], by_system["id"]);
+    let again = expect_status(
+        gw.post(
+            &msgs("c"),
+            &system_user,
+            json!({"text": "from a user", "idempotencyKey": "k"}),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(again["id"], by_user["id"]);
+    // Another user's key k is theirs.
+    let bob = expect_status(
+        gw.post(
+            &msgs("c"),
+            &user_token("bob"),
+            json!({"text": "bob", "idempotencyKey": "k"}),
+        )
+        .await,
+        201,
+    );
+    assert_ne!(bob["id"], by_user["id"]);
+    assert_eq!(gw.message_ids("c", &system_user).await.len(), 3);
 }
 
 fn signed(claims: Value) -> String {

@@ -20,7 +20,9 @@ use crate::ports::{
     ItemReader, MessageCreator, MessageDeleter, MessageEditor, MessageImporter, MessageLister,
     ReactionReader,
 };
-use crate::store::{CreateConditions, CreateOutcome, Failed, ItemKey, Items, StoreError};
+use crate::store::{
+    CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, Items, StoreError,
+};
 
 /// `POST /conversations/{cid}/messages`.
 #[derive(Debug, Default, Deserialize)]
@@ -253,9 +255,10 @@ impl SendMessage {
             writer: sender.clone(),
             conversation_exists: sender.is_none(),
             referenced_message_id: message.referenced_message_id.clone(),
-            idempotency_key: body
-                .idempotency_key
-                .map(|k| format!("{}#{k}", sender.as_deref().unwrap_or("system"))),
+            idempotency_key: body.idempotency_key.map(|key| IdempotencyKey {
+                sender: sender.clone(),
+                key,
+            }),
         };
 
         // Round trip 2: the conditional write, and beside it what the snapshot still lacks.
