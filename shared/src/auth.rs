@@ -302,6 +302,26 @@ fn check_subject(sub: &str) -> Result<(), AuthError> {
         .map_err(|e| AuthError::BadSubject(e.to_string()))
 }
 
+/// Checks a configured secret (the signing secret or the secret key) before it is used, so that
+/// one that could never match fails at start instead of refusing every request: it must not be
+/// empty, nor start or end with whitespace (a token is compared byte for byte, and a header's
+/// surrounding whitespace is trimmed). `name` is how the configuration calls it.
+///
+/// # Errors
+/// A message that names the setting and says what is wrong (never the value).
+pub fn validate_secret(name: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{name} is empty; set it to a long random value"));
+    }
+    if value.trim() != value {
+        return Err(format!(
+            "{name} starts or ends with whitespace, so no token could ever match it; remove the \
+             whitespace"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,6 +701,27 @@ mod tests {
         // A token without nbf is valid from the start.
         let token = issue_user_token("u", None, 60, NOW, SIGNING_SECRET).unwrap();
         assert_eq!(auth(&token), user);
+    }
+
+    #[test]
+    fn secrets_that_could_never_match_are_refused() {
+        assert_eq!(validate_secret("SECRET_KEY", "sk_0123456789"), Ok(()));
+        assert_eq!(validate_secret("SECRET_KEY", "in ner"), Ok(()));
+        for value in ["sk_0123 ", " sk_0123", "sk_0123\n", "\tsk", "sk\u{a0}", " "] {
+            let err = validate_secret("NATTER_SECRET_KEY", value).unwrap_err();
+            assert!(
+                err.starts_with("NATTER_SECRET_KEY starts or ends with whitespace"),
+                "{value:?}: {err}"
+            );
+            assert!(
+                !err.contains(value.trim()) || value.trim().is_empty(),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            validate_secret("SIGNING_SECRET", ""),
+            Err("SIGNING_SECRET is empty; set it to a long random value".to_owned())
+        );
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! checked, idempotency scopes never meet, tokens that are not valid yet or name no valid user
 //! are refused, and secrets that could never match stop the gateway.
 
+use std::time::Duration;
+
 use natter_e2e::ws::WsClient;
 use natter_e2e::{
-    both_stores, enc, expect_error, expect_status, now_secs, secret_key, user_token,
+    both_stores, command, enc, expect_error, expect_status, now_secs, secret_key, user_token,
     user_token_with_role, Gateway, GatewayOptions, Store, SIGNING_SECRET,
 };
 use serde_json::{json, Value};
@@ -429,3 +431,91 @@ async fn tokens_not_valid_yet_or_for_no_user_are_refused() {
     WsClient::connect(&gw, &token).await.close().await;
 }
 
+/// Runs `natter-local` with these secrets and returns its exit status and stderr; it must exit
+/// by itself.
+fn run_with_secrets(signing: &str, key: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = command()
+        .env("NATTER_SIGNING_SECRET", signing)
+        .env("NATTER_SECRET_KEY", key)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return (status.code(), stderr);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("natter-local started with bad secrets ({signing:?}, {key:?}) and kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn secrets_that_could_never_match_stop_the_gateway() {
+    let signing = "natter-e2e-signing-secret-0123456789abcdef";
+    let key = "natter-e2e-secret-key-0123456789abcdef";
+    let cases = [
+        (
+            signing.to_string(),
+            format!("{key} "),
+            "NATTER_SECRET_KEY starts or ends with whitespace",
+        ),
+        (
+            signing.to_string(),
+            format!("\t{key}"),
+            "NATTER_SECRET_KEY starts or ends with whitespace",
+        ),
+        (
+            signing.to_string(),
+            format!("{key}\n"),
+            "NATTER_SECRET_KEY starts or ends with whitespace",
+        ),
+        (
+            signing.to_string(),
+            String::new(),
+            "NATTER_SECRET_KEY is empty",
+        ),
+        (
+            format!(" {signing}"),
+            key.to_string(),
+            "NATTER_SIGNING_SECRET starts or ends with whitespace",
+        ),
+        (
+            String::new(),
+            key.to_string(),
+            "NATTER_SIGNING_SECRET is empty",
+        ),
+    ];
+    for (signing, key, want) in &cases {
+        for args in [
+            &["--listen", "127.0.0.1:0"][..],
+            &["token", "--user", "alice"],
+        ] {
+            let (code, stderr) = run_with_secrets(signing, key, args);
+            assert_eq!(code, Some(1), "{args:?} {want}: {stderr}");
+            assert!(stderr.contains(want), "{args:?}: {stderr}");
+            assert!(
+                !stderr.contains(key.trim()) || key.trim().is_empty(),
+                "the secret leaked: {stderr}"
+            );
+            assert!(
+                !stderr.contains(signing.trim()) || signing.trim().is_empty(),
+                "the secret leaked: {stderr}"
+            );
+        }
+    }
+}
