@@ -470,15 +470,13 @@ pub fn check_url(url: &str) -> Result<(), String> {
     if parsed.scheme() != scheme {
         return Err(SCHEMES.to_owned());
     }
-    match scheme.as_str() {
-        "http" | "https" => {
-            // `https:x.io` parses too, but a browser resolves it against the page's own URL.
-            if !rest.starts_with("//") || parsed.host_str().is_none_or(str::is_empty) {
-                return Err(format!("must be {scheme}://host..."));
-            }
-        }
-        _ if rest.is_empty() => return Err(format!("must have something after {scheme}:")),
-        _ => {}
+    let web = matches!(scheme.as_str(), "http" | "https");
+    // `https:x.io` parses too, but a browser resolves it against the page's own URL.
+    if web && (!rest.starts_with("//") || parsed.host_str().is_none_or(str::is_empty)) {
+        return Err(format!("must be {scheme}://host..."));
+    }
+    if !web && rest.is_empty() {
+        return Err(format!("must have something after {scheme}:"));
     }
     Ok(())
 }
