@@ -269,7 +269,8 @@ pub mod input {
     /// bytes) and every sort key at most one beside short fixed parts (at most 1024 bytes);
     /// `shared/tests/key_limits.rs` writes every item with the widest ids.
     pub const ID_MAX_BYTES: usize = 512;
-    /// Clock skew allowed when checking a user token's `exp`: none.
+    /// Clock skew allowed when checking a user token's `exp` and `nbf` (one leeway for both):
+    /// none.
     pub const TOKEN_LEEWAY_SECS: u64 = 0;
     /// Shortest signing secret and secret key the template accepts (`MinLength` of
     /// `SigningSecret` and `SecretKey`); natter itself does not check their length.

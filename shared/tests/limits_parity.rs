@@ -216,6 +216,9 @@ fn openapi_expected() -> BTreeMap<String, Value> {
         components/schemas/ImportRequest/maxItems = {max_import_messages}
         components/schemas/MessageSnapshot/properties/reactions/maxItems = {max_distinct_reactions}
         components/schemas/ReactionSnapshot/properties/count/minimum = 1
+        # Content nodes: a custom emoji as in reactions, a mention with some text.
+        components/schemas/CustomEmojiNode/properties/text/maxLength = {custom_emoji_max_chars}
+        components/schemas/MentionNode/properties/text/minLength = 1
         # Inbox.
         components/schemas/SendInboxRequest/properties/recipients/oneOf/1/minItems = 1
         components/schemas/SendInboxRequest/properties/recipients/oneOf/1/maxItems = {max_inbox_recipients}

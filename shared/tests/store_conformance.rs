@@ -25,8 +25,8 @@ use natter::model::{
     Patch, ReactionCount, UserPatch, UserRecord,
 };
 use natter::store::{
-    CreateConditions, CreateOutcome, Failed, ItemKey, ReactionGuard, ReactionOutcome, Store,
-    StoreError,
+    CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, ReactionGuard,
+    ReactionOutcome, Store, StoreError,
 };
 
 macro_rules! conformance {
@@ -56,6 +56,7 @@ conformance!(
     put_participant_needs_a_live_conversation,
     create_message_conditions,
     create_message_idempotency,
+    idempotency_scopes_never_meet,
     get_items_mixed_kinds,
     list_messages_paging,
     list_messages_skips_expired,
@@ -636,7 +637,7 @@ async fn create_message_conditions(h: Harness) {
         writer: Some("w".into()),
         conversation_exists: true,
         referenced_message_id: Some(m1.id.clone()),
-        idempotency_key: Some("w:all".into()),
+        idempotency_key: Some(idem(Some("w"), "all")),
     };
     assert_eq!(
         create(s, &m11, all, T0).await.unwrap(),
@@ -654,13 +655,64 @@ async fn create_message_conditions(h: Harness) {
     h.finish().await;
 }
 
+/// An idempotency key of `sender` (`None`: system messages).
+fn idem(sender: Option<&str>, key: &str) -> IdempotencyKey {
+    IdempotencyKey {
+        sender: sender.map(str::to_string),
+        key: key.to_string(),
+    }
+}
+
+/// A user's keys, another user's and the system messages' never meet, whatever the user ids:
+/// a user named `system` (or `S`, the system scope's name in the table) has keys of its own.
+async fn idempotency_scopes_never_meet(h: Harness) {
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    conversation(s, "c", &[("system", RW), ("S", RW), ("bob", RW)], exp).await;
+    let keyed = |sender: Option<&str>| CreateConditions {
+        writer: sender.map(str::to_string),
+        conversation_exists: sender.is_none(),
+        idempotency_key: Some(idem(sender, "k")),
+        ..conditions()
+    };
+    let senders = [Some("system"), Some("S"), Some("bob"), None];
+    let mut created = Vec::new();
+    for (i, sender) in senders.iter().enumerate() {
+        let m = message("c", &mid(i as i64 + 1), *sender, exp);
+        assert_eq!(
+            create(s, &m, keyed(*sender), T0).await.unwrap(),
+            CreateOutcome::Created,
+            "the first send of key k by {sender:?}"
+        );
+        created.push(m);
+    }
+    for m in &created {
+        assert_eq!(get_message(s, "c", &m.id, T0).await.as_ref(), Some(m));
+    }
+    // Each scope still knows its own key.
+    for (i, sender) in senders.iter().enumerate() {
+        let again = message("c", &mid(10 + i as i64), *sender, exp);
+        assert_eq!(
+            create(s, &again, keyed(*sender), T0).await.unwrap(),
+            CreateOutcome::Duplicate {
+                message_id: created[i].id.clone()
+            },
+            "key k again by {sender:?}"
+        );
+    }
+    h.finish().await;
+}
+
 async fn create_message_idempotency(h: Harness) {
     let s = &*h.store;
     let exp = exp_in(HOUR);
     conversation(s, "c", &[("w", RW)], exp).await;
+    // Keys of sender "w" ("w:k1" is w's key "k1").
     let keyed = |k: &str, w: Option<&str>| CreateConditions {
         writer: w.map(str::to_string),
-        idempotency_key: Some(k.into()),
+        idempotency_key: k
+            .split_once(':')
+            .map(|(sender, key)| idem(Some(sender), key)),
         ..conditions()
     };
     let m1 = message("c", &mid(1), Some("w"), exp);
@@ -845,7 +897,7 @@ async fn list_messages_paging(h: Harness) {
     let ids = &all_ids;
     for (i, id) in ids.iter().enumerate() {
         let c = CreateConditions {
-            idempotency_key: Some(format!("w:{i}")),
+            idempotency_key: Some(idem(Some("w"), &i.to_string())),
             ..conditions()
         };
         create(s, &message("c", id, Some("w"), exp), c, T0)
@@ -1848,7 +1900,7 @@ async fn request_counts(h: Harness) {
         writer: Some("w".into()),
         conversation_exists: true,
         referenced_message_id: Some(mid(1)),
-        idempotency_key: Some("w:key".into()),
+        idempotency_key: Some(idem(Some("w"), "key")),
     };
     assert_eq!(
         s.create_message(&m, &all, T0).await.unwrap(),

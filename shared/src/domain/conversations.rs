@@ -86,10 +86,11 @@ impl PutConversation {
         let ctx = &self.ctx;
         ctx.check_id("conversationId", cid)?;
         let limits = &ctx.config.limits;
-        for (field, value) in [("subject", &body.subject), ("photoUrl", &body.photo_url)] {
-            if let Patch::Value(v) = value {
-                validate::short_text(limits, field, v)?;
-            }
+        if let Patch::Value(v) = &body.subject {
+            validate::short_text(limits, "subject", v)?;
+        }
+        if let Patch::Value(url) = &body.photo_url {
+            validate::url_field(limits, "photoUrl", url)?;
         }
         if let Patch::Value(custom) = &body.custom {
             validate::custom(limits, custom)?;

@@ -9,7 +9,7 @@ use super::{
     conversation_not_found, message_key, message_not_found, participant_key, validate, Context,
 };
 use crate::auth::Identity;
-use crate::content::{uses_restricted_nodes, Content};
+use crate::content::{uses_restricted_nodes, Content, RESTRICTED_NODES};
 use crate::error::{Error, Result};
 use crate::ids::{imported_message_id, new_message_id};
 use crate::model::{
@@ -20,7 +20,9 @@ use crate::ports::{
     ItemReader, MessageCreator, MessageDeleter, MessageEditor, MessageImporter, MessageLister,
     ReactionReader,
 };
-use crate::store::{CreateConditions, CreateOutcome, Failed, ItemKey, Items, StoreError};
+use crate::store::{
+    CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, Items, StoreError,
+};
 
 /// `POST /conversations/{cid}/messages`.
 #[derive(Debug, Default, Deserialize)]
@@ -208,9 +210,9 @@ impl SendMessage {
                 if *identity != Identity::Secret {
                     let grants = ctx.grants(role_claim, &items, uid);
                     if uses_restricted_nodes(&content) && !grants.send_links {
-                        return Err(Error::forbidden(
-                            "your role may not send link, actionLink or actionButton nodes",
-                        ));
+                        return Err(Error::forbidden(format!(
+                            "your role may not send {RESTRICTED_NODES}"
+                        )));
                     }
                     if body.referenced_message_id.is_some() && !grants.reply {
                         return Err(Error::forbidden("your role may not reply to messages"));
@@ -253,9 +255,10 @@ impl SendMessage {
             writer: sender.clone(),
             conversation_exists: sender.is_none(),
             referenced_message_id: message.referenced_message_id.clone(),
-            idempotency_key: body
-                .idempotency_key
-                .map(|k| format!("{}#{k}", sender.as_deref().unwrap_or("system"))),
+            idempotency_key: body.idempotency_key.map(|key| IdempotencyKey {
+                sender: sender.clone(),
+                key,
+            }),
         };
 
         // Round trip 2: the conditional write, and beside it what the snapshot still lacks.
@@ -479,9 +482,9 @@ impl EditMessage {
                     ));
                 }
                 if content.as_ref().is_some_and(uses_restricted_nodes) && !grants.send_links {
-                    return Err(Error::forbidden(
-                        "your role may not send link, actionLink or actionButton nodes",
-                    ));
+                    return Err(Error::forbidden(format!(
+                        "your role may not send {RESTRICTED_NODES}"
+                    )));
                 }
                 match (own, grants.edit_own, grants.edit_any) {
                     (_, _, true) => None,

@@ -48,8 +48,8 @@ use aws_smithy_types::config_bag::ConfigBag;
 use self::ops::{build_error, is_condition_failed, retry_conflicts, sdk_error, Cancelled, Item};
 use super::memory::{apply_custom_patch, too_many_custom_keys, visible_reactions};
 use super::schema::{
-    self, attr, chg, conv_pk, idem_sk, key, msg_sk, part_sk, rxu_pk, rxu_sk, split_rxu_sk, user_pk,
-    CONV_OWN_SK_PREFIX, CONV_PREFIX, CONV_SK, EXPIRES_AT, MSG_PREFIX, PART_PREFIX, PK, SK,
+    self, attr, chg, conv_pk, idem_pk, idem_sk, key, msg_sk, part_sk, rxu_pk, rxu_sk, split_rxu_sk,
+    user_pk, CONV_OWN_SK_PREFIX, CONV_PREFIX, CONV_SK, EXPIRES_AT, MSG_PREFIX, PART_PREFIX, PK, SK,
     USER_PREFIX, USER_SK,
 };
 use super::{
@@ -1288,8 +1288,8 @@ impl MessageCreator for DynamoStore {
             )?);
             slots.push(Slot::Referenced);
         }
-        if let Some(scoped) = &conditions.idempotency_key {
-            let mut item = key(conv_pk(cid), idem_sk(scoped));
+        if let Some(idem) = &conditions.idempotency_key {
+            let mut item = key(idem_pk(cid, idem.sender.as_deref()), idem_sk(&idem.key));
             item.insert(attr::MESSAGE_ID.into(), s(message.id.clone()));
             item.insert(EXPIRES_AT.into(), n(message.expires_at));
             let mut e = Expr::default();

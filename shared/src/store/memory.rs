@@ -12,8 +12,8 @@ use crate::store::{
 use async_trait::async_trait;
 
 use super::{
-    is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
-    ReactionGuard, ReactionOutcome, StoreError, StoreResult,
+    is_expired, CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, Items,
+    MessagePage, ReactionGuard, ReactionOutcome, StoreError, StoreResult,
 };
 use crate::changes::{Change, ChangeSender};
 use crate::model::{
@@ -29,8 +29,8 @@ struct State {
     participants: HashMap<String, BTreeMap<String, ParticipantRecord>>,
     /// conversation id → message id → message (ids sort by time)
     messages: HashMap<String, BTreeMap<String, StoredMessage>>,
-    /// (conversation id, scoped key) → (message id, expiresAt)
-    idempotency: HashMap<(String, String), (String, i64)>,
+    /// (conversation id, key in its scope) → (message id, expiresAt)
+    idempotency: HashMap<(String, IdempotencyKey), (String, i64)>,
     /// (conversation id, user id) → (message id, emoji) → expiresAt
     user_reactions: HashMap<(String, String), BTreeMap<(String, String), i64>>,
 }

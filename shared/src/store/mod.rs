@@ -96,9 +96,19 @@ pub struct CreateConditions {
     pub conversation_exists: bool,
     /// This message of the same conversation must exist, unexpired.
     pub referenced_message_id: Option<String>,
-    /// A key, already scoped to its sender, that may be used once per conversation while the
-    /// message it created lives.
-    pub idempotency_key: Option<String>,
+    /// A key that may be used once per conversation and sender while the message it created
+    /// lives.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// An idempotency key in its scope: one sender's keys (or the system messages') never meet
+/// another's, whatever the ids are (`docs/storage.md`, "Idempotency keys").
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    /// The user the message is sent as; `None` for system messages.
+    pub sender: Option<String>,
+    /// The client's `idempotencyKey`.
+    pub key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
