@@ -1,6 +1,7 @@
 //! What every function's `main` shares: one `SdkConfig` and one DynamoDB client per cold start,
 //! the services over the table named by `TABLE_NAME`, and the Lambda runtime loop around the
-//! operation the binary names by type.
+//! operation the binary names by type. The authorizers instead build one Secrets Manager client
+//! and read the secrets once, before the runtime loop starts.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use natter::clock::{Clock, SystemClock};
 use natter::config::Config;
 use natter::fanout::{FanOut, ManagementApiPusher};
 use natter::http::{HttpOperation, HttpService};
+use natter::secrets;
 use natter::services::Services;
 use natter::ws::{WsOperation, WsService};
 
@@ -58,9 +60,10 @@ pub async fn serve_ws<O: WsOperation>() -> Result<(), Error> {
     .await
 }
 
-/// Runs the HTTP API authorizer with the secrets from `SIGNING_SECRET` and `SECRET_KEY`.
+/// Runs the HTTP API authorizer with the secrets it reads from Secrets Manager at init.
 pub async fn serve_authorizer() -> Result<(), Error> {
-    let config = &auth_config_from_env()?;
+    let sdk = sdk_config().await;
+    let config = &auth_config_at_init(&aws_sdk_secretsmanager::Client::new(&sdk)).await?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
             let now = (SystemClock.now_ms() / 1000) as u64;
@@ -70,11 +73,12 @@ pub async fn serve_authorizer() -> Result<(), Error> {
     .await
 }
 
-/// Runs the `$connect` REQUEST authorizer with the secrets from `SIGNING_SECRET` and
-/// `SECRET_KEY`. A refused token fails the invocation with `Unauthorized`, which API Gateway
-/// answers with 401.
+/// Runs the `$connect` REQUEST authorizer with the secrets it reads from Secrets Manager at
+/// init. A refused token fails the invocation with `Unauthorized`, which API Gateway answers
+/// with 401.
 pub async fn serve_ws_authorizer() -> Result<(), Error> {
-    let config = &auth_config_from_env()?;
+    let sdk = sdk_config().await;
+    let config = &auth_config_at_init(&aws_sdk_secretsmanager::Client::new(&sdk)).await?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
             let now = (SystemClock.now_ms() / 1000) as u64;
@@ -105,14 +109,69 @@ pub async fn serve_fan_out() -> Result<(), Error> {
     .await
 }
 
-/// The secrets only the authorizers hold: `SIGNING_SECRET` and `SECRET_KEY`.
-fn auth_config_from_env() -> Result<AuthConfig, Error> {
+/// The secrets only the authorizers hold, read once at init from the two Secrets Manager
+/// secrets named by `SECRET_KEY_SECRET_ARN` and `SIGNING_KEYS_SECRET_ARN` (shapes:
+/// `natter::secrets`). Any failure is an init error that says which secret and why, so the
+/// function never serves without its keys.
+pub async fn auth_config_at_init(
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<AuthConfig, Error> {
     init_tracing();
-    let secret = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    Ok(AuthConfig {
-        signing_secret: secret("SIGNING_SECRET")?.into_bytes(),
-        secret_key: secret("SECRET_KEY")?,
-    })
+    let arn = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("{name} is not set"))
+    };
+    let config = load_auth_config(
+        client,
+        &arn(secrets::SECRET_KEY_SECRET_ENV)?,
+        &arn(secrets::SIGNING_KEYS_SECRET_ENV)?,
+    )
+    .await?;
+    let kids: Vec<&str> = config
+        .signing_keys()
+        .iter()
+        .map(|k| k.kid.as_str())
+        .collect();
+    tracing::info!(?kids, "secrets loaded");
+    Ok(config)
+}
+
+/// Reads the secret key's and the signing keys' secrets (one `GetSecretValue` each, the only
+/// Secrets Manager action the authorizers are granted) and checks them.
+pub async fn load_auth_config(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_key_id: &str,
+    signing_keys_id: &str,
+) -> Result<AuthConfig, String> {
+    let (secret_key, signing_keys) = tokio::join!(
+        secret_string(client, secret_key_id),
+        secret_string(client, signing_keys_id),
+    );
+    let (secret_key, signing_keys) = (secret_key?, signing_keys?);
+    secrets::auth_config(&secret_key, &signing_keys)
+        .map_err(|e| format!("the secrets in Secrets Manager are not usable: {e}"))
+}
+
+async fn secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<String, String> {
+    let output = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "could not read secret {secret_id} from Secrets Manager: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            )
+        })?;
+    output
+        .secret_string
+        .ok_or_else(|| format!("secret {secret_id} has no SecretString (a binary secret?)"))
 }
 
 fn init_tracing() {

@@ -23,6 +23,7 @@ pub mod realtime;
 pub mod routes;
 #[cfg(test)]
 mod scripted_http;
+pub mod secrets;
 pub mod services;
 pub mod sizes;
 pub mod store;

@@ -323,8 +323,8 @@ fn template_bounds(template: &Value) -> BTreeMap<String, Value> {
 fn template_expected() -> BTreeMap<String, Value> {
     parse_expected(&format!(
         "
-        Parameters/SigningSecret/MinLength = {secret_min_chars}
-        Parameters/SecretKey/MinLength = {secret_min_chars}
+        # Only a value to change after editing a secret (the authorizers then re-read them).
+        Parameters/SecretsRevision/Default = \"1\"
         Parameters/RetentionDays/Default = {default_retention_days}
         # RETENTION_DAYS must be positive (checked against Config below).
         Parameters/RetentionDays/MinValue = 1
@@ -337,7 +337,6 @@ fn template_expected() -> BTreeMap<String, Value> {
         {STREAM}/MaximumRetryAttempts = {max_retry_attempts}
         {STREAM}/MaximumRecordAgeInSeconds = {max_record_age_secs}
         ",
-        secret_min_chars = input::SECRET_MIN_CHARS,
         default_retention_days = config::DEFAULT_RETENTION_DAYS,
         default_concurrency = fanout::DEFAULT_CONCURRENCY,
         min_concurrency = fanout::MIN_CONCURRENCY,

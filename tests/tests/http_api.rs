@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use natter_e2e::{
     both_stores, enc, expect_error, expect_status, now_ms, now_secs, secret_key, tick, user_token,
-    user_token_with_role, Gateway, GatewayOptions, Store, SIGNING_SECRET,
+    user_token_with_role, Gateway, GatewayOptions, Store, SIGNING_KID, SIGNING_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -1419,21 +1419,39 @@ async fn auth_failures(store: Store) {
     let exp = now_secs() + 3600;
     let claims = json!({"sub": "alice", "exp": exp});
 
+    let header = |alg, kid: Option<&str>| jsonwebtoken::Header {
+        kid: kid.map(str::to_string),
+        ..jsonwebtoken::Header::new(alg)
+    };
+    let hs256 = || header(jsonwebtoken::Algorithm::HS256, Some(SIGNING_KID));
     let hs384 = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS384),
+        &header(jsonwebtoken::Algorithm::HS384, Some(SIGNING_KID)),
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
     )
     .unwrap();
     let wrong_key = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &hs256(),
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(b"some-other-secret-0123456789abcdef"),
     )
     .unwrap();
     let no_exp = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &hs256(),
         &json!({"sub": "alice"}),
+        &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
+    )
+    .unwrap();
+    // Signed with the right secret, but naming no key, or a key the gateway does not hold.
+    let no_kid = jsonwebtoken::encode(
+        &header(jsonwebtoken::Algorithm::HS256, None),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let unknown_kid = jsonwebtoken::encode(
+        &header(jsonwebtoken::Algorithm::HS256, Some("e2e-0")),
+        &claims,
         &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
     )
     .unwrap();
@@ -1447,7 +1465,7 @@ async fn auth_failures(store: Store) {
         None,
         60,
         now_secs() - 3600,
-        SIGNING_SECRET.as_bytes(),
+        &natter_e2e::signing_key(),
     )
     .unwrap();
     // A valid token with its payload swapped for another user's.
@@ -1475,6 +1493,8 @@ async fn auth_failures(store: Store) {
         (Some(format!("Bearer {hs384}")), "HS384"),
         (Some(format!("Bearer {expired}")), "expired"),
         (Some(format!("Bearer {no_exp}")), "exp"),
+        (Some(format!("Bearer {no_kid}")), "no kid"),
+        (Some(format!("Bearer {unknown_kid}")), "kid \"e2e-0\""),
     ];
     for (header, want) in cases {
         let mut headers = vec![("content-type", "application/json")];

@@ -93,7 +93,7 @@ async fn run(options: Options) -> Result<(), String> {
         ..ServeOptions::default()
     };
     let storage = server::storage(&serve, Config::from_env()?).await?;
-    let (auth, _) = server::auth_from_env();
+    let (auth, _) = server::auth_from_env()?;
     let state = server::app_state(&storage.services, auth);
     let put_conversation: PutConversation = storage.services.build();
     let send_message: SendMessage = storage.services.build();
@@ -109,7 +109,7 @@ async fn run(options: Options) -> Result<(), String> {
         }
         ChangeSource::Stream(_) => return Err("the benchmark uses the embedded store".into()),
     }
-    let secret = state.auth.signing_secret.clone();
+    let secret = state.auth.signing_key().clone();
     let now_secs = state.now_secs();
     let router = server::router(state);
     tokio::spawn(async move {
