@@ -42,6 +42,7 @@ fn id_of(message: &Value) -> String {
 }
 
 both_stores! {
+    object_bodies_refuse_arrays: object_bodies_refuse_arrays_memory, object_bodies_refuse_arrays_dynamo;
     users_self_secret_and_denials: users_self_secret_and_denials_memory, users_self_secret_and_denials_dynamo;
     user_patch_semantics: user_patch_semantics_memory, user_patch_semantics_dynamo;
     conversation_creator_and_participants: conversation_creator_and_participants_memory, conversation_creator_and_participants_dynamo;
@@ -1402,6 +1403,67 @@ async fn import_messages(store: Store) {
         .await,
         404,
         "not_found",
+    );
+}
+
+/// Where the contract says a body is an object, an array is 400 and writes nothing (serde alone
+/// would read `[null, null]` into a struct field by field; schemathesis found it).
+async fn object_bodies_refuse_arrays(store: Store) {
+    let gw = Gateway::on(store);
+    gw.conversation("c", &["alice"]).await;
+    let m = gw.send("c", &user_token("alice"), "hi").await;
+    let mid = m["id"].as_str().unwrap().to_string();
+    let alice = user_token("alice");
+    let key = secret_key();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("PUT", "/users/alice".to_string(), alice.as_str()),
+        ("PUT", "/conversations/new-one".to_string(), alice.as_str()),
+        (
+            "PUT",
+            "/conversations/c/participants/bob".to_string(),
+            key.as_str(),
+        ),
+        (
+            "POST",
+            "/conversations/c/messages".to_string(),
+            alice.as_str(),
+        ),
+        (
+            "PATCH",
+            format!("/conversations/c/messages/{mid}"),
+            alice.as_str(),
+        ),
+    ];
+    for (method, path, token) in cases {
+        let auth = format!("Bearer {token}");
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let response = gw
+            .send_raw(method, &path, &headers, b" [null, null]".to_vec())
+            .await;
+        let message = expect_error(&response, 400, "invalid_request");
+        assert_eq!(
+            message, "request body must be a JSON object",
+            "{method} {path}"
+        );
+    }
+    expect_error(
+        &gw.get("/conversations/new-one", &alice).await,
+        404,
+        "not_found",
+    );
+    let participants = expect_status(gw.get("/conversations/c", &key).await, 200);
+    assert!(
+        participants["participants"].get("bob").is_none(),
+        "{participants}"
+    );
+    // No body at all still adds a participant with ReadWrite access.
+    expect_status(
+        gw.put_empty("/conversations/c/participants/bob", &key)
+            .await,
+        204,
     );
 }
 
