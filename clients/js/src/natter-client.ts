@@ -228,10 +228,10 @@ class Connection {
       return this.scheduleReconnect();
     }
     if (this.closed || !this.wanted || this.ws) return;
-    const WS = this.session.webSocketConstructor();
     const url = this.session.wsUrl;
     let ws: WebSocketLike;
     try {
+      const WS = this.session.webSocketConstructor();
       ws = new WS(`${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`);
     } catch (e) {
       return this.scheduleReconnect();
@@ -959,6 +959,7 @@ export class Session {
    */
   on(event: "message", listener: InboxListener): void {
     if (event !== "message") throw new TypeError(`unknown event ${String(event)}`);
+    this.webSocketConstructor();
     this.listeners.push(listener);
     if (!this.closed) this.connection.ensure();
   }
