@@ -61,7 +61,7 @@ for (const store of stores()) {
       const bob = unique("bob");
       const b = s.open(server, bob);
       const sent = [];
-      for (let i = 0; i < 130; i++) sent.push(...(await b.message({ i }, alice)));
+      for (let i = 0; i < 105; i++) sent.push(...(await b.message({ i }, alice)));
 
       const control = { offline: false };
       class Switchable extends WebSocket {
@@ -72,9 +72,9 @@ for (const store of stores()) {
       const a = s.open(server, alice, { WebSocket: Switchable });
       const fired = new Map();
       a.on("message", (message, senderId, messageId) => fired.set(messageId, (fired.get(messageId) ?? 0) + 1));
-      await eventually(() => a.messages.length === 130, { what: "the replay of 130 (hello, then inboxMore)" });
+      await eventually(() => a.messages.length === 105, { what: "the replay of 105 (hello, then inboxMore)" });
       assert.deepEqual(a.messages.map((m) => m.messageId), sent, "oldest first");
-      assert.deepEqual(a.messages.map((m) => m.message.i), [...Array(130).keys()]);
+      assert.deepEqual(a.messages.map((m) => m.message.i), [...Array(105).keys()]);
 
       // Live messages, deletes by this session and by another session of alice, and reconnects.
       const other = s.open(server, alice);

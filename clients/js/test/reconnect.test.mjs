@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { Session } from "natter-client";
-import { conversation, eventually, listAll, mintToken, sessions, sleep, startServer, stores, unique } from "./harness.mjs";
+import { conversation, eventually, importMessages, listAll, mintToken, sessions, sleep, startServer, stores, unique } from "./harness.mjs";
 
 /** A WebSocket class that can be taken offline: while offline, connects go to a closed port. */
 function switchableWebSocket() {
@@ -50,8 +50,7 @@ for (const store of stores()) {
       const id = await conversation(server, [alice, bob, carol]);
       const a = s.open(server, alice);
       const writers = [s.open(server, bob), s.open(server, carol), a];
-      const initial = [];
-      for (let i = 0; i < 60; i++) initial.push((await writers[i % 2].conversation(id).send(`before ${i}`)).id);
+      const initial = (await importMessages(server, a, id, 60, { senders: [bob, carol], prefix: "before" })).map((r) => r.id);
 
       let callbacks = 0;
       let lastCallback = null;
@@ -143,8 +142,7 @@ for (const store of stores()) {
       const a = s.open(server, alice, { WebSocket: control.WebSocket });
       const b = s.open(server, bob);
       const conv = b.conversation(id);
-      const refs = [];
-      for (let i = 0; i < 40; i++) refs.push(await conv.send(`m ${i}`));
+      const refs = await importMessages(server, b, id, 40, { senders: [bob] });
       const snapshots = [];
       const sub = a.conversation(id).subscribeMessages((messages) => snapshots.push(messages));
       await sub.connected;
@@ -183,8 +181,7 @@ for (const store of stores()) {
       const id = await conversation(server, [alice]);
       const a = s.open(server, alice);
       const conv = a.conversation(id);
-      const refs = [];
-      for (let i = 0; i < 260; i++) refs.push(await conv.send(`m ${i}`));
+      const refs = await importMessages(server, a, id, 260, { senders: [alice] });
       const sub = conv.subscribeMessages();
       await sub.connected;
       await sub.loadMore(100);

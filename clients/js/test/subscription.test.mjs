@@ -7,6 +7,7 @@ import { Session, NatterError } from "natter-client";
 import {
   conversation,
   eventually,
+  importMessages,
   listAll,
   mintToken,
   recordingWebSocket,
@@ -49,7 +50,7 @@ for (const store of stores()) {
       const id = await conversation(server, [alice, bob]);
       const a = s.open(server, alice);
       const b = s.open(server, bob);
-      const refs = await sendMany(b.conversation(id), 35);
+      const refs = await importMessages(server, b, id, 35, { senders: [bob] });
 
       const cb = recorder();
       const sub = a.conversation(id).subscribeMessages(cb);
@@ -134,7 +135,7 @@ for (const store of stores()) {
       const alice = unique("alice");
       const id = await conversation(server, [alice]);
       const a = s.open(server, alice);
-      const refs = await sendMany(a.conversation(id), 75);
+      const refs = await importMessages(server, a, id, 75, { senders: [alice] });
       const cb = recorder();
       const sub = a.conversation(id).subscribeMessages(cb);
       await sub.connected;
