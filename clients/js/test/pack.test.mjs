@@ -44,6 +44,8 @@ test("npm pack gives an installable, dependency-free package with types", () => 
       join(app, "app.ts"),
       `import { Session, NatterError, type MessageSnapshot, type MessageSubscriptionState } from "natter-client";
 const session = new Session({ url: "http://127.0.0.1:8787", token: "t" });
+const inBrowser = new Session({ url: "https://api.example.com", wsUrl: "wss://ws.example.com/prod", tokenFetcher: async () => "t", WebSocket });
+void inBrowser;
 const conv = session.conversation("lunch");
 async function main(): Promise<void> {
   const ref = await conv.send({ text: "*hi*", custom: { a: "b" } });
