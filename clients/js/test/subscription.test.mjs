@@ -213,6 +213,57 @@ for (const store of stores()) {
       assert.equal(sub.state, ended);
     });
 
+    test("a reply's referencedMessage follows edits, reactions and the deletion of the message it replies to", async () => {
+      const alice = unique("alice");
+      const bob = unique("bob");
+      const id = await conversation(server, [alice, bob]);
+      const a = s.open(server, alice);
+      const b = s.open(server, bob);
+      const original = await b.conversation(id).send("the question");
+      const reply = await a.conversation(id).send({ text: "the answer", referencedMessage: original });
+      const sub = a.conversation(id).subscribeMessages();
+      await sub.connected;
+      const token = mintToken(alice);
+      const matchesServer = async () => {
+        assert.deepEqual(sub.state.latestSnapshot, await listAll(server, id, token));
+        return true;
+      };
+      await original.edit("the question, edited");
+      await original.reaction("🤔").add();
+      await a.conversation(id).message(original.id).reaction("🤔").add();
+      await eventually(() => sub.state.latestSnapshot[0].referencedMessage?.reactions[0]?.count === 2, { what: "the reply's copy" });
+      assert.equal(sub.state.latestSnapshot[0].id, reply.id);
+      assert.equal(sub.state.latestSnapshot[0].referencedMessage.plaintext, "the question, edited");
+      assert.equal(sub.state.latestSnapshot[0].referencedMessage.reactions[0].currentUserReacted, true);
+      await eventually(matchesServer, { what: "the server's snapshots" });
+      await original.delete();
+      await eventually(() => sub.state.latestSnapshot.length === 1, { what: "the delete" });
+      assert.equal(sub.state.latestSnapshot[0].referencedMessage, null);
+      await eventually(matchesServer, { what: "the server's snapshots after the delete" });
+      sub.unsubscribe();
+    });
+
+    test("a subscriber removed from the conversation ends in state error at its next loadMore or reconnect", async () => {
+      const alice = unique("alice");
+      const id = await conversation(server, [alice]);
+      const a = s.open(server, alice);
+      await importMessages(server, a, id, 40, { senders: [alice] });
+      const first = a.conversation(id).subscribeMessages();
+      const second = a.conversation(id).subscribeMessages();
+      await Promise.all([first.connected, second.connected]);
+      await server.admin("DELETE", `/v1/conversations/${id}/participants/${alice}`);
+      await first.loadMore(5);
+      const ended = await first.terminated;
+      assert.equal(ended.type, "error");
+      assert.equal(ended.error.code, "not_found");
+      assert.equal(first.state, ended);
+      // The other one finds out when it subscribes again after a reconnect.
+      a.connection.drop();
+      const ended2 = await second.terminated;
+      assert.equal(ended2.type, "error");
+      assert.equal(ended2.error.code, "not_found");
+    });
+
     test("a refused token without a tokenFetcher ends subscriptions with unauthorized", async () => {
       const alice = unique("alice");
       const id = await conversation(server, [alice]);
