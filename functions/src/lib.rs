@@ -108,7 +108,18 @@ pub async fn serve_fan_out() -> Result<(), Error> {
 /// The secrets only the authorizers hold: `SIGNING_SECRET` and `SECRET_KEY`.
 fn auth_config_from_env() -> Result<AuthConfig, Error> {
     init_tracing();
-    let secret = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    auth_config_from(|name| std::env::var(name).ok())
+}
+
+/// The authorizers' configuration from these variables. A secret that is unset, empty or has
+/// surrounding whitespace (`auth::validate_secret`) fails the init, so the function never runs
+/// with a secret that could not authenticate anything.
+fn auth_config_from(var: impl Fn(&str) -> Option<String>) -> Result<AuthConfig, Error> {
+    let secret = |name: &str| -> Result<String, Error> {
+        let value = var(name).ok_or_else(|| format!("{name} is not set"))?;
+        natter::auth::validate_secret(name, &value)?;
+        Ok(value)
+    };
     Ok(AuthConfig {
         signing_secret: secret("SIGNING_SECRET")?.into_bytes(),
         secret_key: secret("SECRET_KEY")?,
@@ -121,4 +132,59 @@ fn init_tracing() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .without_time()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<AuthConfig, String> {
+        auth_config_from(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_authorizer_refuses_secrets_that_could_never_match() {
+        let good = [
+            ("SIGNING_SECRET", "signing-0123456789"),
+            ("SECRET_KEY", "key-0123456789"),
+        ];
+        let config = from(&good).unwrap();
+        assert_eq!(config.secret_key, "key-0123456789");
+        assert_eq!(config.signing_secret, b"signing-0123456789");
+        for (name, value, want) in [
+            (
+                "SECRET_KEY",
+                "key-0123456789\n",
+                "SECRET_KEY starts or ends with whitespace",
+            ),
+            (
+                "SECRET_KEY",
+                " key-0123456789",
+                "SECRET_KEY starts or ends with whitespace",
+            ),
+            ("SECRET_KEY", "", "SECRET_KEY is empty"),
+            (
+                "SIGNING_SECRET",
+                "signing-0123456789 ",
+                "SIGNING_SECRET starts or ends with whitespace",
+            ),
+            ("SIGNING_SECRET", "", "SIGNING_SECRET is empty"),
+        ] {
+            let mut env = good.to_vec();
+            env.retain(|(k, _)| *k != name);
+            env.push((name, value));
+            let err = from(&env).map(|_| ()).unwrap_err();
+            assert!(err.starts_with(want), "{name}={value:?}: {err}");
+        }
+        assert_eq!(
+            from(&good[..1]).map(|_| ()).unwrap_err(),
+            "SECRET_KEY is not set"
+        );
+    }
 }

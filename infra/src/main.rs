@@ -20,15 +20,18 @@ async fn main() {
             role,
             ttl_secs,
         }) => {
-            let (auth, _) = natter_local::server::auth_from_env();
             let now = (SystemClock.now_ms() / 1000).max(0) as u64;
-            match natter::auth::issue_user_token(
-                &user,
-                role.as_deref(),
-                ttl_secs,
-                now,
-                &auth.signing_secret,
-            ) {
+            let token = natter_local::server::auth_from_env().and_then(|(auth, _)| {
+                natter::auth::issue_user_token(
+                    &user,
+                    role.as_deref(),
+                    ttl_secs,
+                    now,
+                    &auth.signing_secret,
+                )
+                .map_err(|e| e.to_string())
+            });
+            match token {
                 Ok(token) => {
                     println!("{token}");
                     0

@@ -19,14 +19,27 @@ pub use crate::state::AppState;
 pub const DEV_SIGNING_SECRET: &str = "natter-local-dev-signing-secret-do-not-deploy";
 pub const DEV_SECRET_KEY: &str = "natter-local-dev-secret-key-do-not-deploy";
 
-/// The secrets from `NATTER_SIGNING_SECRET` and `NATTER_SECRET_KEY`, or the dev values;
-/// the flag says whether dev values were used.
-pub fn auth_from_env() -> (AuthConfig, bool) {
-    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let signing = get("NATTER_SIGNING_SECRET");
-    let key = get("NATTER_SECRET_KEY");
+/// The secrets from `NATTER_SIGNING_SECRET` and `NATTER_SECRET_KEY`, or the dev values for
+/// those unset; the flag says whether dev values were used.
+///
+/// # Errors
+/// A secret that is set but empty or has surrounding whitespace (`auth::validate_secret`): it
+/// could never authenticate anything, so the gateway refuses to start with it.
+pub fn auth_from_env() -> Result<(AuthConfig, bool), String> {
+    auth_from_vars(|name| std::env::var(name).ok())
+}
+
+/// [`auth_from_env`] over any source of variables.
+pub fn auth_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<(AuthConfig, bool), String> {
+    let get = |name: &str| -> Result<Option<String>, String> {
+        var(name)
+            .map(|value| natter::auth::validate_secret(name, &value).map(|()| value))
+            .transpose()
+    };
+    let signing = get("NATTER_SIGNING_SECRET")?;
+    let key = get("NATTER_SECRET_KEY")?;
     let dev = signing.is_none() || key.is_none();
-    (
+    Ok((
         AuthConfig {
             signing_secret: signing
                 .unwrap_or_else(|| DEV_SIGNING_SECRET.to_string())
@@ -34,7 +47,7 @@ pub fn auth_from_env() -> (AuthConfig, bool) {
             secret_key: key.unwrap_or_else(|| DEV_SECRET_KEY.to_string()),
         },
         dev,
-    )
+    ))
 }
 
 /// Everything the gateway stores, and what feeds its fan-out.
@@ -165,7 +178,7 @@ pub fn router(state: AppState) -> Router {
 
 pub async fn run(options: ServeOptions) -> Result<(), String> {
     let config = Config::from_env()?;
-    let (auth, dev_secrets) = auth_from_env();
+    let (auth, dev_secrets) = auth_from_env()?;
     let storage = storage(&options, config).await?;
     let mut state = app_state(&storage.services, auth);
     state.ws_timeouts = crate::state::WsTimeouts {
@@ -224,5 +237,47 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn secrets_that_could_never_match_stop_the_gateway() {
+        let good = [
+            ("NATTER_SIGNING_SECRET", "signing-0123456789"),
+            ("NATTER_SECRET_KEY", "key-0123456789"),
+        ];
+        let (auth, dev) = auth_from_vars(vars(&good)).unwrap();
+        assert!(!dev);
+        assert_eq!(auth.secret_key, "key-0123456789");
+        assert!(auth_from_vars(vars(&[])).unwrap().1, "unset: dev values");
+        for (name, value) in [
+            ("NATTER_SECRET_KEY", "key-0123456789 "),
+            ("NATTER_SECRET_KEY", ""),
+            ("NATTER_SIGNING_SECRET", "\tsigning"),
+            ("NATTER_SIGNING_SECRET", ""),
+        ] {
+            let mut env = good.to_vec();
+            env.retain(|(k, _)| *k != name);
+            env.push((name, value));
+            let err = auth_from_vars(vars(&env)).map(|_| ()).unwrap_err();
+            assert!(err.starts_with(name), "{name}={value:?}: {err}");
+        }
     }
 }

@@ -33,7 +33,7 @@ async fn the_gateway_takes_time_from_the_services_clock() {
     let clock = ManualClock::new(START_MS);
     // No fan-out here: the change feed is dropped, so that writes never wait for a reader.
     let (services, _) = Services::memory(Arc::new(clock.clone()), Config::default());
-    let (auth, _) = natter_local::server::auth_from_env();
+    let (auth, _) = natter_local::server::auth_from_env().unwrap();
     let state = natter_local::server::app_state(&services, auth);
     let token = natter::auth::issue_user_token(
         "alice",

@@ -49,6 +49,8 @@ pub enum AuthError {
     WrongAlgorithm(String),
     #[error("token has expired")]
     Expired,
+    #[error("token is not valid yet (nbf is in the future)")]
+    NotYetValid,
     #[error("token has no exp claim; tokens must expire")]
     MissingExp,
     #[error("token subject is invalid: {0}")]
@@ -179,6 +181,7 @@ struct RawHeader {
 struct RawClaims {
     sub: Option<String>,
     exp: Option<u64>,
+    nbf: Option<u64>,
     role: Option<String>,
 }
 
@@ -211,9 +214,11 @@ fn verify_user_token(
         return Err(AuthError::BadSignature);
     }
     let mut validation = Validation::new(Algorithm::HS256);
-    // jsonwebtoken checks exp against the system clock; it is checked below
-    // against `now_secs` instead, and its absence gets its own error.
+    // jsonwebtoken checks exp and nbf against the system clock; they are checked below
+    // against `now_secs` instead (the clock every other rule uses), with the same leeway, and
+    // exp's absence gets its own error.
     validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.required_spec_claims.clear();
     validation.leeway = TOKEN_LEEWAY_SECS;
     // Our tokens carry no audience; with only one issuer there is nothing to match.
@@ -234,6 +239,12 @@ fn verify_user_token(
     let exp = claims.exp.ok_or(AuthError::MissingExp)?;
     if exp.saturating_add(TOKEN_LEEWAY_SECS) <= now_secs {
         return Err(AuthError::Expired);
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now_secs.saturating_add(TOKEN_LEEWAY_SECS))
+    {
+        return Err(AuthError::NotYetValid);
     }
     let sub = claims
         .sub
@@ -283,20 +294,29 @@ fn base64url_decode(s: &str) -> Option<Vec<u8>> {
     (acc == 0).then_some(out)
 }
 
+/// `sub` names a user, so it must be a valid user id (`ids::validate_id`, with the default id
+/// limit: the authorizers hold no `Config`): a token for a user who could be named nowhere else
+/// proves nothing.
 fn check_subject(sub: &str) -> Result<(), AuthError> {
-    if sub.is_empty() {
-        return Err(AuthError::BadSubject("sub is empty".to_owned()));
+    crate::ids::validate_id("sub", sub, Limits::default().max_id_chars)
+        .map_err(|e| AuthError::BadSubject(e.to_string()))
+}
+
+/// Checks a configured secret (the signing secret or the secret key) before it is used, so that
+/// one that could never match fails at start instead of refusing every request: it must not be
+/// empty, nor start or end with whitespace (a token is compared byte for byte, and a header's
+/// surrounding whitespace is trimmed). `name` is how the configuration calls it.
+///
+/// # Errors
+/// A message that names the setting and says what is wrong (never the value).
+pub fn validate_secret(name: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{name} is empty; set it to a long random value"));
     }
-    // `sub` is a user id, so the id limit applies (the authorizers hold no `Config`).
-    let max = Limits::default().max_id_chars;
-    if sub.chars().count() > max {
-        return Err(AuthError::BadSubject(format!(
-            "sub is longer than {max} characters"
-        )));
-    }
-    if sub.chars().any(char::is_control) {
-        return Err(AuthError::BadSubject(
-            "sub contains a control character".to_owned(),
+    if value.trim() != value {
+        return Err(format!(
+            "{name} starts or ends with whitespace, so no token could ever match it; remove the \
+             whitespace"
         ));
     }
     Ok(())
@@ -613,10 +633,20 @@ mod tests {
         let longest = "é".repeat(128);
         let cases = [
             (None, "sub claim is missing"),
-            (Some(""), "sub is empty"),
-            (Some(long.as_str()), "sub is longer than 128 characters"),
-            (Some("user\n1"), "sub contains a control character"),
-            (Some("user\u{7f}"), "sub contains a control character"),
+            (Some(""), "sub must not be empty"),
+            (
+                Some(long.as_str()),
+                "sub is 129 characters long; the most is 128",
+            ),
+            (Some("user\n1"), "sub contains the control character U+000A"),
+            (
+                Some("user\u{7f}"),
+                "sub contains the control character U+007F",
+            ),
+            // Not user ids: `#` separates storage keys, `/` splits paths.
+            (Some("alice#admin"), "sub must not contain '#'"),
+            (Some("USER#alice"), "sub must not contain '#'"),
+            (Some("a/b"), "sub must not contain '/'"),
         ];
         for (sub, reason) in cases {
             let token = sign(
@@ -636,6 +666,62 @@ mod tests {
         }
         let token = issue_user_token(&longest, None, 60, NOW, SIGNING_SECRET).unwrap();
         assert!(auth(&token).is_ok(), "128 characters (256 bytes) is fine");
+    }
+
+    #[test]
+    fn not_before() {
+        let user = Ok(Identity::User {
+            user_id: "u".to_owned(),
+            role: None,
+        });
+        let cases = [
+            (NOW + 86_400, Err(AuthError::NotYetValid)),
+            (NOW + TOKEN_LEEWAY_SECS + 1, Err(AuthError::NotYetValid)),
+            (NOW + TOKEN_LEEWAY_SECS, user.clone()),
+            (NOW, user.clone()),
+            (NOW - 3600, user.clone()),
+        ];
+        for (nbf, want) in cases {
+            let token = sign(
+                &serde_json::json!({"sub": "u", "exp": NOW + 172_800, "nbf": nbf}),
+                Algorithm::HS256,
+                SIGNING_SECRET,
+            );
+            assert_eq!(auth(&token), want, "nbf {nbf}");
+            assert_eq!(
+                authenticate_token(&token, &config(), NOW),
+                want,
+                "WebSocket, nbf {nbf}"
+            );
+        }
+        assert_eq!(
+            AuthError::NotYetValid.to_string(),
+            "token is not valid yet (nbf is in the future)"
+        );
+        // A token without nbf is valid from the start.
+        let token = issue_user_token("u", None, 60, NOW, SIGNING_SECRET).unwrap();
+        assert_eq!(auth(&token), user);
+    }
+
+    #[test]
+    fn secrets_that_could_never_match_are_refused() {
+        assert_eq!(validate_secret("SECRET_KEY", "sk_0123456789"), Ok(()));
+        assert_eq!(validate_secret("SECRET_KEY", "in ner"), Ok(()));
+        for value in ["sk_0123 ", " sk_0123", "sk_0123\n", "\tsk", "sk\u{a0}", " "] {
+            let err = validate_secret("NATTER_SECRET_KEY", value).unwrap_err();
+            assert!(
+                err.starts_with("NATTER_SECRET_KEY starts or ends with whitespace"),
+                "{value:?}: {err}"
+            );
+            assert!(
+                !err.contains(value.trim()) || value.trim().is_empty(),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            validate_secret("SIGNING_SECRET", ""),
+            Err("SIGNING_SECRET is empty; set it to a long random value".to_owned())
+        );
     }
 
     #[test]

@@ -222,7 +222,7 @@ mod tests {
             user_id: user_id.into(),
             message_id: format!("inb_{i:06}"),
             sender_id: "sender".into(),
-            message: serde_json::json!(i),
+            message: crate::json::RawJson::from_value(&serde_json::json!(i)),
             created_at: 1,
             expires_at: 0,
         }

@@ -41,8 +41,9 @@ pub struct Limits {
     pub max_custom_value_bytes: usize,
     /// Longest id (user, conversation, message, idempotency key, subscription, role), in
     /// characters. The default also bounds a user token's `sub` (`auth.rs`), which must be a
-    /// valid user id. 128 characters are at most 512 bytes of UTF-8, so every key built from ids
-    /// fits DynamoDB's key limits.
+    /// valid user id. Ids are also at most [`input::ID_MAX_BYTES`] bytes of UTF-8 whatever this
+    /// says (128 characters are at most 512 bytes), so every key built from ids fits DynamoDB's
+    /// key limits.
     pub max_id_chars: usize,
     /// Longest user name, conversation subject or photo URL, in characters.
     pub max_name_chars: usize,
@@ -263,7 +264,13 @@ pub mod input {
     pub const EMOJI_INPUT_MAX_CHARS: usize = 64;
     /// Deepest node nesting in message content (a block's direct children are level 1).
     pub const CONTENT_MAX_DEPTH: usize = 32;
-    /// Clock skew allowed when checking a user token's `exp`: none.
+    /// Longest id in bytes of UTF-8 (every id, whatever `Limits::max_id_chars` says): the
+    /// widest DynamoDB key holds two ids (`RXU#{cid}#{userId}`, a partition key of at most 2048
+    /// bytes) and every sort key at most one beside short fixed parts (at most 1024 bytes);
+    /// `shared/tests/key_limits.rs` writes every item with the widest ids.
+    pub const ID_MAX_BYTES: usize = 512;
+    /// Clock skew allowed when checking a user token's `exp` and `nbf` (one leeway for both):
+    /// none.
     pub const TOKEN_LEEWAY_SECS: u64 = 0;
     /// Shortest signing secret and secret key the template accepts (`MinLength` of
     /// `SigningSecret` and `SecretKey`); natter itself does not check their length.

@@ -10,6 +10,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::input::CONTENT_MAX_DEPTH;
+use crate::config::Limits;
 
 /// A message body: one or more blocks.
 pub type Content = Vec<ContentBlock>;
@@ -20,7 +21,8 @@ pub type Content = Vec<ContentBlock>;
     tag = "type",
     rename_all = "camelCase",
     rename_all_fields = "camelCase",
-    deny_unknown_fields
+    deny_unknown_fields,
+    remote = "Self"
 )]
 pub enum ContentBlock {
     Text {
@@ -50,6 +52,35 @@ pub enum ContentBlock {
         latitude: f64,
         longitude: f64,
     },
+}
+
+// `remote = "Self"` above makes the derive emit inherent functions; these trait impls add that
+// a block is a JSON object (serde reads an internally tagged enum from an array too, its tag
+// first: `["text", ["hi"]]`).
+impl Serialize for ContentBlock {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ContentBlock::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentBlock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BlockVisitor;
+
+        impl<'de> Visitor<'de> for BlockVisitor {
+            type Value = ContentBlock;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a content block object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ContentBlock, A::Error> {
+                ContentBlock::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(BlockVisitor)
+    }
 }
 
 /// Kind of media a file block holds, when known.
@@ -298,8 +329,12 @@ impl PlainWriter {
     }
 }
 
+/// What a role without the `sendLinks` grant may not send, for error messages.
+pub const RESTRICTED_NODES: &str =
+    "link, actionLink or actionButton nodes, nor an autoLink whose text is not its own url";
+
 /// True if any node requires a role grant to post (link, actionLink,
-/// actionButton), at any depth.
+/// actionButton, and an autoLink whose text does not show its own url), at any depth.
 pub fn uses_restricted_nodes(content: &Content) -> bool {
     // Explicit stack: trees built in code are not bounded by the JSON
     // parser's recursion limit.
@@ -311,10 +346,14 @@ pub fn uses_restricted_nodes(content: &Content) -> bool {
         })
         .collect();
     while let Some(node) = stack.pop() {
-        if matches!(
-            node,
-            TextNode::Link { .. } | TextNode::ActionLink { .. } | TextNode::ActionButton { .. }
-        ) {
+        let restricted = match node {
+            TextNode::Link { .. } | TextNode::ActionLink { .. } | TextNode::ActionButton { .. } => {
+                true
+            }
+            TextNode::AutoLink { url, text } => !shows_own_url(url, text),
+            _ => false,
+        };
+        if restricted {
             return true;
         }
         stack.extend(node.children());
@@ -326,8 +365,8 @@ pub fn uses_restricted_nodes(content: &Content) -> bool {
 ///
 /// # Errors
 /// A human-readable message that starts with the offending path, e.g.
-/// `content[0].children[2]: link url must start with ...`.
-pub fn validate(content: &Content) -> Result<(), String> {
+/// `content[0].children[2]: link url must be an https:, http:, mailto: or tel: URL`.
+pub fn validate(content: &Content, limits: &Limits) -> Result<(), String> {
     if content.is_empty() {
         return Err("content must contain at least one block".to_owned());
     }
@@ -338,7 +377,7 @@ pub fn validate(content: &Content) -> Result<(), String> {
                 if children.is_empty() {
                     return Err(format!("{path}: text block must have at least one child"));
                 }
-                validate_nodes(children, &path, 1)?;
+                validate_nodes(children, &path, 1, limits)?;
             }
             ContentBlock::File {
                 url,
@@ -346,9 +385,7 @@ pub fn validate(content: &Content) -> Result<(), String> {
                 duration,
                 ..
             } => {
-                if url.is_empty() {
-                    return Err(format!("{path}: file url must not be empty"));
-                }
+                check_url(url).map_err(|reason| format!("{path}: file url {reason}"))?;
                 if filename.is_empty() {
                     return Err(format!("{path}: file filename must not be empty"));
                 }
@@ -378,7 +415,12 @@ pub fn validate(content: &Content) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_nodes(nodes: &[TextNode], parent: &str, depth: usize) -> Result<(), String> {
+fn validate_nodes(
+    nodes: &[TextNode],
+    parent: &str,
+    depth: usize,
+    limits: &Limits,
+) -> Result<(), String> {
     for (i, node) in nodes.iter().enumerate() {
         let path = format!("{parent}.children[{i}]");
         // Checked before descending so recursion stays bounded.
@@ -388,13 +430,19 @@ fn validate_nodes(nodes: &[TextNode], parent: &str, depth: usize) -> Result<(), 
             ));
         }
         match node {
-            TextNode::Link { url, .. } | TextNode::AutoLink { url, .. }
-                if !has_allowed_scheme(url) =>
-            {
-                return Err(format!(
-                    "{path}: {} url must start with http://, https://, mailto: or tel:",
-                    node.kind()
-                ));
+            TextNode::Link { url, .. } | TextNode::AutoLink { url, .. } => {
+                check_url(url).map_err(|reason| format!("{path}: {} url {reason}", node.kind()))?;
+            }
+            TextNode::Mention { id, text } => {
+                crate::ids::validate_id("mention id", id, limits.max_id_chars)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                if text.is_empty() {
+                    return Err(format!("{path}: mention text must not be empty"));
+                }
+            }
+            TextNode::CustomEmoji { text } => {
+                crate::emoji::validate_custom_emoji(text)
+                    .map_err(|e| format!("{path}: customEmoji text {text:?}: {e}"))?;
             }
             TextNode::BulletList { children } => {
                 if let Some(j) = children
@@ -409,18 +457,96 @@ fn validate_nodes(nodes: &[TextNode], parent: &str, depth: usize) -> Result<(), 
             }
             _ => {}
         }
-        validate_nodes(node.children(), &path, depth + 1)?;
+        validate_nodes(node.children(), &path, depth + 1, limits)?;
     }
     Ok(())
 }
 
-fn has_allowed_scheme(url: &str) -> bool {
-    // Schemes are case-insensitive (RFC 3986), so compare lowercased.
-    ["http://", "https://", "mailto:", "tel:"]
-        .iter()
-        .any(|scheme| {
-            url.get(..scheme.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+/// The schemes a URL that natter stores may have (compared case-insensitively).
+pub const URL_SCHEMES: [&str; 4] = ["https", "http", "mailto", "tel"];
+
+/// Why `url` may not be stored, as the end of a sentence that names the field
+/// (`photoUrl must be ...`): every URL natter stores (links, autoLinks, file blocks, photo URLs)
+/// is an absolute `https:`, `http:`, `mailto:` or `tel:` URL that the `url` crate parses, with
+/// no whitespace, control or invisible formatting characters anywhere (so neither
+/// `" javascript:..."` nor `"java\tscript:..."` slips past a browser's own trimming), and
+/// `http(s)` ones name a host after `//`.
+///
+/// # Errors
+/// The reason, e.g. `must be an https:, http:, mailto: or tel: URL`.
+pub fn check_url(url: &str) -> Result<(), String> {
+    const SCHEMES: &str = "must be an https:, http:, mailto: or tel: URL";
+    if url.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if let Some(c) = url
+        .chars()
+        .find(|&c| c.is_whitespace() || c.is_control() || is_invisible(c))
+    {
+        return Err(format!(
+            "must not contain whitespace, control or invisible characters (found U+{:04X})",
+            c as u32
+        ));
+    }
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return Err(SCHEMES.to_owned());
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !URL_SCHEMES.contains(&scheme.as_str()) {
+        return Err(SCHEMES.to_owned());
+    }
+    let parsed = ::url::Url::parse(url).map_err(|e| format!("is not a valid URL: {e}"))?;
+    // The parser must read the scheme the check above saw.
+    if parsed.scheme() != scheme {
+        return Err(SCHEMES.to_owned());
+    }
+    let web = matches!(scheme.as_str(), "http" | "https");
+    // `https:x.io` parses too, but a browser resolves it against the page's own URL.
+    if web && (!rest.starts_with("//") || parsed.host_str().is_none_or(str::is_empty)) {
+        return Err(format!("must be {scheme}://host..."));
+    }
+    if !web && rest.is_empty() {
+        return Err(format!("must have something after {scheme}:"));
+    }
+    Ok(())
+}
+
+/// Characters that change how a URL looks without showing themselves: zero-width spaces and
+/// joiners, bidirectional controls, the soft hyphen and the byte-order mark.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
+}
+
+/// Whether an autoLink's `text` shows its own `url`: the URL itself, or it without its scheme
+/// (`x.io/a` for `https://x.io/a`, `a@b.io` for `mailto:a@b.io`), the scheme compared
+/// case-insensitively. A phone number may be written with the visual separators of RFC 3966
+/// and spaces (`+31 6 1234 5678` for `tel:+31612345678`). Anything else is a disguised link.
+pub fn shows_own_url(url: &str, text: &str) -> bool {
+    if url == text {
+        return true;
+    }
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return false;
+    };
+    let written_with_scheme = text
+        .split_once(':')
+        .is_some_and(|(s, r)| s.eq_ignore_ascii_case(scheme) && r == rest);
+    let scheme = scheme.to_ascii_lowercase();
+    let bare = match scheme.as_str() {
+        "http" | "https" => rest.strip_prefix("//"),
+        _ => Some(rest),
+    };
+    let phone = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect()
+    };
+    written_with_scheme
+        || bare.is_some_and(|bare| {
+            bare == text
+                || (scheme == "tel" && !phone(bare).is_empty() && phone(bare) == phone(text))
         })
 }
 
@@ -644,7 +770,7 @@ mod tests {
                 children: vec![],
             },
         ]);
-        assert_eq!(validate(&content), Ok(()));
+        assert_eq!(validate(&content, &Limits::default()), Ok(()));
     }
 
     #[test]
@@ -705,7 +831,7 @@ mod tests {
                         children: vec![],
                     },
                 ]),
-                "content[0].children[2]: link url must start with http://, https://, mailto: or tel:",
+                "content[0].children[2]: link url must be an https:, http:, mailto: or tel: URL",
             ),
             (
                 block(vec![TextNode::Italic {
@@ -714,14 +840,14 @@ mod tests {
                         text: "x".into(),
                     }],
                 }]),
-                "content[0].children[0].children[0]: autoLink url must start with http://, https://, mailto: or tel:",
+                "content[0].children[0].children[0]: autoLink url must be an https:, http:, mailto: or tel: URL",
             ),
             (
                 vec![file("", "a.png")],
                 "content[0]: file url must not be empty",
             ),
             (
-                vec![ContentBlock::Text { children: vec![text("x")] }, file("u", "")],
+                vec![ContentBlock::Text { children: vec![text("x")] }, file("https://f.io/u", "")],
                 "content[1]: file filename must not be empty",
             ),
             (
@@ -739,7 +865,11 @@ mod tests {
             ),
         ];
         for (content, expected) in cases {
-            assert_eq!(validate(&content), Err(expected.to_owned()), "{content:?}");
+            assert_eq!(
+                validate(&content, &Limits::default()),
+                Err(expected.to_owned()),
+                "{content:?}"
+            );
         }
     }
 
@@ -751,7 +881,7 @@ mod tests {
                 children: vec![node],
             };
         }
-        assert_eq!(validate(&block(vec![node])), Ok(()));
+        assert_eq!(validate(&block(vec![node]), &Limits::default()), Ok(()));
     }
 
     #[test]
@@ -877,5 +1007,229 @@ mod tests {
             latitude: 0.0,
             longitude: 0.0,
         }]));
+    }
+
+    fn file_block(url: &str) -> Content {
+        vec![ContentBlock::File {
+            url: url.into(),
+            filename: "f".into(),
+            size: 1,
+            subtype: None,
+            width: None,
+            height: None,
+            duration: None,
+        }]
+    }
+
+    #[test]
+    fn every_stored_url_follows_the_link_rule() {
+        let good = [
+            "https://x.io",
+            "HTTPS://X.io/a?b=c#d",
+            "http://x.io:8080/a_(b)",
+            "https://日本.jp/é",
+            "mailto:a.b+c@example.com",
+            "MailTo:a@b.io?subject=hi%20there",
+            "tel:+31612345678",
+            "TEL:+1-202-555-0143",
+        ];
+        for url in good {
+            assert_eq!(check_url(url), Ok(()), "{url}");
+            let link = |url: &str| TextNode::Link {
+                url: url.into(),
+                children: vec![text("x")],
+            };
+            assert_eq!(
+                validate(&block(vec![link(url)]), &Limits::default()),
+                Ok(())
+            );
+            assert_eq!(validate(&file_block(url), &Limits::default()), Ok(()));
+        }
+        let bad = [
+            (
+                "javascript:alert(document.cookie)",
+                "must be an https:, http:, mailto: or tel: URL",
+            ),
+            (
+                "JavaScript:alert(1)",
+                "must be an https:, http:, mailto: or tel: URL",
+            ),
+            (
+                "data:text/html;base64,PHNjcmlwdD4=",
+                "must be an https:, http:, mailto: or tel: URL",
+            ),
+            (
+                "file:///etc/passwd",
+                "must be an https:, http:, mailto: or tel: URL",
+            ),
+            (
+                "vbscript:msgbox",
+                "must be an https:, http:, mailto: or tel: URL",
+            ),
+            (
+                "ftp://x.io",
+                "must be an https:, http:, mailto: or tel: URL",
+            ),
+            (
+                "//evil.example/x",
+                "must be an https:, http:, mailto: or tel: URL",
+            ),
+            ("/relative", "must be an https:, http:, mailto: or tel: URL"),
+            ("x.io", "must be an https:, http:, mailto: or tel: URL"),
+            (
+                " javascript:alert(1)",
+                "must not contain whitespace, control or invisible characters (found U+0020)",
+            ),
+            (
+                " https://x.io",
+                "must not contain whitespace, control or invisible characters (found U+0020)",
+            ),
+            (
+                "https://x.io ",
+                "must not contain whitespace, control or invisible characters (found U+0020)",
+            ),
+            (
+                "java\tscript:alert(1)",
+                "must not contain whitespace, control or invisible characters (found U+0009)",
+            ),
+            (
+                "java\nscript:alert(1)",
+                "must not contain whitespace, control or invisible characters (found U+000A)",
+            ),
+            (
+                "\u{1}javascript:alert(1)",
+                "must not contain whitespace, control or invisible characters (found U+0001)",
+            ),
+            (
+                "https://bank.example\u{202E}moc.live",
+                "must not contain whitespace, control or invisible characters (found U+202E)",
+            ),
+            (
+                "https://x\u{200B}.io",
+                "must not contain whitespace, control or invisible characters (found U+200B)",
+            ),
+            ("https:x.io", "must be https://host..."),
+            ("https://", "is not a valid URL: empty host"),
+            ("https://a:b", "is not a valid URL: invalid port number"),
+            ("mailto:", "must have something after mailto:"),
+            ("tel:", "must have something after tel:"),
+            ("", "must not be empty"),
+        ];
+        for (url, reason) in bad {
+            assert_eq!(check_url(url), Err(reason.to_owned()), "{url:?}");
+            let want = |kind: &str, path: &str| Err(format!("{path}: {kind} url {reason}"));
+            let link = TextNode::Link {
+                url: url.into(),
+                children: vec![text("x")],
+            };
+            let auto = TextNode::AutoLink {
+                url: url.into(),
+                text: url.into(),
+            };
+            assert_eq!(
+                validate(&block(vec![link]), &Limits::default()),
+                want("link", "content[0].children[0]")
+            );
+            assert_eq!(
+                validate(&block(vec![auto]), &Limits::default()),
+                want("autoLink", "content[0].children[0]")
+            );
+            assert_eq!(
+                validate(&file_block(url), &Limits::default()),
+                want("file", "content[0]")
+            );
+        }
+    }
+
+    #[test]
+    fn an_auto_link_shows_its_own_url() {
+        let shows = [
+            ("https://x.io", "https://x.io"),
+            ("https://x.io/a", "x.io/a"),
+            ("HTTPS://x.io", "x.io"),
+            ("HTTPS://x.io", "https://x.io"),
+            ("https://www.example.com/a", "www.example.com/a"),
+            ("mailto:a@b.io", "a@b.io"),
+            ("mailto:a@b.io", "MAILTO:a@b.io"),
+            ("tel:+31612345678", "+31612345678"),
+            ("tel:+31612345678", "+31 6 1234 5678"),
+            ("tel:+12025550143", "+1-202-555-0143"),
+            ("tel:+442079460958", "+44.20.7946.0958"),
+        ];
+        for (url, text) in shows {
+            assert!(shows_own_url(url, text), "{url} as {text}");
+        }
+        let disguised = [
+            ("https://evil.example/login", "https://bank.example"),
+            ("https://evil.example/login", "bank.example"),
+            ("https://evil.example", "evil.example/"),
+            ("https://evil.example", "http://evil.example"),
+            ("https://evil.example", "https:evil.example"),
+            ("https://x.io", ""),
+            ("https://x.io", "X.IO"),
+            ("mailto:a@evil.example", "a@bank.example"),
+            ("mailto:a@b.io?cc=c@d.io", "a@b.io"),
+            ("tel:+31612345678", "+31 6 1234 5679"),
+            ("tel:+31612345678", "call us"),
+            ("tel:---", " "),
+            ("https://x.io", "+31612345678"),
+        ];
+        for (url, text) in disguised {
+            assert!(!shows_own_url(url, text), "{url} as {text}");
+            let node = TextNode::AutoLink {
+                url: url.into(),
+                text: text.into(),
+            };
+            assert!(uses_restricted_nodes(&block(vec![TextNode::Bold {
+                children: vec![node]
+            }])));
+        }
+    }
+
+    #[test]
+    fn mentions_and_custom_emoji_are_checked() {
+        let limits = Limits::default();
+        let mention = |id: &str, text: &str| {
+            block(vec![TextNode::Mention {
+                id: id.into(),
+                text: text.into(),
+            }])
+        };
+        let emoji = |t: &str| block(vec![TextNode::CustomEmoji { text: t.into() }]);
+        assert_eq!(
+            validate(&mention("kbadk:github", "@kbadk"), &limits),
+            Ok(())
+        );
+        assert_eq!(validate(&emoji(":cat_roomba:"), &limits), Ok(()));
+        let long = "u".repeat(limits.max_id_chars + 1);
+        let cases = [
+            (mention("", "@x"), "content[0].children[0]: mention id must not be empty"),
+            (mention("u1", ""), "content[0].children[0]: mention text must not be empty"),
+            (mention("a#b", "@x"), "content[0].children[0]: mention id must not contain '#'"),
+            (mention("a/b", "@x"), "content[0].children[0]: mention id must not contain '/'"),
+            (mention("a\u{7}", "@x"), "content[0].children[0]: mention id contains the control character U+0007"),
+            (
+                emoji("<img src=x onerror=alert(1)>"),
+                "content[0].children[0]: customEmoji text \"<img src=x onerror=alert(1)>\": not a custom emoji; write it as :name:",
+            ),
+            (emoji("wave"), "content[0].children[0]: customEmoji text \"wave\": not a custom emoji; write it as :name:"),
+            (emoji(""), "content[0].children[0]: customEmoji text \"\": not a custom emoji; write it as :name:"),
+            (
+                emoji(":<b>:"),
+                "content[0].children[0]: customEmoji text \":<b>:\": custom emoji names may only contain A-Z, a-z, 0-9, '_', '+' and '-'; found '<'",
+            ),
+        ];
+        for (content, want) in cases {
+            assert_eq!(
+                validate(&content, &limits),
+                Err(want.to_owned()),
+                "{content:?}"
+            );
+        }
+        let err = validate(&mention(&long, "@x"), &limits).unwrap_err();
+        assert!(
+            err.starts_with("content[0].children[0]: mention id is 129 characters"),
+            "{err}"
+        );
     }
 }

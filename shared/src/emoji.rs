@@ -30,6 +30,8 @@ pub enum EmojiError {
     LoneSkinTone,
     #[error("a single regional indicator is not a flag; flags take two, like 🇳🇱")]
     LoneRegionalIndicator,
+    #[error("not a custom emoji; write it as :name:")]
+    NotCustom,
     #[error("custom emoji name is empty; use :name:")]
     CustomNameEmpty,
     #[error(
@@ -87,6 +89,18 @@ pub fn normalize_reaction(input: &str) -> Result<String, EmojiError> {
         Some(n) if n > 1 => Err(EmojiError::MultipleEmoji),
         _ => Err(EmojiError::NotEmoji),
     }
+}
+
+/// Checks a custom emoji `:name:` (a `customEmoji` node's `text`), by the rule reactions use.
+///
+/// # Errors
+/// [`EmojiError::NotEmoji`] when it is not written `:name:`, else why the name is invalid.
+pub fn validate_custom_emoji(input: &str) -> Result<(), EmojiError> {
+    let name = input
+        .strip_prefix(':')
+        .and_then(|rest| rest.strip_suffix(':'))
+        .ok_or(EmojiError::NotCustom)?;
+    validate_custom(input, name).map(|_| ())
 }
 
 fn validate_custom(input: &str, name: &str) -> Result<String, EmojiError> {
@@ -286,5 +300,29 @@ mod tests {
         assert!(table().max_chars <= EMOJI_INPUT_MAX_CHARS);
         // So no reaction is longer than a custom one (the API documents that as `maxLength`).
         assert!(table().max_chars <= CUSTOM_EMOJI_MAX_CHARS);
+    }
+
+    #[test]
+    fn custom_emoji_nodes_follow_the_reaction_rule() {
+        assert_eq!(validate_custom_emoji(":cat_roomba:"), Ok(()));
+        assert_eq!(validate_custom_emoji(":+1:"), Ok(()));
+        for (input, want) in [
+            ("<img src=x onerror=alert(1)>", EmojiError::NotCustom),
+            ("wave", EmojiError::NotCustom),
+            (":wave", EmojiError::NotCustom),
+            (":", EmojiError::NotCustom),
+            ("", EmojiError::NotCustom),
+            ("👍", EmojiError::NotCustom),
+            ("::", EmojiError::CustomNameEmpty),
+            (":<img>:", EmojiError::CustomInvalidChar('<')),
+            (":a b:", EmojiError::CustomInvalidChar(' ')),
+        ] {
+            assert_eq!(validate_custom_emoji(input), Err(want), "{input:?}");
+        }
+        let long = format!(":{}:", "a".repeat(CUSTOM_EMOJI_MAX_CHARS - 1));
+        assert_eq!(
+            validate_custom_emoji(&long),
+            Err(EmojiError::CustomTooLong(CUSTOM_EMOJI_MAX_CHARS + 1))
+        );
     }
 }

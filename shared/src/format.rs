@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::config::input::CUSTOM_EMOJI_NAME_MAX_CHARS;
-use crate::content::{Content, ContentBlock, TextNode};
+use crate::content::{check_url, Content, ContentBlock, TextNode};
 
 const MIN_PHONE_DIGITS: usize = 7;
 const MAX_PHONE_DIGITS: usize = 15;
@@ -278,6 +278,8 @@ fn url(chars: &[char], i: usize) -> Option<(TextNode, usize)> {
     } else {
         text.clone()
     };
+    // What could not be stored as a link stays text ("https://a:b" has no valid port).
+    check_url(&url).ok()?;
     Some((TextNode::AutoLink { url, text }, end))
 }
 
@@ -359,9 +361,11 @@ fn phone(chars: &[char], i: usize) -> Option<(TextNode, usize)> {
         return None;
     }
     let digits = digits.get(..count)?;
+    let url = format!("tel:+{digits}");
+    check_url(&url).ok()?;
     Some((
         TextNode::AutoLink {
-            url: format!("tel:+{digits}"),
+            url,
             text: collect(chars, i, end),
         },
         end,
@@ -432,15 +436,11 @@ fn email(chars: &[char], at: usize, toks: &mut Vec<Tok>) -> Option<(TextNode, us
     if char_at(chars, end).is_some_and(|c| is_word_char(c) || c == '@') {
         return None;
     }
-    toks.truncate(toks.len() - (at - start));
     let text = collect(chars, start, end);
-    Some((
-        TextNode::AutoLink {
-            url: format!("mailto:{text}"),
-            text,
-        },
-        end,
-    ))
+    let url = format!("mailto:{text}");
+    check_url(&url).ok()?;
+    toks.truncate(toks.len() - (at - start));
+    Some((TextNode::AutoLink { url, text }, end))
 }
 
 /// End of a dotted host name starting at `start` with a 2+ letter TLD.
@@ -889,7 +889,10 @@ mod tests {
         let content = parse_text(s);
         prop_assert_eq!(content.len(), 1);
         if !s.is_empty() {
-            prop_assert_eq!(validate(&content), Ok(()));
+            prop_assert_eq!(
+                validate(&content, &crate::config::Limits::default()),
+                Ok(())
+            );
         }
         let json = serde_json::to_string(&content).unwrap();
         let back: Content = serde_json::from_str(&json).unwrap();

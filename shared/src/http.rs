@@ -28,30 +28,44 @@ use crate::routes::HttpRoute;
 use crate::services::{Component, Services};
 use crate::sizes::{self, Wire};
 
-/// A successful response: status and optional JSON body.
+/// A successful response: status and optional JSON body, as the text sent (serialized straight
+/// from the result, never through `serde_json::Value`, so that inbox messages keep their numbers
+/// exactly).
 pub struct Reply {
     status: u16,
-    body: Option<serde_json::Value>,
+    body: Option<String>,
 }
 
 fn json<T: Serialize>(status: u16, value: T) -> Result<Reply> {
-    let body = serde_json::to_value(value).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(Reply {
         status,
-        body: Some(body),
+        body: Some(sizes::json_text(&value)?),
     })
+}
+
+/// The body of a message page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessagesPage<'a, T> {
+    data: &'a [T],
+    loaded_all: bool,
+}
+
+/// The body of an inbox page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InboxPage<'a, T> {
+    data: &'a [T],
+    has_more: bool,
 }
 
 /// A page response, as big as fits: the longest run of `items` whose response, measured as the
 /// Lambda invocation response that carries it, stays within `HTTP_RESPONSE_MAX_BYTES`.
-/// `body(items, cut)` writes the body (`cut`: the page stopped early for lack of room).
-fn page<T: Serialize>(
-    items: Vec<T>,
-    body: impl Fn(&[T], bool) -> serde_json::Value,
-) -> Result<Reply> {
+/// `body(items, cut)` writes the body as JSON text (`cut`: the page stopped early for lack of
+/// room).
+fn page<T: Serialize>(items: Vec<T>, body: impl Fn(&[T], bool) -> Result<String>) -> Result<Reply> {
     // `true` and `false` differ in length: the envelope is the longer of the two.
-    let envelope =
-        lambda_response_len(&body(&[], true))?.max(lambda_response_len(&body(&[], false))?);
+    let envelope = text_response_len(body(&[], true)?)?.max(text_response_len(body(&[], false)?)?);
     let fitted = sizes::fit(items, envelope, HTTP_RESPONSE_MAX_BYTES, Wire::LambdaBody)?;
     if fitted.cut && fitted.items.is_empty() {
         // The limits make the largest item fit alone (`tests/frame_sizes.rs` measures it): an
@@ -60,22 +74,39 @@ fn page<T: Serialize>(
             "the first item of a page does not fit in a response".into(),
         ));
     }
-    json(200, body(&fitted.items, fitted.cut))
+    Ok(Reply {
+        status: 200,
+        body: Some(body(&fitted.items, fitted.cut)?),
+    })
 }
 
 /// Bytes of the Lambda invocation response that carries a 200 with `body`.
-pub fn lambda_response_len(body: &serde_json::Value) -> Result<usize> {
-    sizes::json_len(&response(200, Some(body.clone())))
+pub fn lambda_response_len<B: Serialize + ?Sized>(body: &B) -> Result<usize> {
+    text_response_len(sizes::json_text(body)?)
 }
 
-/// `limit` from the query: a whole number (its range is the operation's to check).
+/// Bytes of the Lambda invocation response that carries a 200 with this JSON text.
+fn text_response_len(body: String) -> Result<usize> {
+    sizes::json_len(&response(200, Some(body)))
+}
+
+/// `limit` from the query: a whole number in plain decimal digits, given at most once (its
+/// range is the operation's to check). `+5`, `-5`, ` 5`, `5.0` or `0x5` are refused, not read
+/// as something else.
 fn limit_param(req: &Request<'_>) -> Result<Option<usize>> {
-    match req.query("limit") {
-        None => Ok(None),
-        Some(raw) => Ok(Some(raw.parse::<usize>().map_err(|_| {
-            Error::invalid(format!("limit must be a whole number, got {raw:?}"))
-        })?)),
-    }
+    let Some(raw) = req.query("limit")? else {
+        return Ok(None);
+    };
+    let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
+    digits
+        .then(|| raw.parse::<usize>().ok())
+        .flatten()
+        .map(Some)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "limit must be a whole number in decimal digits, got {raw:?}"
+            ))
+        })
 }
 
 fn no_content() -> Result<Reply> {
@@ -191,9 +222,10 @@ http_operations! {
     ListMessages: "GET" "/v1/conversations/{conversationId}/messages" => "list-messages",
         |op, id, req| {
             let cid = req.path("conversationId")?;
-            let found = op.run(id, cid, limit_param(req)?, req.query("before")).await?;
+            let before = req.query("before")?;
+            let found = op.run(id, cid, limit_param(req)?, before.as_deref()).await?;
             page(found.data, |data, cut| {
-                serde_json::json!({ "data": data, "loadedAll": found.loaded_all && !cut })
+                sizes::json_text(&MessagesPage { data, loaded_all: found.loaded_all && !cut })
             })
         };
     GetMessage: "GET" "/v1/conversations/{conversationId}/messages/{messageId}"
@@ -243,9 +275,10 @@ http_operations! {
         };
     ListInbox: "GET" "/v1/inbox" => "list-inbox",
         |op, id, req| {
-            let found = op.run(id, limit_param(req)?, req.query("after")).await?;
+            let after = req.query("after")?;
+            let found = op.run(id, limit_param(req)?, after.as_deref()).await?;
             page(found.messages, |data, cut| {
-                serde_json::json!({ "data": data, "hasMore": found.has_more || cut })
+                sizes::json_text(&InboxPage { data, has_more: found.has_more || cut })
             })
         };
     DeleteInboxMessage: "DELETE" "/v1/inbox/{messageId}" => "delete-inbox-message",
@@ -267,7 +300,7 @@ fn respond(function: &str, reply: Result<Reply>) -> ApiGatewayV2httpResponse {
             if let Error::Internal(detail) = &error {
                 tracing::error!(function, detail, "internal error");
             }
-            response(error.status(), Some(error.body()))
+            response(error.status(), Some(error.body().to_string()))
         }
     }
 }
@@ -310,8 +343,39 @@ impl<'a> Request<'a> {
             .ok_or_else(|| Error::invalid(format!("missing path parameter {name}")))
     }
 
-    fn query(&self, name: &str) -> Option<&'a str> {
-        self.event.query_string_parameters.first(name)
+    /// A query parameter, percent-decoded; given twice it is refused (which one was meant?).
+    /// Read from the raw query string, so that a value with a comma is one value (API Gateway
+    /// joins repeated parameters with commas in `queryStringParameters`).
+    fn query(&self, name: &str) -> Result<Option<String>> {
+        let twice = || {
+            Error::invalid(format!(
+                "the query parameter {name} is given more than once"
+            ))
+        };
+        let Some(raw) = self.event.raw_query_string.as_deref() else {
+            return match self.event.query_string_parameters.all(name) {
+                None => Ok(None),
+                Some(values) if values.len() == 1 => Ok(values.first().map(|v| v.to_string())),
+                Some(_) => Err(twice()),
+            };
+        };
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8()
+                .map(|text| text.into_owned())
+                .map_err(|_| Error::invalid("the query string is not UTF-8 once decoded"))
+        };
+        let mut found = None;
+        for pair in raw.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if decode(key)? == name {
+                if found.is_some() {
+                    return Err(twice());
+                }
+                found = Some(decode(value)?);
+            }
+        }
+        Ok(found)
     }
 
     fn body<T: DeserializeOwned>(&self) -> Result<T> {
@@ -323,14 +387,15 @@ impl<'a> Request<'a> {
         match &self.body {
             None => Ok(None),
             Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(None),
-            Some(bytes) => serde_json::from_slice(bytes)
+            // An object where the contract says object, and no key twice (`json.rs`).
+            Some(bytes) => crate::json::from_slice(bytes)
                 .map(Some)
                 .map_err(|e| Error::invalid(format!("invalid JSON body: {e}"))),
         }
     }
 }
 
-fn response(status: u16, body: Option<serde_json::Value>) -> ApiGatewayV2httpResponse {
+fn response(status: u16, body: Option<String>) -> ApiGatewayV2httpResponse {
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = i64::from(status);
     if let Some(body) = body {
@@ -338,7 +403,7 @@ fn response(status: u16, body: Option<serde_json::Value>) -> ApiGatewayV2httpRes
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
-        response.body = Some(Body::Text(body.to_string()));
+        response.body = Some(Body::Text(body));
     }
     response
 }

@@ -12,8 +12,10 @@ pub const MESSAGE_ID_PREFIX: &str = "msg_";
 /// Inbox message ids: the same scheme with their own prefix.
 pub const INBOX_ID_PREFIX: &str = "inb_";
 
-/// Checks an id taken from a path or body: 1..=max characters, no control characters, and no
-/// `#` (the storage key separator) or `/` (it could never be addressed in a path).
+/// Checks an id taken from a path or body: 1..=max characters, at most
+/// [`ID_MAX_BYTES`](crate::config::input::ID_MAX_BYTES) bytes of UTF-8 (so that every storage
+/// key built from ids fits DynamoDB's key limits), no control characters, and no `#` (the
+/// storage key separator) or `/` (it could never be addressed in a path).
 pub fn validate_id(kind: &str, id: &str, max_chars: usize) -> Result<()> {
     let chars = id.chars().count();
     if chars == 0 {
@@ -22,6 +24,13 @@ pub fn validate_id(kind: &str, id: &str, max_chars: usize) -> Result<()> {
     if chars > max_chars {
         return Err(Error::invalid(format!(
             "{kind} is {chars} characters long; the most is {max_chars}"
+        )));
+    }
+    let max_bytes = crate::config::input::ID_MAX_BYTES;
+    if id.len() > max_bytes {
+        return Err(Error::invalid(format!(
+            "{kind} is {} bytes of UTF-8; the most is {max_bytes}",
+            id.len()
         )));
     }
     if let Some(c) = id.chars().find(|c| c.is_control()) {
@@ -113,5 +122,17 @@ mod tests {
         assert!(validate_id("userId", &"é".repeat(128), 128).is_ok());
         assert!(validate_id("userId", "a\u{7}b", 128).is_err());
         assert!(validate_id("userId", "a#b", 128).is_err());
+    }
+
+    #[test]
+    fn ids_are_at_most_512_bytes_whatever_the_character_limit() {
+        // 128 four-byte characters are 512 bytes: the widest id.
+        assert!(validate_id("userId", &"😀".repeat(128), 128).is_ok());
+        // A deployment allowing longer ids still gets at most 512 bytes.
+        assert!(validate_id("userId", &"😀".repeat(128), 1000).is_ok());
+        let err = validate_id("userId", &"😀".repeat(129), 1000).unwrap_err();
+        assert!(err.to_string().contains("516 bytes"), "{err}");
+        assert!(validate_id("userId", &"a".repeat(512), 1000).is_ok());
+        assert!(validate_id("userId", &"a".repeat(513), 1000).is_err());
     }
 }

@@ -16,6 +16,7 @@ pub mod fanout;
 pub mod format;
 pub mod http;
 pub mod ids;
+pub mod json;
 pub mod model;
 pub mod ports;
 pub mod protocol;

@@ -198,6 +198,10 @@ pub struct MessageEdit {
     pub content: Option<Content>,
     pub custom: Patch<BTreeMap<String, Option<String>>>,
     pub edited_at: i64,
+    /// The most keys `custom` may hold after the patch (`Limits::max_custom_keys`): the store
+    /// refuses, atomically with the write, a patch that would leave more and adds more keys than
+    /// it removes (`Failed::TooManyCustomKeys`), however many edits race.
+    pub max_custom_keys: usize,
 }
 
 // ---- Snapshots: what the API returns ----

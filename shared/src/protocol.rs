@@ -155,7 +155,8 @@ pub struct IncomingFrame {
 impl IncomingFrame {
     /// Reads the body of a frame (none reads as empty): it must be a JSON object.
     pub fn parse(body: Option<&str>) -> Result<IncomingFrame> {
-        let value: Value = serde_json::from_str(body.unwrap_or(""))
+        // No key twice in any object of it (serde_json would keep the last).
+        let value: Value = crate::json::from_str(body.unwrap_or(""))
             .map_err(|e| Error::invalid(format!("a frame must be a JSON object: {e}")))?;
         let Value::Object(fields) = value else {
             return Err(Error::invalid("a frame must be a JSON object"));
@@ -782,7 +783,7 @@ mod tests {
     fn inbox_message() -> InboxMessageSnapshot {
         InboxMessageSnapshot {
             message_id: "inb_1".into(),
-            message: json!({"any": ["json", null]}),
+            message: crate::json::RawJson::from_value(&json!({"any": ["json", null]})),
             sender_id: "bob".into(),
             created_at: 1_700_000_000_000,
         }

@@ -252,6 +252,7 @@ operation! {
     /// `loadMore`: widens a subscription's window into the past.
     pub struct WsLoadMore {
         ctx: Context,
+        items: Arc<dyn ItemReader>,
         messages: ListMessages,
         subscriptions: Arc<dyn SubscriptionReader>,
         windows: Arc<dyn WindowExtender>,
@@ -334,14 +335,22 @@ fn misrouted(frame: &Frame, route: &str) -> Error {
 impl WsDefault {
     /// Only frames whose action has no route of its own come here: reading them as a
     /// `ClientFrame` says what is wrong with them.
-    async fn run(&self, _event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+    async fn run(
+        &self,
+        _event: &ApiGatewayWebsocketProxyRequest,
+        frame: &Frame,
+    ) -> Result<ServerFrame> {
         frame.frame()?;
         Err(misrouted(frame, "$default"))
     }
 }
 
 impl WsHello {
-    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+    async fn run(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        frame: &Frame,
+    ) -> Result<ServerFrame> {
         let ClientFrame::Hello(HelloFrame {}) = frame.frame()? else {
             return Err(misrouted(frame, "hello"));
         };
@@ -361,12 +370,16 @@ impl WsHello {
             })
         };
         let fitted = fit_frame(page.messages, frame, |cut| reply(Vec::new(), cut))?;
-        reply(fitted.items, page.has_more || fitted.cut).to_value()
+        Ok(reply(fitted.items, page.has_more || fitted.cut))
     }
 }
 
 impl WsInboxMore {
-    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+    async fn run(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        frame: &Frame,
+    ) -> Result<ServerFrame> {
         let ClientFrame::InboxMore(InboxMoreFrame { after }) = frame.frame()? else {
             return Err(misrouted(frame, "inboxMore"));
         };
@@ -381,16 +394,20 @@ impl WsInboxMore {
         let page = self.inbox.of_user(user_id, Some(&after), max).await?;
         let reply = |messages, has_more| ServerFrame::Inbox(InboxReply { messages, has_more });
         let fitted = fit_frame(page.messages, frame, |cut| reply(Vec::new(), cut))?;
-        reply(fitted.items, page.has_more || fitted.cut).to_value()
+        Ok(reply(fitted.items, page.has_more || fitted.cut))
     }
 }
 
 impl WsPing {
-    async fn run(&self, _event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+    async fn run(
+        &self,
+        _event: &ApiGatewayWebsocketProxyRequest,
+        frame: &Frame,
+    ) -> Result<ServerFrame> {
         let ClientFrame::Ping(PingFrame {}) = frame.frame()? else {
             return Err(misrouted(frame, "ping"));
         };
-        ServerFrame::Pong(PongReply {}).to_value()
+        Ok(ServerFrame::Pong(PongReply {}))
     }
 }
 
@@ -416,12 +433,19 @@ fn page_size(name: &str, value: Option<&Value>, default: usize, max: usize) -> R
         })
 }
 
-fn subscription_error(subscription_id: &str, error: &Error) -> Result<Value> {
-    ServerFrame::subscription_error(subscription_id, error_body(error)).to_value()
+fn subscription_error(subscription_id: &str, error: &Error) -> Result<ServerFrame> {
+    Ok(ServerFrame::subscription_error(
+        subscription_id,
+        error_body(error),
+    ))
 }
 
 impl WsSubscribe {
-    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+    async fn run(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        frame: &Frame,
+    ) -> Result<ServerFrame> {
         let ClientFrame::Subscribe(body) = frame.frame()? else {
             return Err(misrouted(frame, "subscribe"));
         };
@@ -453,7 +477,7 @@ impl WsSubscribe {
         conversation_id: Option<String>,
         limit: Option<Value>,
         frame: &Frame,
-    ) -> Result<Value> {
+    ) -> Result<ServerFrame> {
         let ctx = &self.ctx;
         let limits = &ctx.config().limits;
         let cid = conversation_id.ok_or_else(|| Error::invalid("conversationId is required"))?;
@@ -513,12 +537,18 @@ impl WsSubscribe {
         self.windows
             .extend_window(&cid, connection_id, sub_id, start, now)
             .await?;
-        ServerFrame::subscription_active(sub_id, messages, loaded_all).to_value()
+        Ok(ServerFrame::subscription_active(
+            sub_id, messages, loaded_all,
+        ))
     }
 }
 
 impl WsLoadMore {
-    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+    async fn run(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        frame: &Frame,
+    ) -> Result<ServerFrame> {
         let ClientFrame::LoadMore(body) = frame.frame()? else {
             return Err(misrouted(frame, "loadMore"));
         };
@@ -543,11 +573,21 @@ impl WsLoadMore {
                 "no subscription {sub_id:?} on this connection"
             )));
         };
-        let Some(start) = sub.window_start.as_deref() else {
-            // The window already holds the whole conversation.
-            return ServerFrame::subscription_active(&sub_id, Vec::new(), true).to_value();
-        };
         let cid = sub.conversation_id.as_str();
+        let Some(start) = sub.window_start.as_deref() else {
+            // The window already holds the whole conversation: nothing to read but the caller's
+            // access, which may be gone.
+            return match ctx.access_items(&*self.items, &identity, cid, false).await {
+                Ok(_) => Ok(ServerFrame::subscription_active(&sub_id, Vec::new(), true)),
+                Err(e @ Error::NotFound(_)) => {
+                    self.removals
+                        .delete_subscription(connection_id, &sub_id)
+                        .await?;
+                    subscription_error(&sub_id, &e)
+                }
+                Err(e) => Err(e),
+            };
+        };
         let page = match self
             .messages
             .run(&identity, cid, Some(count), Some(start))
@@ -574,7 +614,9 @@ impl WsLoadMore {
                 "no subscription {sub_id:?} on this connection"
             )));
         }
-        ServerFrame::subscription_active(&sub_id, messages, loaded_all).to_value()
+        Ok(ServerFrame::subscription_active(
+            &sub_id, messages, loaded_all,
+        ))
     }
 }
 
@@ -625,9 +667,7 @@ fn fit_frame<T: Serialize>(
 
 /// Bytes of reply `reply` as sent, with `request_id` echoed.
 pub fn frame_len(reply: ServerFrame, request_id: Option<&Value>) -> Result<usize> {
-    Ok(echo(reply.to_value()?, request_id.cloned())
-        .to_string()
-        .len())
+    Ok(echo(&reply, request_id)?.len())
 }
 
 /// Refuses a frame whose `requestId` is too big to echo (`REQUEST_ID_MAX_BYTES` as JSON); the
@@ -645,7 +685,11 @@ fn echoable(frame: Frame) -> Result<Frame> {
 }
 
 impl WsUnsubscribe {
-    async fn run(&self, event: &ApiGatewayWebsocketProxyRequest, frame: &Frame) -> Result<Value> {
+    async fn run(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        frame: &Frame,
+    ) -> Result<ServerFrame> {
         let ClientFrame::Unsubscribe(body) = frame.frame()? else {
             return Err(misrouted(frame, "unsubscribe"));
         };
@@ -654,7 +698,7 @@ impl WsUnsubscribe {
         self.removals
             .delete_subscription(connection_id(event)?, &sub_id)
             .await?;
-        ServerFrame::unsubscribed(&sub_id).to_value()
+        Ok(ServerFrame::unsubscribed(&sub_id))
     }
 }
 
@@ -668,34 +712,43 @@ fn error_body(error: &Error) -> ErrorBody {
 }
 
 /// `{type: "error", error: {code, message}}`.
-pub fn error_frame(error: &Error) -> Value {
-    // Cannot fail: the frame is two strings.
+pub fn error_frame(error: &Error) -> ServerFrame {
     ServerFrame::Error(ErrorReply {
         error: error_body(error),
     })
-    .to_value()
-    .unwrap_or(Value::Null)
 }
 
-/// `reply` with `requestId` added as its last field.
-fn echo(mut reply: Value, request_id: Option<Value>) -> Value {
-    if let (Some(id), Value::Object(fields)) = (request_id, &mut reply) {
-        fields.insert("requestId".into(), id);
+/// The text of `reply` with `requestId` added as its last field. Written as text, never
+/// through `serde_json::Value`, so that inbox messages keep their numbers exactly.
+fn echo(reply: &ServerFrame, request_id: Option<&Value>) -> Result<String> {
+    let mut text = reply.to_text()?;
+    if let Some(id) = request_id {
+        // A frame is a JSON object with at least its `type`: `{"type":...}`.
+        if text.ends_with('}') && text.len() > 2 {
+            text.pop();
+            text.push_str(",\"requestId\":");
+            text.push_str(&sizes::json_text(id)?);
+            text.push('}');
+        }
     }
-    reply
+    Ok(text)
 }
 
-fn reply_response(reply: Value, request_id: Option<Value>) -> ApiGatewayProxyResponse {
-    let mut text = echo(reply, request_id.clone()).to_string();
-    if text.len() > FRAME_MAX_BYTES {
+fn reply_response(reply: ServerFrame, request_id: Option<Value>) -> ApiGatewayProxyResponse {
+    let error_text = |error: Error| {
+        // Cannot fail: the frame is two strings (and the `requestId` was measured).
+        echo(&error_frame(&error), request_id.as_ref()).unwrap_or_default()
+    };
+    let text = match echo(&reply, request_id.as_ref()) {
+        Ok(text) if text.len() <= FRAME_MAX_BYTES => text,
         // Every reply is built to fit; one that does not is a bug, answered with an error
         // rather than refused by API Gateway.
-        let error = Error::Internal(format!(
+        Ok(text) => error_text(Error::Internal(format!(
             "a reply of {} bytes does not fit in a frame ({FRAME_MAX_BYTES})",
             text.len()
-        ));
-        text = echo(error_frame(&error), request_id).to_string();
-    }
+        ))),
+        Err(error) => error_text(error),
+    };
     let mut response = ApiGatewayProxyResponse::default();
     response.status_code = 200;
     response.body = Some(Body::Text(text));

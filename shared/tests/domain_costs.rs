@@ -99,13 +99,20 @@ impl<S: Store + ?Sized> ConversationWriter for Counting<S> {
         cid: &str,
         patch: &ConversationPatch,
         participants: &[(String, Access)],
+        only_if_new: bool,
         now_ms: i64,
         expires_at: i64,
     ) -> StoreResult<()> {
         self.call(
             "upsert_conversation",
-            self.inner
-                .upsert_conversation(cid, patch, participants, now_ms, expires_at),
+            self.inner.upsert_conversation(
+                cid,
+                patch,
+                participants,
+                only_if_new,
+                now_ms,
+                expires_at,
+            ),
         )
         .await
     }

@@ -343,7 +343,13 @@ async fn a_big_inbox_pages_over_hello_inbox_more_and_get() {
         s.clock.advance_ms(1);
         s.services
             .build::<SendInboxMessage>()
-            .run(&user("bob"), json!({"message": big, "recipients": "alice"}))
+            .run(
+                &user("bob"),
+                natter::json::from_str::<natter::domain::SendInboxBody>(
+                    &json!({"message": big, "recipients": "alice"}).to_string(),
+                )
+                .unwrap(),
+            )
             .await
             .unwrap();
     }

@@ -621,7 +621,10 @@ async fn every_request_a_function_sends_is_granted_to_it() {
         .http::<SendInboxMessage>()
         .run(
             &alice,
-            json!({"message": {"n": 1}, "recipients": ["bob", "A"]}),
+            natter::json::from_str::<natter::domain::SendInboxBody>(
+                &json!({"message": {"n": 1}, "recipients": ["bob", "A"]}).to_string(),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -664,7 +667,7 @@ async fn every_request_a_function_sends_is_granted_to_it() {
         user_id: "bob".into(),
         message_id: "inb_x".into(),
         sender_id: "alice".into(),
-        message: json!(1),
+        message: natter::json::RawJson::from_value(&json!(1)),
         created_at: b.clock.now_ms(),
         expires_at: b.clock.now_ms() / 1000 + 600,
     };

@@ -18,7 +18,9 @@ fn record(user: &str, i: usize, expires_at: i64) -> InboxRecord {
         // Zero-padded so that id order is `i` order, like real time-sortable ids.
         message_id: format!("inb_{i:08}"),
         sender_id: "alice".to_string(),
-        message: json!({"n": i, "tags": ["a", "b"], "nothing": null}),
+        message: natter::json::RawJson::from_value(
+            &json!({"n": i, "tags": ["a", "b"], "nothing": null}),
+        ),
         created_at: NOW,
         expires_at,
     }
@@ -186,5 +188,29 @@ async fn clears_an_inbox_of_ten_thousand_memory() {
 async fn clears_an_inbox_of_ten_thousand_dynamodb() {
     let (store, harness) = dynamodb("inbox-clear").await;
     clears_an_inbox_of_ten_thousand(store).await;
+    harness.finish().await;
+}
+
+/// A message comes back as the JSON text it was stored as: numbers beyond `f64` keep every
+/// digit, `1.0` stays `1.0`.
+async fn keeps_numbers_exactly(store: Arc<dyn InboxStore>) {
+    let text = r#"{"n":[12345678901234567890123,-98765432109876543210,1.00000000000000000000001,1.0],"s":"x"}"#;
+    let mut r = record("bob", 1, NOW / 1000 + 60);
+    r.message = natter::json::RawJson::from_text(text).unwrap();
+    store.put_inbox_messages(&[r]).await.unwrap();
+    let listed = list(&store, "bob").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].message.get(), text);
+}
+
+#[tokio::test]
+async fn keeps_numbers_exactly_memory() {
+    keeps_numbers_exactly(memory()).await;
+}
+
+#[tokio::test]
+async fn keeps_numbers_exactly_dynamodb() {
+    let (store, harness) = dynamodb("inbox-numbers").await;
+    keeps_numbers_exactly(store).await;
     harness.finish().await;
 }

@@ -216,6 +216,9 @@ fn openapi_expected() -> BTreeMap<String, Value> {
         components/schemas/ImportRequest/maxItems = {max_import_messages}
         components/schemas/MessageSnapshot/properties/reactions/maxItems = {max_distinct_reactions}
         components/schemas/ReactionSnapshot/properties/count/minimum = 1
+        # Content nodes: a custom emoji as in reactions, a mention with some text.
+        components/schemas/CustomEmojiNode/properties/text/maxLength = {custom_emoji_max_chars}
+        components/schemas/MentionNode/properties/text/minLength = 1
         # Inbox.
         components/schemas/SendInboxRequest/properties/recipients/oneOf/1/minItems = 1
         components/schemas/SendInboxRequest/properties/recipients/oneOf/1/maxItems = {max_inbox_recipients}
@@ -457,7 +460,7 @@ fn the_readme_limits_tables_are_the_config_values() {
         | message content, serialized as JSON | {content} (413) |
         | message text before parsing | {text} (413) |
         | `custom` | {custom_keys} keys (400), keys of 1..{custom_key_chars} characters (400), string values of at most {custom_value} (413) |
-        | ids (users, conversations, messages, idempotency keys, subscriptions, roles) | 1..{id} characters, no control characters, no `#` or `/` (400) |
+        | ids (users, conversations, messages, idempotency keys, subscriptions, roles) | 1..{id} characters and at most {id_bytes} bytes of UTF-8, no control characters, no `#` or `/` (400) |
         | names, subjects, photo URLs | {name} characters (400) |
         | participants named in one conversation PUT | {participants} (400) |
         | messages per import | 1..{import} (400) |
@@ -494,6 +497,7 @@ fn the_readme_limits_tables_are_the_config_values() {
         custom_key_chars = l.max_custom_key_chars,
         custom_value = size(l.max_custom_value_bytes),
         id = l.max_id_chars,
+        id_bytes = input::ID_MAX_BYTES,
         name = l.max_name_chars,
         participants = l.max_participants_per_request,
         import = l.max_import_messages,
@@ -544,7 +548,7 @@ fn the_openapi_limits_table_is_the_config_values() {
         | message content, serialized as JSON | {content} |
         | message `text` | {text} |
         | `custom` | at most {custom_keys} keys of at most {custom_key_chars} characters, string values of at most {custom_value} |
-        | ids (users, conversations, messages, idempotency keys) | 1 to {id} characters; no control characters, no `#` or `/` |
+        | ids (users, conversations, messages, idempotency keys) | 1 to {id} characters and at most {id_bytes} bytes of UTF-8; no control characters, no `#` or `/` |
         | names, subjects, photo URLs | at most {name} characters |
         | participants named in one conversation PUT | {participants} |
         | messages in one import | 1 to {import} |
@@ -562,6 +566,7 @@ fn the_openapi_limits_table_is_the_config_values() {
         custom_key_chars = l.max_custom_key_chars,
         custom_value = size(l.max_custom_value_bytes),
         id = l.max_id_chars,
+        id_bytes = input::ID_MAX_BYTES,
         name = l.max_name_chars,
         participants = l.max_participants_per_request,
         import = l.max_import_messages,

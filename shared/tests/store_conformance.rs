@@ -25,8 +25,8 @@ use natter::model::{
     Patch, ReactionCount, UserPatch, UserRecord,
 };
 use natter::store::{
-    CreateConditions, CreateOutcome, Failed, ItemKey, ReactionGuard, ReactionOutcome, Store,
-    StoreError,
+    CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, ReactionGuard,
+    ReactionOutcome, Store, StoreError,
 };
 
 macro_rules! conformance {
@@ -56,6 +56,7 @@ conformance!(
     put_participant_needs_a_live_conversation,
     create_message_conditions,
     create_message_idempotency,
+    idempotency_scopes_never_meet,
     get_items_mixed_kinds,
     list_messages_paging,
     list_messages_skips_expired,
@@ -69,6 +70,9 @@ conformance!(
     user_reactions_range,
     concurrent_distinct_reactions_respect_the_limit,
     concurrent_duplicate_reactions_count_once,
+    custom_key_limit_of_edits,
+    concurrent_edits_keep_the_custom_key_limit,
+    only_one_creates_a_new_conversation,
     ten_thousand_reactions,
 );
 
@@ -321,6 +325,7 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
             custom: Patch::Value(custom(&[("x", "1")])),
         },
         &[("a".into(), RW), ("b".into(), READ)],
+        false,
         T0,
         exp,
     )
@@ -358,6 +363,7 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
             custom: Patch::Absent,
         },
         &[("c".into(), RW), ("b".into(), RW)],
+        false,
         t1,
         exp2,
     )
@@ -408,6 +414,7 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
             ..ConversationPatch::default()
         },
         &[],
+        false,
         t1,
         exp2,
     )
@@ -455,6 +462,7 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
         "c1",
         &ConversationPatch::default(),
         &[("d".into(), READ)],
+        false,
         gone_at,
         exp_in(2 * HOUR),
     )
@@ -629,7 +637,7 @@ async fn create_message_conditions(h: Harness) {
         writer: Some("w".into()),
         conversation_exists: true,
         referenced_message_id: Some(m1.id.clone()),
-        idempotency_key: Some("w:all".into()),
+        idempotency_key: Some(idem(Some("w"), "all")),
     };
     assert_eq!(
         create(s, &m11, all, T0).await.unwrap(),
@@ -647,13 +655,64 @@ async fn create_message_conditions(h: Harness) {
     h.finish().await;
 }
 
+/// An idempotency key of `sender` (`None`: system messages).
+fn idem(sender: Option<&str>, key: &str) -> IdempotencyKey {
+    IdempotencyKey {
+        sender: sender.map(str::to_string),
+        key: key.to_string(),
+    }
+}
+
+/// A user's keys, another user's and the system messages' never meet, whatever the user ids:
+/// a user named `system` (or `S`, the system scope's name in the table) has keys of its own.
+async fn idempotency_scopes_never_meet(h: Harness) {
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    conversation(s, "c", &[("system", RW), ("S", RW), ("bob", RW)], exp).await;
+    let keyed = |sender: Option<&str>| CreateConditions {
+        writer: sender.map(str::to_string),
+        conversation_exists: sender.is_none(),
+        idempotency_key: Some(idem(sender, "k")),
+        ..conditions()
+    };
+    let senders = [Some("system"), Some("S"), Some("bob"), None];
+    let mut created = Vec::new();
+    for (i, sender) in senders.iter().enumerate() {
+        let m = message("c", &mid(i as i64 + 1), *sender, exp);
+        assert_eq!(
+            create(s, &m, keyed(*sender), T0).await.unwrap(),
+            CreateOutcome::Created,
+            "the first send of key k by {sender:?}"
+        );
+        created.push(m);
+    }
+    for m in &created {
+        assert_eq!(get_message(s, "c", &m.id, T0).await.as_ref(), Some(m));
+    }
+    // Each scope still knows its own key.
+    for (i, sender) in senders.iter().enumerate() {
+        let again = message("c", &mid(10 + i as i64), *sender, exp);
+        assert_eq!(
+            create(s, &again, keyed(*sender), T0).await.unwrap(),
+            CreateOutcome::Duplicate {
+                message_id: created[i].id.clone()
+            },
+            "key k again by {sender:?}"
+        );
+    }
+    h.finish().await;
+}
+
 async fn create_message_idempotency(h: Harness) {
     let s = &*h.store;
     let exp = exp_in(HOUR);
     conversation(s, "c", &[("w", RW)], exp).await;
+    // Keys of sender "w" ("w:k1" is w's key "k1").
     let keyed = |k: &str, w: Option<&str>| CreateConditions {
         writer: w.map(str::to_string),
-        idempotency_key: Some(k.into()),
+        idempotency_key: k
+            .split_once(':')
+            .map(|(sender, key)| idem(Some(sender), key)),
         ..conditions()
     };
     let m1 = message("c", &mid(1), Some("w"), exp);
@@ -838,7 +897,7 @@ async fn list_messages_paging(h: Harness) {
     let ids = &all_ids;
     for (i, id) in ids.iter().enumerate() {
         let c = CreateConditions {
-            idempotency_key: Some(format!("w:{i}")),
+            idempotency_key: Some(idem(Some("w"), &i.to_string())),
             ..conditions()
         };
         create(s, &message("c", id, Some("w"), exp), c, T0)
@@ -964,6 +1023,7 @@ async fn edit_message_patches(h: Harness) {
             ("b".to_string(), Some("two".to_string())),
         ])),
         edited_at: T0 + 1,
+        max_custom_keys: 50,
     };
     let e1 = s
         .edit_message("c", &m.id, &edit, None, T0 + 1)
@@ -990,6 +1050,7 @@ async fn edit_message_patches(h: Harness) {
         content: None,
         custom: Patch::Null,
         edited_at: T0 + 2,
+        max_custom_keys: 50,
     };
     let e2 = s
         .edit_message("c", &m.id, &clear, Some("s"), T0 + 2)
@@ -1004,6 +1065,7 @@ async fn edit_message_patches(h: Harness) {
         content: None,
         custom: Patch::Absent,
         edited_at: T0 + 3,
+        max_custom_keys: 50,
     };
     let e3 = s
         .edit_message("c", &m.id, &touch, None, T0 + 3)
@@ -1597,7 +1659,7 @@ async fn concurrent_distinct_reactions_respect_the_limit(h: Harness) {
     let exp = exp_in(HOUR);
     let users: Vec<String> = (0..60).map(|i| format!("u{i}")).collect();
     let ps: Vec<(String, Access)> = users.iter().map(|u| (u.clone(), RW)).collect();
-    s.upsert_conversation("c", &ConversationPatch::default(), &ps, T0, exp)
+    s.upsert_conversation("c", &ConversationPatch::default(), &ps, false, T0, exp)
         .await
         .unwrap();
     let m = message("c", &mid(1), None, exp);
@@ -1701,7 +1763,7 @@ async fn ten_thousand_reactions(h: Harness) {
         .map(|chunk| {
             let ps: Vec<(String, Access)> = chunk.iter().map(|u| (u.clone(), RW)).collect();
             async move {
-                s.upsert_conversation("big", &ConversationPatch::default(), &ps, T0, exp)
+                s.upsert_conversation("big", &ConversationPatch::default(), &ps, false, T0, exp)
                     .await
                     .expect("upsert conversation")
             }
@@ -1838,7 +1900,7 @@ async fn request_counts(h: Harness) {
         writer: Some("w".into()),
         conversation_exists: true,
         referenced_message_id: Some(mid(1)),
-        idempotency_key: Some("w:key".into()),
+        idempotency_key: Some(idem(Some("w"), "key")),
     };
     assert_eq!(
         s.create_message(&m, &all, T0).await.unwrap(),
@@ -1924,6 +1986,7 @@ async fn request_counts(h: Harness) {
         content: Some(text("new")),
         custom: Patch::Value(BTreeMap::from([("k".to_string(), None)])),
         edited_at: T0 + 1,
+        max_custom_keys: 50,
     };
     assert!(s
         .edit_message("c", &m.id, &edit, Some("w"), T0)
@@ -1960,5 +2023,194 @@ async fn request_counts(h: Harness) {
     check("delete_participant", &["DeleteItem"]);
 
     println!("request counts:\n  {}", report.join("\n  "));
+    h.finish().await;
+}
+
+/// An edit may not leave more than `max_custom_keys` keys in `custom` (refused, unchanged),
+/// unless it removes at least as many keys as it adds (a lowered limit never blocks cleaning up).
+async fn custom_key_limit_of_edits(h: Harness) {
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    conversation(s, "c", &[("s", RW)], exp).await;
+    let mut m = message("c", &mid(1), Some("s"), exp);
+    m.custom = custom(&[("a", "1"), ("b", "2"), ("c", "3")]);
+    create(s, &m, conditions(), T0).await.unwrap();
+    let edit = |changes: &[(&str, Option<&str>)], max: usize| MessageEdit {
+        content: None,
+        custom: Patch::Value(
+            changes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+        ),
+        edited_at: T0 + 1,
+        max_custom_keys: max,
+    };
+    // 3 keys, a limit of 4: one new key fits, two do not; changing existing keys always fits.
+    let two_new = edit(&[("d", Some("4")), ("e", Some("5"))], 4);
+    match s.edit_message("c", &m.id, &two_new, None, T0 + 1).await {
+        Err(StoreError::ConditionFailed(Failed::TooManyCustomKeys)) => {}
+        other => panic!("expected TooManyCustomKeys, got {other:?}"),
+    }
+    assert_eq!(
+        get_message(s, "c", &m.id, T0 + 1).await.unwrap().custom,
+        m.custom
+    );
+    let replace_and_add = edit(&[("a", None), ("d", Some("4")), ("e", Some("5"))], 4);
+    let edited = s
+        .edit_message("c", &m.id, &replace_and_add, Some("s"), T0 + 1)
+        .await
+        .unwrap()
+        .expect("edited");
+    assert_eq!(
+        edited.custom,
+        custom(&[("b", "2"), ("c", "3"), ("d", "4"), ("e", "5")])
+    );
+    let update = edit(&[("b", Some("two")), ("c", Some("three"))], 4);
+    let edited = s
+        .edit_message("c", &m.id, &update, None, T0 + 1)
+        .await
+        .unwrap()
+        .expect("edited");
+    assert_eq!(edited.custom.len(), 4);
+    // Over a lowered limit, an edit that does not grow the map still goes through.
+    let swap = edit(&[("b", None), ("f", Some("6"))], 2);
+    let edited = s
+        .edit_message("c", &m.id, &swap, None, T0 + 1)
+        .await
+        .unwrap()
+        .expect("edited");
+    assert_eq!(edited.custom.len(), 4);
+    // A missing message is still `None`, whatever the patch.
+    assert!(s
+        .edit_message("c", &mid(9), &two_new, None, T0 + 1)
+        .await
+        .unwrap()
+        .is_none());
+    // Not the sender: `None`, also with a patch that adds keys.
+    let add_one = edit(&[("g", Some("7"))], 50);
+    assert!(s
+        .edit_message("c", &m.id, &add_one, Some("t"), T0 + 1)
+        .await
+        .unwrap()
+        .is_none());
+    h.finish().await;
+}
+
+/// 50 edits at once, each adding two new keys to one message with a 50-key limit: exactly 25
+/// are applied and 25 refused, and the stored map holds 50 keys (not 100).
+async fn concurrent_edits_keep_the_custom_key_limit(h: Harness) {
+    h.require_atomic_transactions("50 conditional updates of one item race");
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    conversation(s, "c", &[("s", RW)], exp).await;
+    let mut m = message("c", &mid(1), Some("s"), exp);
+    m.custom = BTreeMap::new();
+    create(s, &m, conditions(), T0).await.unwrap();
+    let tasks = (0..50).map(|i| {
+        let store = Arc::clone(&h.store);
+        let id = m.id.clone();
+        tokio::spawn(async move {
+            let edit = MessageEdit {
+                content: None,
+                custom: Patch::Value(BTreeMap::from([
+                    (format!("a{i}"), Some("x".to_string())),
+                    (format!("b{i}"), Some("y".to_string())),
+                ])),
+                edited_at: T0 + 1,
+                max_custom_keys: 50,
+            };
+            store.edit_message("c", &id, &edit, Some("s"), T0 + 1).await
+        })
+    });
+    let mut applied = 0;
+    let mut refused = 0;
+    for outcome in futures::future::join_all(tasks).await {
+        match outcome.expect("task") {
+            Ok(Some(_)) => applied += 1,
+            Err(StoreError::ConditionFailed(Failed::TooManyCustomKeys)) => refused += 1,
+            other => panic!("unexpected outcome {other:?}{}", h.isolation_hint()),
+        }
+    }
+    let stored = get_message(s, "c", &m.id, T0 + 1).await.unwrap().custom;
+    assert_eq!(
+        (applied, refused, stored.len()),
+        (25, 25, 50),
+        "{}",
+        h.isolation_hint()
+    );
+    h.finish().await;
+}
+
+/// Of 20 users creating one new conversation at once (`only_if_new`), one creates it and the
+/// others fail with `ConversationExists`; exactly one participant is stored.
+async fn only_one_creates_a_new_conversation(h: Harness) {
+    h.require_atomic_transactions("20 conditional creates of one item race");
+    let exp = exp_in(HOUR);
+    let tasks = (0..20).map(|i| {
+        let store = Arc::clone(&h.store);
+        tokio::spawn(async move {
+            let me = vec![(format!("u{i}"), RW)];
+            store
+                .upsert_conversation("new", &ConversationPatch::default(), &me, true, T0, exp)
+                .await
+        })
+    });
+    let mut created = 0;
+    let mut exists = 0;
+    for outcome in futures::future::join_all(tasks).await {
+        match outcome.expect("task") {
+            Ok(()) => created += 1,
+            Err(StoreError::ConditionFailed(Failed::ConversationExists)) => exists += 1,
+            Err(e) => panic!("unexpected error {e}{}", h.isolation_hint()),
+        }
+    }
+    assert_eq!((created, exists), (1, 19), "{}", h.isolation_hint());
+    let (_, participants) = h
+        .store
+        .get_conversation("new", T0)
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!(participants.len(), 1, "{participants:?}");
+    // An existing, live conversation refuses `only_if_new`; an expired one may be created anew.
+    let again = h
+        .store
+        .upsert_conversation("new", &ConversationPatch::default(), &[], true, T0 + 1, exp)
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::ConditionFailed(Failed::ConversationExists))
+        ),
+        "{again:?}"
+    );
+    let later = at_expiry(exp);
+    let me = vec![("late".to_string(), RW)];
+    h.store
+        .upsert_conversation(
+            "new",
+            &ConversationPatch::default(),
+            &me,
+            true,
+            later,
+            exp_in(3 * HOUR),
+        )
+        .await
+        .expect("an expired conversation is created anew");
+    let (conversation, participants) = h
+        .store
+        .get_conversation("new", later)
+        .await
+        .unwrap()
+        .expect("created anew");
+    assert_eq!(conversation.created_at, later);
+    assert_eq!(
+        participants
+            .iter()
+            .map(|p| p.user_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["late"]
+    );
     h.finish().await;
 }

@@ -55,7 +55,10 @@ async fn setup_at(start: i64) -> Setup {
         .build::<SendInboxMessage>()
         .run(
             &user("bob"),
-            json!({"message": {"hi": [1, null]}, "recipients": "alice"}),
+            natter::json::from_str::<natter::domain::SendInboxBody>(
+                &json!({"message": {"hi": [1, null]}, "recipients": "alice"}).to_string(),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();

@@ -441,6 +441,35 @@ impl Gateway {
         (status, value)
     }
 
+    /// Sends raw bytes with exactly the given headers; returns the status and the body as the
+    /// exact text the gateway sent (for checks that JSON parsing would blur, like big numbers).
+    pub async fn send_raw_text(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let mut request = self.client.request(method.clone(), self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if !body.is_empty() {
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e:?}\n{}", self.output()));
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e:?}"));
+        (status, text)
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         self.request("GET", path, Some(token), None).await
     }

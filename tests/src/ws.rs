@@ -34,6 +34,10 @@ pub struct WsClient {
     pub closed: Option<u16>,
     /// (subscription id, message id) of every message a subscription reply delivered.
     known: HashSet<(String, String)>,
+    /// When set, the exact text of every frame read from now on is kept in `raw` (for checks
+    /// that JSON parsing would blur, like big numbers).
+    pub record_raw: bool,
+    pub raw: Vec<String>,
 }
 
 fn next_request_id() -> String {
@@ -65,6 +69,8 @@ impl WsClient {
                 client_id: None,
                 closed: None,
                 known: HashSet::new(),
+                record_raw: false,
+                raw: Vec::new(),
             }),
             Err(tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
@@ -137,9 +143,12 @@ impl WsClient {
                 .ok()?;
             match next {
                 Some(Ok(Message::Text(text))) => {
+                    if self.record_raw {
+                        self.raw.push(text.as_str().to_string());
+                    }
                     return Some(serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
                         panic!("the server sent a frame that is not JSON ({e}): {text}")
-                    }))
+                    }));
                 }
                 Some(Ok(Message::Close(frame))) => {
                     self.closed = Some(frame.map(|f| u16::from(f.code)).unwrap_or(1005));

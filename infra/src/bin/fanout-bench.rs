@@ -93,7 +93,7 @@ async fn run(options: Options) -> Result<(), String> {
         ..ServeOptions::default()
     };
     let storage = server::storage(&serve, Config::from_env()?).await?;
-    let (auth, _) = server::auth_from_env();
+    let (auth, _) = server::auth_from_env()?;
     let state = server::app_state(&storage.services, auth);
     let put_conversation: PutConversation = storage.services.build();
     let send_message: SendMessage = storage.services.build();

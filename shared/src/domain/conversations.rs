@@ -16,6 +16,7 @@ use crate::operation;
 use crate::ports::{
     ConversationReader, ConversationWriter, ItemReader, ParticipantRemover, ParticipantWriter,
 };
+use crate::store::{Failed, StoreError};
 
 operation! {
     /// `PUT /conversations/{cid}`.
@@ -85,10 +86,11 @@ impl PutConversation {
         let ctx = &self.ctx;
         ctx.check_id("conversationId", cid)?;
         let limits = &ctx.config.limits;
-        for (field, value) in [("subject", &body.subject), ("photoUrl", &body.photo_url)] {
-            if let Patch::Value(v) = value {
-                validate::short_text(limits, field, v)?;
-            }
+        if let Patch::Value(v) = &body.subject {
+            validate::short_text(limits, "subject", v)?;
+        }
+        if let Patch::Value(url) = &body.photo_url {
+            validate::url_field(limits, "photoUrl", url)?;
         }
         if let Patch::Value(custom) = &body.custom {
             validate::custom(limits, custom)?;
@@ -105,37 +107,56 @@ impl PutConversation {
             ctx.check_id("participants[]", uid)?;
         }
         let now = ctx.now_ms();
-        let existing = self.reader.get_conversation(cid, now).await?;
-        let mut added: Vec<(String, Access)> = Vec::new();
-        if let Identity::User { user_id, .. } = identity {
-            match &existing {
-                None => added.push((user_id.clone(), Access::ReadWrite)),
-                Some((_, participants)) => {
-                    match participants.iter().find(|p| &p.user_id == user_id) {
-                        None => return Err(conversation_not_found(cid)),
-                        Some(p) if p.access != Access::ReadWrite => {
-                            return Err(Error::forbidden(
-                                "Read participants cannot change the conversation",
-                            ))
-                        }
-                        Some(_) => {}
-                    }
-                }
-            }
-        }
-        for uid in named {
-            if !added.iter().any(|(u, _)| *u == uid) {
-                added.push((uid, Access::ReadWrite));
-            }
-        }
         let patch = ConversationPatch {
             subject: body.subject,
             photo_url: body.photo_url,
             custom: body.custom,
         };
-        self.writer
-            .upsert_conversation(cid, &patch, &added, now, ctx.record_expiry(now))
-            .await?;
+        // A user creating the conversation becomes its participant only if the write creates
+        // it (`only_if_new`): of users racing to create one, one does; the others read it again
+        // and are treated as what they are then, non-participants (404) as a rule.
+        for attempt in 0..2 {
+            let existing = self.reader.get_conversation(cid, now).await?;
+            let mut added: Vec<(String, Access)> = Vec::new();
+            let mut creating = false;
+            if let Identity::User { user_id, .. } = identity {
+                match &existing {
+                    None => {
+                        added.push((user_id.clone(), Access::ReadWrite));
+                        creating = true;
+                    }
+                    Some((_, participants)) => {
+                        match participants.iter().find(|p| &p.user_id == user_id) {
+                            None => return Err(conversation_not_found(cid)),
+                            Some(p) if p.access != Access::ReadWrite => {
+                                return Err(Error::forbidden(
+                                    "Read participants cannot change the conversation",
+                                ))
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+            }
+            for uid in &named {
+                if !added.iter().any(|(u, _)| u == uid) {
+                    added.push((uid.clone(), Access::ReadWrite));
+                }
+            }
+            let expires_at = ctx.record_expiry(now);
+            match self
+                .writer
+                .upsert_conversation(cid, &patch, &added, creating, now, expires_at)
+                .await
+            {
+                Ok(()) => break,
+                Err(StoreError::ConditionFailed(Failed::ConversationExists)) if attempt == 0 => {}
+                Err(StoreError::ConditionFailed(Failed::ConversationExists)) => {
+                    return Err(conversation_not_found(cid))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let (conversation, participants) = self
             .reader
             .get_conversation(cid, now)

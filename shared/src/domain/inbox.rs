@@ -5,13 +5,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::{user_of, Context};
 use crate::auth::Identity;
 use crate::error::{Error, Result};
 use crate::ids::new_inbox_id;
+use crate::json::RawJson;
 use crate::operation;
 use crate::ports::{ClientDirectory, InboxClearer, InboxDeleter, InboxReader, InboxWriter};
 use crate::store::inbox::InboxRecord;
@@ -21,7 +22,8 @@ use crate::store::inbox::InboxRecord;
 #[serde(rename_all = "camelCase")]
 pub struct InboxMessageSnapshot {
     pub message_id: String,
-    pub message: Value,
+    /// Exactly as sent: its numbers keep every digit.
+    pub message: RawJson,
     pub sender_id: String,
     pub created_at: i64,
 }
@@ -35,6 +37,25 @@ impl From<InboxRecord> for InboxMessageSnapshot {
             created_at: r.created_at,
         }
     }
+}
+
+/// `POST /inbox`: `{message, recipients}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendInboxBody {
+    /// Any JSON value, `null` included (absent is `None`), kept as its text.
+    #[serde(default, deserialize_with = "present")]
+    pub message: Option<RawJson>,
+    /// One id or a list of ids (checked by `SendInboxMessage`, which says what is wrong).
+    #[serde(default)]
+    pub recipients: Option<Value>,
+}
+
+/// A field that is there, whatever its value (`null` too).
+fn present<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<RawJson>, D::Error> {
+    RawJson::deserialize(deserializer).map(Some)
 }
 
 operation! {
@@ -72,30 +93,20 @@ operation! {
 impl SendInboxMessage {
     /// `POST /inbox`: `{message, recipients}` where `message` is any JSON value (also `null`)
     /// and `recipients` one id or a list of ids. Returns one stored message id per recipient user.
-    pub async fn run(&self, identity: &Identity, body: Value) -> Result<Vec<String>> {
+    pub async fn run(&self, identity: &Identity, body: SendInboxBody) -> Result<Vec<String>> {
         let (sender, _) = user_of(identity, "sending an inbox message")?;
         let limits = &self.ctx.config().limits;
-        let Value::Object(mut body) = body else {
-            return Err(Error::invalid(
-                "body must be a JSON object {message, recipients}",
-            ));
-        };
-        if let Some(unknown) = body.keys().find(|k| *k != "message" && *k != "recipients") {
-            return Err(Error::invalid(format!(
-                "unknown field {unknown:?}; expected message and recipients"
-            )));
-        }
         let message = body
-            .remove("message")
+            .message
             .ok_or_else(|| Error::invalid("message is required (any JSON value, also null)"))?;
-        let size = message.to_string().len();
+        let size = message.get().len();
         if size > limits.max_inbox_message_bytes {
             return Err(Error::TooLarge(format!(
                 "message is {size} bytes as JSON; the most is {}",
                 limits.max_inbox_message_bytes
             )));
         }
-        let named: Vec<String> = match body.remove("recipients") {
+        let named: Vec<String> = match body.recipients {
             None | Some(Value::Null) => return Err(Error::invalid("recipients is required")),
             Some(Value::String(id)) => vec![id],
             Some(Value::Array(ids)) => ids

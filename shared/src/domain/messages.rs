@@ -9,7 +9,7 @@ use super::{
     conversation_not_found, message_key, message_not_found, participant_key, validate, Context,
 };
 use crate::auth::Identity;
-use crate::content::{uses_restricted_nodes, Content};
+use crate::content::{uses_restricted_nodes, Content, RESTRICTED_NODES};
 use crate::error::{Error, Result};
 use crate::ids::{imported_message_id, new_message_id};
 use crate::model::{
@@ -20,7 +20,9 @@ use crate::ports::{
     ItemReader, MessageCreator, MessageDeleter, MessageEditor, MessageImporter, MessageLister,
     ReactionReader,
 };
-use crate::store::{CreateConditions, CreateOutcome, Failed, ItemKey, Items, StoreError};
+use crate::store::{
+    CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, Items, StoreError,
+};
 
 /// `POST /conversations/{cid}/messages`.
 #[derive(Debug, Default, Deserialize)]
@@ -208,9 +210,9 @@ impl SendMessage {
                 if *identity != Identity::Secret {
                     let grants = ctx.grants(role_claim, &items, uid);
                     if uses_restricted_nodes(&content) && !grants.send_links {
-                        return Err(Error::forbidden(
-                            "your role may not send link, actionLink or actionButton nodes",
-                        ));
+                        return Err(Error::forbidden(format!(
+                            "your role may not send {RESTRICTED_NODES}"
+                        )));
                     }
                     if body.referenced_message_id.is_some() && !grants.reply {
                         return Err(Error::forbidden("your role may not reply to messages"));
@@ -253,9 +255,10 @@ impl SendMessage {
             writer: sender.clone(),
             conversation_exists: sender.is_none(),
             referenced_message_id: message.referenced_message_id.clone(),
-            idempotency_key: body
-                .idempotency_key
-                .map(|k| format!("{}#{k}", sender.as_deref().unwrap_or("system"))),
+            idempotency_key: body.idempotency_key.map(|key| IdempotencyKey {
+                sender: sender.clone(),
+                key,
+            }),
         };
 
         // Round trip 2: the conditional write, and beside it what the snapshot still lacks.
@@ -479,9 +482,9 @@ impl EditMessage {
                     ));
                 }
                 if content.as_ref().is_some_and(uses_restricted_nodes) && !grants.send_links {
-                    return Err(Error::forbidden(
-                        "your role may not send link, actionLink or actionButton nodes",
-                    ));
+                    return Err(Error::forbidden(format!(
+                        "your role may not send {RESTRICTED_NODES}"
+                    )));
                 }
                 match (own, grants.edit_own, grants.edit_any) {
                     (_, _, true) => None,
@@ -508,6 +511,9 @@ impl EditMessage {
             content,
             custom: body.custom,
             edited_at: now,
+            // The check above read the map; the store checks again, atomically with its write,
+            // so that racing edits cannot pass the limit together.
+            max_custom_keys: limits.max_custom_keys,
         };
         // Round trip 2: the conditional update, and beside it the snapshot's other parts.
         let mut edited = message.clone();
@@ -524,7 +530,16 @@ impl EditMessage {
             items,
         );
         let (updated, snapshot) = futures::join!(update, expand);
-        let updated = updated?.ok_or_else(|| message_not_found(mid))?;
+        let updated = match updated {
+            Err(StoreError::ConditionFailed(Failed::TooManyCustomKeys)) => {
+                return Err(Error::invalid(format!(
+                    "custom would have more than {} keys after this edit (others added keys \
+                     meanwhile); the most is {}",
+                    limits.max_custom_keys, limits.max_custom_keys
+                )))
+            }
+            other => other?.ok_or_else(|| message_not_found(mid))?,
+        };
         let mut snapshot = snapshot?.pop().ok_or_else(|| message_not_found(mid))?;
         // The snapshot was built from the pre-edit record; take the stored result's fields.
         snapshot.plaintext = crate::content::plaintext(&updated.content);

@@ -23,7 +23,7 @@ pub use conversations::{
 };
 pub use inbox::{
     ClearInbox, DeleteInboxMessage, InboxMessageSnapshot, InboxPageSnapshot, ListInbox,
-    SendInboxMessage,
+    SendInboxBody, SendInboxMessage,
 };
 pub use messages::{
     DeleteMessage, EditMessage, EditMessageBody, GetMessage, ImportMessage, ImportMessages,

@@ -57,10 +57,11 @@ impl PutUser {
             ));
         }
         let limits = &self.ctx.config().limits;
-        for (field, value) in [("name", &body.name), ("photoUrl", &body.photo_url)] {
-            if let Patch::Value(v) = value {
-                validate::short_text(limits, field, v)?;
-            }
+        if let Patch::Value(v) = &body.name {
+            validate::short_text(limits, "name", v)?;
+        }
+        if let Patch::Value(url) = &body.photo_url {
+            validate::url_field(limits, "photoUrl", url)?;
         }
         if let Patch::Value(role) = &body.role {
             self.ctx.check_id("role", role)?;

@@ -57,6 +57,13 @@ pub fn short_text(limits: &Limits, field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A URL natter stores outside message content (`photoUrl`): a short text and an allowed URL
+/// (`content::check_url`).
+pub fn url_field(limits: &Limits, field: &str, value: &str) -> Result<()> {
+    short_text(limits, field, value)?;
+    content::check_url(value).map_err(|reason| Error::invalid(format!("{field} {reason}")))
+}
+
 /// Turns `text` or `content` (exactly one) into checked content.
 pub fn message_content(
     limits: &Limits,
@@ -83,7 +90,7 @@ pub fn message_content(
         }
         (None, Some(content)) => content,
     };
-    content::validate(&content).map_err(Error::InvalidRequest)?;
+    content::validate(&content, limits).map_err(Error::InvalidRequest)?;
     let size = serde_json::to_vec(&content)
         .map_err(|e| Error::Internal(e.to_string()))?
         .len();

@@ -423,7 +423,7 @@ mod tests {
                 user_id: "bob".into(),
                 message_id: "inb_1".into(),
                 sender_id: "alice".into(),
-                message: json!({"foo": ["quux", "bar"], "n": 1}),
+                message: crate::json::RawJson::from_value(&json!({"foo": ["quux", "bar"], "n": 1})),
                 created_at: CREATED_AT,
                 expires_at: EXPIRES_AT,
             }))

@@ -28,6 +28,7 @@ use crate::store::{
     ReactionAdder, ReactionReader, ReactionRemover, UserWriter,
 };
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, Projection, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -45,10 +46,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use self::ops::{build_error, is_condition_failed, retry_conflicts, sdk_error, Cancelled, Item};
-use super::memory::visible_reactions;
+use super::memory::{apply_custom_patch, too_many_custom_keys, visible_reactions};
 use super::schema::{
-    self, attr, chg, conv_pk, idem_sk, key, msg_sk, part_sk, rxu_pk, rxu_sk, split_rxu_sk, user_pk,
-    CONV_OWN_SK_PREFIX, CONV_PREFIX, CONV_SK, EXPIRES_AT, MSG_PREFIX, PART_PREFIX, PK, SK,
+    self, attr, chg, conv_pk, idem_pk, idem_sk, key, msg_sk, part_sk, rxu_pk, rxu_sk, split_rxu_sk,
+    user_pk, CONV_OWN_SK_PREFIX, CONV_PREFIX, CONV_SK, EXPIRES_AT, MSG_PREFIX, PART_PREFIX, PK, SK,
     USER_PREFIX, USER_SK,
 };
 use super::{
@@ -68,6 +69,10 @@ use crate::model::{
 /// Sends of `add_reaction`'s transaction: the first, one after sweeping zero counts, and one
 /// more when a concurrent change made the first answer stale.
 const MAX_REACTION_SENDS: usize = 3;
+
+/// Sends of `edit_message`'s update at most: the first, and more while racing edits change the
+/// `custom` keys it names (each send after the first knows the stored keys exactly).
+const MAX_EDIT_SENDS: usize = 5;
 
 fn item_key(k: &ItemKey) -> (String, String) {
     match k {
@@ -1074,6 +1079,7 @@ impl ConversationWriter for DynamoStore {
         conversation_id: &str,
         patch: &ConversationPatch,
         participants: &[(String, Access)],
+        only_if_new: bool,
         now_ms: i64,
         expires_at: i64,
     ) -> StoreResult<()> {
@@ -1103,14 +1109,19 @@ impl ConversationWriter for DynamoStore {
             let exp = e.value(n(expires_at));
             u.set.push(format!("{ex} = {exp}"));
             let pk = e.name(PK);
-            let now = e.value(n(now_secs(now_ms)));
-            let condition = format!("attribute_not_exists({pk}) OR {ex} > {now}");
+            let condition = if only_if_new {
+                // Only its creator writes a new conversation (an expired one is deleted first).
+                format!("attribute_not_exists({pk})")
+            } else {
+                let now = e.value(n(now_secs(now_ms)));
+                format!("attribute_not_exists({pk}) OR {ex} > {now}")
+            };
             let mut items = vec![self.update(
                 key(conv_pk(conversation_id), CONV_SK),
                 &u,
                 e,
                 condition,
-                false,
+                only_if_new,
             )?];
             for (user_id, access) in &unique {
                 items.push(put(
@@ -1121,6 +1132,18 @@ impl ConversationWriter for DynamoStore {
             }
             match self.transact("upsert conversation", items).await? {
                 Ok(()) => return Ok(()),
+                Err(c) if only_if_new && c.failed(0) => {
+                    let live = match c.item(0) {
+                        Some(item) => Reader::new(item).is_live(now_ms)?,
+                        // Not told: a live one stays after `delete_if_expired`, and fails again.
+                        None => attempt > 0,
+                    };
+                    if live || attempt > 0 {
+                        return Err(StoreError::ConditionFailed(Failed::ConversationExists));
+                    }
+                    self.delete_if_expired(key(conv_pk(conversation_id), CONV_SK), now_ms)
+                        .await?;
+                }
                 Err(c) if attempt == 0 && c.failed(0) => {
                     // An expired conversation is still there: start over.
                     self.delete_if_expired(key(conv_pk(conversation_id), CONV_SK), now_ms)
@@ -1265,8 +1288,8 @@ impl MessageCreator for DynamoStore {
             )?);
             slots.push(Slot::Referenced);
         }
-        if let Some(scoped) = &conditions.idempotency_key {
-            let mut item = key(conv_pk(cid), idem_sk(scoped));
+        if let Some(idem) = &conditions.idempotency_key {
+            let mut item = key(idem_pk(cid, idem.sender.as_deref()), idem_sk(&idem.key));
             item.insert(attr::MESSAGE_ID.into(), s(message.id.clone()));
             item.insert(EXPIRES_AT.into(), n(message.expires_at));
             let mut e = Expr::default();
@@ -1439,6 +1462,14 @@ impl MessageLister for DynamoStore {
 
 #[async_trait]
 impl MessageEditor for DynamoStore {
+    /// One UpdateItem. A `custom` patch that adds keys carries a condition that keeps the map
+    /// within `max_custom_keys` however many edits race: the first send assumes every key it
+    /// sets is new (`size(custom) <= max - set`); if that fails, the stored item (returned with
+    /// the failure, or read) says exactly which keys exist, and either the limit is truly passed
+    /// or the edit is sent again with that knowledge as its condition (each named key
+    /// `attribute_exists` or `attribute_not_exists`, and `size(custom)` bounded by the exact
+    /// count), until it applies, is refused, or `MAX_EDIT_SENDS` pass. The old item comes with
+    /// the failure (`ReturnValuesOnConditionCheckFailure`): no extra read.
     async fn edit_message(
         &self,
         conversation_id: &str,
@@ -1447,70 +1478,145 @@ impl MessageEditor for DynamoStore {
         required_sender: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Option<MessageRecord>> {
-        let mut e = Expr::default();
-        let mut u = UpdateExpr::default();
-        if let Some(content) = &edit.content {
-            let json = serde_json::to_string(content).map_err(|err| {
+        let item_key = key(conv_pk(conversation_id), msg_sk(message_id));
+        let content = match &edit.content {
+            Some(content) => Some(serde_json::to_string(content).map_err(|err| {
                 StoreError::Backend(format!("could not serialize content: {err}"))
-            })?;
-            let c = e.name(attr::CONTENT);
-            let v = e.value(s(json));
-            u.set.push(format!("{c} = {v}"));
-        }
-        match &edit.custom {
-            Patch::Absent => {}
-            Patch::Null => {
-                let custom = e.name(attr::CUSTOM);
-                let empty = e.value(empty_map());
-                u.set.push(format!("{custom} = {empty}"));
+            })?),
+            None => None,
+        };
+        // The patch's keys that the stored map holds, once known.
+        let mut present: Option<HashSet<String>> = None;
+        for _ in 0..MAX_EDIT_SENDS {
+            let mut e = Expr::default();
+            let mut u = UpdateExpr::default();
+            if let Some(json) = &content {
+                let c = e.name(attr::CONTENT);
+                let v = e.value(s(json.clone()));
+                u.set.push(format!("{c} = {v}"));
             }
-            Patch::Value(changes) => {
-                let custom = e.name(attr::CUSTOM);
-                for (k, v) in changes {
-                    let path = format!("{custom}.{}", e.name(k));
-                    match v {
-                        Some(v) => {
-                            let v = e.value(s(v.clone()));
-                            u.set.push(format!("{path} = {v}"));
+            let mut custom_condition = Vec::new();
+            match &edit.custom {
+                Patch::Absent => {}
+                Patch::Null => {
+                    let custom = e.name(attr::CUSTOM);
+                    let empty = e.value(empty_map());
+                    u.set.push(format!("{custom} = {empty}"));
+                }
+                Patch::Value(changes) => {
+                    let custom = e.name(attr::CUSTOM);
+                    let (mut added, mut removed) = (0i64, 0i64);
+                    for (k, v) in changes {
+                        let path = format!("{custom}.{}", e.name(k));
+                        let exists = present.as_ref().map(|p| p.contains(k));
+                        match (v, exists) {
+                            (Some(_), None | Some(false)) => added += 1,
+                            (None, Some(true)) => removed += 1,
+                            _ => {}
                         }
-                        None => u.remove.push(path),
+                        if let Some(exists) = exists {
+                            custom_condition.push(if exists {
+                                format!("attribute_exists({path})")
+                            } else {
+                                format!("attribute_not_exists({path})")
+                            });
+                        }
+                        match v {
+                            Some(v) => {
+                                let v = e.value(s(v.clone()));
+                                u.set.push(format!("{path} = {v}"));
+                            }
+                            None => u.remove.push(path),
+                        }
+                    }
+                    // The map grows by `added - removed`; it may not pass the limit doing so.
+                    if added > removed {
+                        let max = i64::try_from(edit.max_custom_keys).unwrap_or(i64::MAX);
+                        let bound = e.value(n(max.saturating_sub(added - removed)));
+                        custom_condition.push(format!("size({custom}) <= {bound}"));
                     }
                 }
             }
-        }
-        let edited = e.name(attr::EDITED_AT);
-        let edited_v = e.value(n(edit.edited_at));
-        u.set.push(format!("{edited} = {edited_v}"));
-        let chg = e.name(chg::ATTR);
-        let chg_v = e.value(change(chg::EDITED, None, None, now_ms));
-        u.set.push(format!("{chg} = {chg_v}"));
-        let mut condition = e.exists_live(now_ms);
-        if let Some(sender) = required_sender {
-            let sid = e.name(attr::SENDER_ID);
-            let v = e.value(s(sender));
-            condition = format!("{condition} AND {sid} = {v}");
-        }
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(conv_pk(conversation_id), msg_sk(message_id))))
-            .update_expression(u.render())
-            .condition_expression(condition)
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .return_values(ReturnValue::AllNew);
-        let result = retry_conflicts(|| request.clone().send()).await;
-        match result {
-            Ok(out) => {
-                let item = out.attributes().ok_or_else(|| {
-                    StoreError::Backend("UpdateItem returned no attributes".into())
-                })?;
-                read_message(item).map(Some)
+            let edited = e.name(attr::EDITED_AT);
+            let edited_v = e.value(n(edit.edited_at));
+            u.set.push(format!("{edited} = {edited_v}"));
+            let chg = e.name(chg::ATTR);
+            let chg_v = e.value(change(chg::EDITED, None, None, now_ms));
+            u.set.push(format!("{chg} = {chg_v}"));
+            let mut condition = e.exists_live(now_ms);
+            if let Some(sender) = required_sender {
+                let sid = e.name(attr::SENDER_ID);
+                let v = e.value(s(sender));
+                condition = format!("{condition} AND {sid} = {v}");
             }
-            Err(err) if is_condition_failed(&err) => Ok(None),
-            Err(err) => Err(sdk_error("UpdateItem (edit message)", err)),
+            let limited = !custom_condition.is_empty();
+            for c in custom_condition {
+                condition = format!("{condition} AND {c}");
+            }
+            let request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key.clone()))
+                .update_expression(u.render())
+                .condition_expression(condition)
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            let err = match retry_conflicts(|| request.clone().send()).await {
+                Ok(out) => {
+                    let item = out.attributes().ok_or_else(|| {
+                        StoreError::Backend("UpdateItem returned no attributes".into())
+                    })?;
+                    return read_message(item).map(Some);
+                }
+                Err(err) if is_condition_failed(&err) => err,
+                Err(err) => return Err(sdk_error("UpdateItem (edit message)", err)),
+            };
+            // Without a `custom` condition, only the message's existence or sender failed.
+            if !limited {
+                return Ok(None);
+            }
+            let returned = match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    failed.item().cloned()
+                }
+                _ => None,
+            };
+            // DynamoDB returns the old item unless there is none (IAM grants this function no
+            // read of its own to ask with).
+            let Some(stored) = returned else {
+                return Ok(None);
+            };
+            let r = Reader::new(&stored);
+            if !r.is_live(now_ms)? {
+                return Ok(None);
+            }
+            if required_sender.is_some() && r.opt_s(attr::SENDER_ID)? != required_sender {
+                return Ok(None);
+            }
+            let before = r.custom(attr::CUSTOM)?;
+            let mut after = before.clone();
+            apply_custom_patch(&mut after, &edit.custom);
+            if too_many_custom_keys(before.len(), after.len(), edit.max_custom_keys) {
+                return Err(StoreError::ConditionFailed(Failed::TooManyCustomKeys));
+            }
+            if let Patch::Value(changes) = &edit.custom {
+                present = Some(
+                    changes
+                        .keys()
+                        .filter(|k| before.contains_key(*k))
+                        .cloned()
+                        .collect(),
+                );
+            }
         }
+        Err(StoreError::Backend(format!(
+            "message {message_id}: its custom kept changing under {MAX_EDIT_SENDS} edits"
+        )))
     }
 }
 

@@ -12,8 +12,8 @@ pub struct InboxRecord {
     /// `inb_` plus a time-sortable id: id order is arrival order.
     pub message_id: String,
     pub sender_id: String,
-    /// Any JSON value, exactly as sent.
-    pub message: serde_json::Value,
+    /// Any JSON value, exactly as sent (its text: numbers keep every digit).
+    pub message: crate::json::RawJson,
     pub created_at: i64,
     pub expires_at: i64,
 }

@@ -12,8 +12,8 @@ use crate::store::{
 use async_trait::async_trait;
 
 use super::{
-    is_expired, CreateConditions, CreateOutcome, Failed, ItemKey, Items, MessagePage,
-    ReactionGuard, ReactionOutcome, StoreError, StoreResult,
+    is_expired, CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, Items,
+    MessagePage, ReactionGuard, ReactionOutcome, StoreError, StoreResult,
 };
 use crate::changes::{Change, ChangeSender};
 use crate::model::{
@@ -29,8 +29,8 @@ struct State {
     participants: HashMap<String, BTreeMap<String, ParticipantRecord>>,
     /// conversation id → message id → message (ids sort by time)
     messages: HashMap<String, BTreeMap<String, StoredMessage>>,
-    /// (conversation id, scoped key) → (message id, expiresAt)
-    idempotency: HashMap<(String, String), (String, i64)>,
+    /// (conversation id, key in its scope) → (message id, expiresAt)
+    idempotency: HashMap<(String, IdempotencyKey), (String, i64)>,
     /// (conversation id, user id) → (message id, emoji) → expiresAt
     user_reactions: HashMap<(String, String), BTreeMap<(String, String), i64>>,
 }
@@ -243,11 +243,15 @@ impl ConversationWriter for MemoryStore {
         conversation_id: &str,
         patch: &ConversationPatch,
         participants: &[(String, Access)],
+        only_if_new: bool,
         now_ms: i64,
         expires_at: i64,
     ) -> StoreResult<()> {
         let mut state = self.lock()?;
         let current = state.live_conversation(conversation_id, now_ms).cloned();
+        if only_if_new && current.is_some() {
+            return Err(StoreError::ConditionFailed(Failed::ConversationExists));
+        }
         let base = current.unwrap_or(ConversationRecord {
             id: conversation_id.to_string(),
             subject: None,
@@ -498,10 +502,19 @@ impl MessageEditor for MemoryStore {
             if required_sender.is_some() && stored.record.sender_id.as_deref() != required_sender {
                 return Ok(None);
             }
+            let mut custom = stored.record.custom.clone();
+            apply_custom_patch(&mut custom, &edit.custom);
+            if too_many_custom_keys(
+                stored.record.custom.len(),
+                custom.len(),
+                edit.max_custom_keys,
+            ) {
+                return Err(StoreError::ConditionFailed(Failed::TooManyCustomKeys));
+            }
             if let Some(content) = &edit.content {
                 stored.record.content = content.clone();
             }
-            apply_custom_patch(&mut stored.record.custom, &edit.custom);
+            stored.record.custom = custom;
             stored.record.edited_at = Some(edit.edited_at);
             let edited = stored.snapshot();
             (edited, self.changes.ticket())
@@ -712,6 +725,13 @@ fn reaction_change(stored: &StoredMessage, emoji: &str) -> (MessageRecord, u64) 
 }
 
 /// Applies a `custom` patch: `Null` clears the map, a `None` value removes its key.
+/// Whether a `custom` patch that takes a map from `before` to `after` keys breaks the limit: it
+/// leaves more than `max` and grows the map (one that shrinks or keeps it always goes through,
+/// so a lowered limit never blocks cleaning up).
+pub fn too_many_custom_keys(before: usize, after: usize, max: usize) -> bool {
+    after > max && after > before
+}
+
 pub fn apply_custom_patch(
     custom: &mut crate::model::Custom,
     patch: &crate::model::Patch<BTreeMap<String, Option<String>>>,

@@ -38,6 +38,10 @@ pub enum Failed {
     NotParticipant,
     ReferencedMissing,
     MessageMissing,
+    /// `upsert_conversation` with `only_if_new`: the conversation exists (and is live).
+    ConversationExists,
+    /// `edit_message`: the patch would leave `custom` with more than `max_custom_keys` keys.
+    TooManyCustomKeys,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -92,9 +96,19 @@ pub struct CreateConditions {
     pub conversation_exists: bool,
     /// This message of the same conversation must exist, unexpired.
     pub referenced_message_id: Option<String>,
-    /// A key, already scoped to its sender, that may be used once per conversation while the
-    /// message it created lives.
-    pub idempotency_key: Option<String>,
+    /// A key that may be used once per conversation and sender while the message it created
+    /// lives.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// An idempotency key in its scope: one sender's keys (or the system messages') never meet
+/// another's, whatever the ids are (`docs/storage.md`, "Idempotency keys").
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    /// The user the message is sent as; `None` for system messages.
+    pub sender: Option<String>,
+    /// The client's `idempotencyKey`.
+    pub key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,12 +216,15 @@ pub trait UserWriter: Send + Sync {
 #[async_trait]
 pub trait ConversationWriter: Send + Sync {
     /// Creates the conversation when missing (`created_at` = `now_ms`), applies the patch and
-    /// puts the given participants, atomically.
+    /// puts the given participants, atomically. With `only_if_new`, only a missing (or expired)
+    /// conversation is written: a live one is `Failed::ConversationExists` and nothing changes,
+    /// so that of many racing creators exactly one creates it.
     async fn upsert_conversation(
         &self,
         conversation_id: &str,
         patch: &ConversationPatch,
         participants: &[(String, Access)],
+        only_if_new: bool,
         now_ms: i64,
         expires_at: i64,
     ) -> StoreResult<()>;
@@ -273,7 +290,9 @@ pub trait MessageLister: Send + Sync {
 #[async_trait]
 pub trait MessageEditor: Send + Sync {
     /// Applies an edit to an unexpired message (sent by `required_sender` when given); `None`
-    /// when the message is missing, expired or not that sender's.
+    /// when the message is missing, expired or not that sender's. A `custom` patch that would
+    /// leave more than `edit.max_custom_keys` keys, adding more than it removes, is
+    /// `Failed::TooManyCustomKeys` and changes nothing, checked atomically with the write.
     async fn edit_message(
         &self,
         conversation_id: &str,

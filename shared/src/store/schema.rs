@@ -14,7 +14,7 @@
 //! | conversation | `CONV#{cid}` | `#CONV` |
 //! | participant | `CONV#{cid}` | `#PART#{userId}` |
 //! | message | `CONV#{cid}` | `MSG#{messageId}` |
-//! | idempotency key | `CONV#{cid}` | `IDEM#{scopedKey}` |
+//! | idempotency key | `IDEM#{cid}#U#{userId}` (a user's send) or `IDEM#{cid}#S` (system messages) | `{idempotencyKey}` |
 //! | a user's reaction | `RXU#{cid}#{userId}` | `{messageId}#{emoji}` |
 //! | inbox message | `INBOX#{userId}` | `{messageId}` |
 //! | connection | `CONN#{connectionId}` | `#CONN` (and, while connected, `gsi1pk` = `UCONN#{userId}`, `gsi1sk` = connectionId) |
@@ -53,10 +53,14 @@ pub const CONV_PREFIX: &str = "CONV#";
 pub const CONV_SK: &str = "#CONV";
 pub const PART_PREFIX: &str = "#PART#";
 /// What the sort keys of a conversation's own items (`#CONV`, `#PART#…`) begin with, and those
-/// of its messages and idempotency keys do not.
+/// of its messages do not.
 pub const CONV_OWN_SK_PREFIX: &str = "#";
 pub const MSG_PREFIX: &str = "MSG#";
 pub const IDEM_PREFIX: &str = "IDEM#";
+/// The scope of a user's idempotency keys, before the user id (`IDEM#{cid}#U#{userId}`).
+pub const IDEM_USER_SCOPE: &str = "U";
+/// The scope of system messages' idempotency keys (`IDEM#{cid}#S`).
+pub const IDEM_SYSTEM_SCOPE: &str = "S";
 pub const RXU_PREFIX: &str = "RXU#";
 pub const INBOX_PREFIX: &str = "INBOX#";
 pub const CONN_PREFIX: &str = "CONN#";
@@ -87,8 +91,23 @@ pub fn msg_sk(message_id: &str) -> String {
     format!("{MSG_PREFIX}{message_id}")
 }
 
-pub fn idem_sk(scoped_key: &str) -> String {
-    format!("{IDEM_PREFIX}{scoped_key}")
+/// The partition of one sender's idempotency keys in one conversation: `IDEM#{cid}#U#{userId}`
+/// for a user, `IDEM#{cid}#S` for system messages. Ids hold no `#`, so a scope can never be
+/// mistaken for another (a user named `system` is `U#system`), and the sender's id sits in the
+/// partition key, so that the longest ids and key (512 bytes each) still fit DynamoDB's key
+/// limits (2048 bytes for a partition key, 1024 for a sort key).
+pub fn idem_pk(conversation_id: &str, sender: Option<&str>) -> String {
+    match sender {
+        Some(user_id) => format!(
+            "{IDEM_PREFIX}{conversation_id}{KEY_SEPARATOR}{IDEM_USER_SCOPE}{KEY_SEPARATOR}{user_id}"
+        ),
+        None => format!("{IDEM_PREFIX}{conversation_id}{KEY_SEPARATOR}{IDEM_SYSTEM_SCOPE}"),
+    }
+}
+
+/// The sort key of an idempotency key item: the client's key itself.
+pub fn idem_sk(key: &str) -> String {
+    key.to_owned()
 }
 
 pub fn rxu_pk(conversation_id: &str, user_id: &str) -> String {
@@ -116,6 +135,8 @@ pub fn subs_pk(conversation_id: &str) -> String {
     format!("{SUBS_PREFIX}{conversation_id}")
 }
 
+/// A subscription's sort key. The connection id is API Gateway's (16 characters), so with a
+/// subscription id of at most 512 bytes it stays far below the sort key's 1024 bytes.
 pub fn subs_sk(connection_id: &str, subscription_id: &str) -> String {
     format!("{connection_id}{KEY_SEPARATOR}{subscription_id}")
 }
@@ -317,6 +338,23 @@ mod tests {
         assert!(CONV_SK.starts_with(CONV_OWN_SK_PREFIX));
         assert!(part_sk("u").starts_with(CONV_OWN_SK_PREFIX));
         assert!(!msg_sk("m").starts_with(CONV_OWN_SK_PREFIX));
-        assert!(!idem_sk("k").starts_with(CONV_OWN_SK_PREFIX));
+    }
+
+    #[test]
+    fn idempotency_scopes_never_meet_and_fit_dynamodb_keys() {
+        assert_eq!(idem_pk("c", Some("alice")), "IDEM#c#U#alice");
+        assert_eq!(idem_pk("c", None), "IDEM#c#S");
+        assert_eq!(idem_sk("k"), "k");
+        // A user named like the system scope is still a user.
+        assert_ne!(idem_pk("c", Some("system")), idem_pk("c", None));
+        assert_ne!(idem_pk("c", Some("S")), idem_pk("c", None));
+        // Not in a conversation's partition: its queries never meet them.
+        assert!(!idem_pk("c", None).starts_with(CONV_PREFIX));
+        // The longest ids (128 characters of 4 bytes) and key fit DynamoDB's key limits.
+        let longest = "😀".repeat(128);
+        assert_eq!(longest.len(), 512);
+        // DynamoDB: a partition key of at most 2048 bytes, a sort key of at most 1024.
+        assert!(idem_pk(&longest, Some(&longest)).len() <= 2048);
+        assert!(idem_sk(&longest).len() <= 1024);
     }
 }

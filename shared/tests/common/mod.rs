@@ -239,7 +239,14 @@ pub async fn conversation(
         .map(|(u, a)| (u.to_string(), *a))
         .collect();
     store
-        .upsert_conversation(cid, &ConversationPatch::default(), &ps, T0, expires_at)
+        .upsert_conversation(
+            cid,
+            &ConversationPatch::default(),
+            &ps,
+            false,
+            T0,
+            expires_at,
+        )
         .await
         .expect("upsert conversation");
 }

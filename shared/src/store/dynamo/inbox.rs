@@ -17,7 +17,7 @@ use crate::store::StoreResult;
 
 fn inbox_item(r: &InboxRecord) -> Item {
     let mut item = key(inbox_pk(&r.user_id), r.message_id.clone());
-    item.insert(attr::MESSAGE.into(), s(r.message.to_string()));
+    item.insert(attr::MESSAGE.into(), s(r.message.get().to_string()));
     item.insert(attr::SENDER_ID.into(), s(r.sender_id.clone()));
     item.insert(attr::CREATED_AT.into(), n(r.created_at));
     item.insert(EXPIRES_AT.into(), n(r.expires_at));
@@ -32,7 +32,7 @@ pub fn read_inbox(item: &Item) -> StoreResult<InboxRecord> {
         user_id: r.key_suffix(PK, INBOX_PREFIX)?.to_string(),
         message_id: r.s(SK)?.to_string(),
         sender_id: r.s(attr::SENDER_ID)?.to_string(),
-        message: serde_json::from_str(text)
+        message: crate::json::RawJson::from_text(text)
             .map_err(|e| r.malformed(format!("message is not JSON: {e}")))?,
         created_at: r.i64(attr::CREATED_AT)?,
         expires_at: r.expires_at()?,
