@@ -131,6 +131,9 @@ export type ServerFrame = (HelloReply & {
  */
 export type InboxMessageSnapshot = {
   messageId: string;
+  /**
+   * Exactly as sent: its numbers keep every digit.
+   */
   message: unknown;
   senderId: string;
   createdAt: number;
