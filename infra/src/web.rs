@@ -108,7 +108,7 @@ pub async fn dev_token(
         None,
         natter::config::local::DEV_TOKEN_TTL_SECS,
         state.now_secs(),
-        &state.auth.signing_secret,
+        state.auth.signing_key(),
     ) {
         Ok(token) => Json(json!({ "token": token })).into_response(),
         Err(e) => error_response(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),

@@ -10,7 +10,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-import { startGateway, repoRoot } from "./gateway.mjs";
+import { startServer, repo as repoRoot } from "./harness.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SCREENSHOTS = join(repoRoot, "target", "screenshots");
@@ -22,7 +22,7 @@ let browser;
 
 before(async () => {
   // Dev secrets, so that the page can have a token for a typed-in user id.
-  gateway = await startGateway({ devSecrets: true });
+  gateway = await startServer({ devSecrets: true });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -68,7 +68,7 @@ async function signedIn(userId) {
       problems.push(`${response.request().method()} ${pathname}: ${response.status()}`);
     }
   });
-  await page.goto(gateway.baseUrl + "/");
+  await page.goto(gateway.url + "/");
   await page.fill("#user-id", userId);
   await page.click("#sign-in button[type=submit]");
   await page.waitForSelector("#app:not([hidden])");
