@@ -199,8 +199,16 @@ mod tests {
         );
         assert_eq!(from(key, signing), Ok(()));
         for (secret_key, signing_key, want) in [
-            (&*format!("{key}\n"), signing, "secretKey starts or ends with whitespace"),
-            (&*format!(" {key}"), signing, "secretKey starts or ends with whitespace"),
+            (
+                &*format!("{key}\n"),
+                signing,
+                "secretKey starts or ends with whitespace",
+            ),
+            (
+                &*format!(" {key}"),
+                signing,
+                "secretKey starts or ends with whitespace",
+            ),
             ("", signing, "secretKey is empty"),
             (
                 key,
@@ -210,7 +218,10 @@ mod tests {
             (key, "", "signing key \"k1\" is empty"),
         ] {
             let err = from(secret_key, signing_key).unwrap_err();
-            assert!(err.starts_with(want), "{secret_key:?} {signing_key:?}: {err}");
+            assert!(
+                err.starts_with(want),
+                "{secret_key:?} {signing_key:?}: {err}"
+            );
         }
     }
 }

@@ -900,7 +900,7 @@ mod tests {
             "token is not valid yet (nbf is in the future)"
         );
         // A token without nbf is valid from the start.
-        let token = issue_user_token("u", None, 60, NOW, SIGNING_SECRET).unwrap();
+        let token = issue_user_token("u", None, 60, NOW, &key()).unwrap();
         assert_eq!(auth(&token), user);
     }
 
