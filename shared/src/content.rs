@@ -31,16 +31,26 @@ pub enum ContentBlock {
     File {
         url: String,
         filename: String,
+        // Integers as JSON Schema counts them: `636.0` is 636.
+        #[serde(deserialize_with = "crate::json::whole")]
         size: u64,
         // The optional fields are left out when unset, never `null`: `with` says so in the
         // JSON Schema.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(with = "FileSubtype")]
         subtype: Option<FileSubtype>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::json::whole_opt"
+        )]
         #[schemars(with = "u32")]
         width: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::json::whole_opt"
+        )]
         #[schemars(with = "u32")]
         height: Option<u32>,
         /// Seconds; fractional for audio/video.
@@ -75,7 +85,7 @@ impl<'de> Deserialize<'de> for ContentBlock {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ContentBlock, A::Error> {
-                ContentBlock::deserialize(MapAccessDeserializer::new(map))
+                ContentBlock::deserialize(MapAccessDeserializer::new(crate::json::TagNames(map)))
             }
         }
 
@@ -208,7 +218,7 @@ impl<'de> Deserialize<'de> for TextNode {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TextNode, A::Error> {
-                TextNode::deserialize(MapAccessDeserializer::new(map))
+                TextNode::deserialize(MapAccessDeserializer::new(crate::json::TagNames(map)))
             }
         }
 
@@ -613,6 +623,24 @@ mod tests {
                 duration: Some(1.5),
             },
         );
+        // Whole numbers written with a fraction part are integers too (JSON Schema says so).
+        let parsed: ContentBlock = crate::json::from_str(
+            r#"{"type": "file", "url": "u", "filename": "f", "size": 636.0, "width": 2.0,
+                "height": 3e2, "duration": 4.0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            ContentBlock::File {
+                url: "u".into(),
+                filename: "f".into(),
+                size: 636,
+                subtype: None,
+                width: Some(2),
+                height: Some(300),
+                duration: Some(4.0),
+            }
+        );
         for (name, subtype) in [
             ("image", FileSubtype::Image),
             ("video", FileSubtype::Video),
@@ -735,6 +763,9 @@ mod tests {
             json!([{"type": "text", "children": [], "extra": 1}]),
             json!([{"type": "file", "url": "u", "filename": "f", "size": 1, "subtype": "gif"}]),
             json!([{"type": "file", "url": "u", "filename": "f", "size": -1}]),
+            json!([{"type": "file", "url": "u", "filename": "f", "size": 636.5}]),
+            json!([{"type": "file", "url": "u", "filename": "f", "size": 1, "width": 1.5}]),
+            json!([{"type": "file", "url": "u", "filename": "f", "size": 1, "height": 4294967296.0}]),
             json!([{"type": "location", "latitude": 1, "longitude": 2, "alt": 3}]),
             json!([{"type": "text", "children": [{"type": "underline", "children": []}]}]),
             json!([{"type": "text", "children": [{"type": "text", "text": "x"}]}]),
@@ -743,6 +774,12 @@ mod tests {
                 {"type": "mention", "id": "1", "text": "x", "bold": true}]}]}]),
             json!([{"type": "text", "children": [{"text": "no type"}]}]),
             json!([{"type": "text", "children": [5]}]),
+            // A variant's index is no tag, at the top or nested (serde reads one from buffered
+            // content).
+            json!([{"type": 0, "children": ["x"]}]),
+            json!([{"type": "text", "children": [{"type": 0, "children": []}]}]),
+            json!([{"type": "text", "children": [{"type": "bold", "children": [
+                {"type": 0, "children": []}]}]}]),
         ];
         for value in bad {
             assert!(
@@ -1208,6 +1245,8 @@ mod tests {
             (mention("a#b", "@x"), "content[0].children[0]: mention id must not contain '#'"),
             (mention("a/b", "@x"), "content[0].children[0]: mention id must not contain '/'"),
             (mention("a\u{7}", "@x"), "content[0].children[0]: mention id contains the control character U+0007"),
+            // C1 controls too (schemathesis once found U+009B accepted).
+            (mention("a\u{9b}b", "@x"), "content[0].children[0]: mention id contains the control character U+009B"),
             (
                 emoji("<img src=x onerror=alert(1)>"),
                 "content[0].children[0]: customEmoji text \"<img src=x onerror=alert(1)>\": not a custom emoji; write it as :name:",

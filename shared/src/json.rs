@@ -466,6 +466,194 @@ impl JsonSchema for RawJson {
     }
 }
 
+// ---- Tags are names ---------------------------------------------------------------------------
+
+/// The map of an internally tagged enum (`#[serde(tag = "type")]`), whose tag must be a name.
+/// serde also reads a variant's index as its tag once a value has been buffered (nested content
+/// is: `{"type": 0, "children": []}` would be the first variant); `TagNames(map)` refuses that.
+/// Only the tag is read as an identifier, so the wrapper changes nothing else.
+pub struct TagNames<A>(pub A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for TagNames<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        self.0.next_key_seed(seed)
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        self.0.next_value_seed(NameSeed(seed))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+struct NameSeed<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for NameSeed<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.0.deserialize(NameValue(deserializer))
+    }
+}
+
+/// A value whose identifier, if one is read from it, is a string.
+struct NameValue<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for NameValue<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_identifier(NameOnly(visitor))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        ignored_any
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+}
+
+/// An identifier visitor that takes names only; the visitor's defaults refuse the rest.
+struct NameOnly<V>(V);
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for NameOnly<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.0.expecting(f)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<V::Value, E> {
+        self.0.visit_str(v)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<V::Value, E> {
+        self.0.visit_borrowed_str(v)
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<V::Value, E> {
+        self.0.visit_string(v)
+    }
+}
+
+/// Reads an optional field that may be left out but not given as `null` (where the contract
+/// does not list `null` for it): `null` is refused the way serde refuses any other wrong type,
+/// e.g. "invalid type: null, expected a string".
+///
+/// `#[serde(default, deserialize_with = "crate::json::present")]`.
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// An integer type [`whole`] and [`whole_opt`] read.
+pub trait WholeNumber: Sized {
+    /// The smallest value.
+    const MIN: i128;
+    /// The largest value.
+    const MAX: i128;
+    /// `v`, known to lie within `MIN..=MAX`.
+    fn from_i128(v: i128) -> Self;
+}
+
+macro_rules! whole_number {
+    ($($t:ty)*) => {
+        $(
+            impl WholeNumber for $t {
+                const MIN: i128 = <$t>::MIN as i128;
+                const MAX: i128 = <$t>::MAX as i128;
+                fn from_i128(v: i128) -> Self {
+                    v as $t
+                }
+            }
+        )*
+    };
+}
+
+whole_number! { u32 u64 i64 }
+
+/// Reads an integer field the way JSON Schema counts integers: any JSON number that is a whole
+/// number within the type's range, so `636.0` is 636 (serde alone refuses a number written with
+/// a fraction part). `636.5` and numbers out of range are refused, as serde refuses them.
+///
+/// `#[serde(deserialize_with = "crate::json::whole")]`.
+pub fn whole<'de, D: Deserializer<'de>, T: WholeNumber>(deserializer: D) -> Result<T, D::Error> {
+    deserializer.deserialize_any(WholeVisitor(std::marker::PhantomData))
+}
+
+/// [`whole`] for an optional field; `null` is `None`.
+///
+/// `#[serde(default, deserialize_with = "crate::json::whole_opt")]`.
+pub fn whole_opt<'de, D: Deserializer<'de>, T: WholeNumber>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|w| w.0))
+}
+
+struct Whole<T>(T);
+
+impl<'de, T: WholeNumber> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        whole(deserializer).map(Whole)
+    }
+}
+
+struct WholeVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T: WholeNumber> WholeVisitor<T> {
+    fn check<E: de::Error>(v: i128, unexpected: de::Unexpected) -> Result<T, E> {
+        if (T::MIN..=T::MAX).contains(&v) {
+            Ok(T::from_i128(v))
+        } else {
+            Err(E::invalid_value(
+                unexpected,
+                &WholeVisitor::<T>(std::marker::PhantomData),
+            ))
+        }
+    }
+}
+
+impl<T: WholeNumber> Visitor<'_> for WholeVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "an integer from {} to {}", T::MIN, T::MAX)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Self::check(v.into(), de::Unexpected::Signed(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Self::check(v.into(), de::Unexpected::Unsigned(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        // Every f64 beyond 2^63 in magnitude is whole; the bound keeps `as i128` exact.
+        if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e38 {
+            Self::check(v as i128, de::Unexpected::Float(v))
+        } else {
+            Err(E::invalid_value(de::Unexpected::Float(v), &self))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +748,75 @@ mod tests {
         assert_eq!(
             RawJson::from_value(&serde_json::json!({"a": 1})).get(),
             r#"{"a":1}"#
+        );
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Numbers {
+        #[serde(deserialize_with = "whole")]
+        size: u64,
+        #[serde(default, deserialize_with = "whole_opt")]
+        width: Option<u32>,
+        #[serde(default, deserialize_with = "whole_opt")]
+        at: Option<i64>,
+    }
+
+    #[test]
+    fn whole_numbers_may_have_a_zero_fraction() {
+        let read = |json: &str| from_str::<Numbers>(json).map_err(|e| e.to_string());
+        let n = |size, width, at| Numbers { size, width, at };
+        assert_eq!(read(r#"{"size": 636}"#), Ok(n(636, None, None)));
+        assert_eq!(read(r#"{"size": 636.0}"#), Ok(n(636, None, None)));
+        assert_eq!(
+            read(r#"{"size": 6.36e2, "width": 1e3}"#),
+            Ok(n(636, Some(1000), None))
+        );
+        assert_eq!(read(r#"{"size": 0, "width": null}"#), Ok(n(0, None, None)));
+        assert_eq!(read(r#"{"size": -0.0}"#), Ok(n(0, None, None)));
+        assert_eq!(
+            read(r#"{"size": 18446744073709551615, "width": 4294967295.0}"#),
+            Ok(n(u64::MAX, Some(u32::MAX), None))
+        );
+        assert_eq!(
+            read(r#"{"size": 1, "at": -1700000000000.0}"#),
+            Ok(n(1, None, Some(-1_700_000_000_000)))
+        );
+        for (json, error) in [
+            (r#"{"size": 636.5}"#, "invalid value: floating point `636.5`, expected an integer from 0 to 18446744073709551615"),
+            (r#"{"size": -1}"#, "invalid value: integer `-1`, expected an integer from 0 to 18446744073709551615"),
+            (r#"{"size": -1.0}"#, "invalid value: floating point `-1.0`, expected an integer from 0 to 18446744073709551615"),
+            (r#"{"size": 1.8446744073709552e19}"#, "invalid value: floating point `1.8446744073709552e+19`, expected an integer from 0 to 18446744073709551615"),
+            (r#"{"size": 1e300}"#, "invalid value: floating point `1e+300`, expected an integer from 0 to 18446744073709551615"),
+            (r#"{"size": 1, "width": 4294967296}"#, "invalid value: integer `4294967296`, expected an integer from 0 to 4294967295"),
+            (r#"{"size": 1, "width": 0.5}"#, "invalid value: floating point `0.5`, expected an integer from 0 to 4294967295"),
+            (r#"{"size": "1"}"#, "invalid type: string \"1\", expected an integer from 0 to 18446744073709551615"),
+            (r#"{"size": 1, "at": true}"#, "invalid type: boolean `true`, expected an integer from -9223372036854775808 to 9223372036854775807"),
+        ] {
+            let got = read(json).unwrap_err();
+            assert!(got.starts_with(error), "{json}: {got}");
+        }
+    }
+
+    #[test]
+    fn present_fields_may_be_left_out_but_not_null() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct Body {
+            #[serde(default, deserialize_with = "present")]
+            text: Option<String>,
+        }
+        assert_eq!(from_str::<Body>("{}").unwrap(), Body { text: None });
+        assert_eq!(
+            from_str::<Body>(r#"{"text": "a"}"#).unwrap(),
+            Body {
+                text: Some("a".into())
+            }
+        );
+        let err = from_str::<Body>(r#"{"text": null}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid type: null, expected a string"),
+            "{err}"
         );
     }
 }

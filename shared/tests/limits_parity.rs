@@ -227,8 +227,9 @@ fn openapi_expected() -> BTreeMap<String, Value> {
         components/schemas/Content/minItems = 1
         components/schemas/TextBlock/properties/children/minItems = 1
         components/schemas/EditMessageRequest/minProperties = 1
-        # A file block names its file (content.rs refuses an empty filename; its url is a
-        # StoredUrl, whose pattern asks for a scheme and more).
+        # A file block names its file (content.rs refuses an empty url or filename); its url is a
+        # StoredUrl.
+        components/schemas/StoredUrl/minLength = 1
         components/schemas/FileBlock/properties/filename/minLength = 1
         # The ranges of its number types (u64 size, u32 width and height, duration >= 0).
         components/schemas/FileBlock/properties/size/maximum = {u64_max}

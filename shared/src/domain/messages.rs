@@ -24,19 +24,27 @@ use crate::store::{
     CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, Items, StoreError,
 };
 
-/// `POST /conversations/{cid}/messages`.
+/// `POST /conversations/{cid}/messages`. Its optional fields may be left out, never `null`
+/// (openapi.yaml lists no `null` for them).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendMessageBody {
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub text: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub content: Option<Content>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub custom: Option<Custom>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub referenced_message_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub idempotency_key: Option<String>,
     /// Secret key only: send as this user.
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub sender: Option<String>,
     /// Secret key only: `SystemMessage` sends a message without a sender.
     #[serde(rename = "type")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub kind: Option<MessageType>,
 }
 
@@ -44,7 +52,9 @@ pub struct SendMessageBody {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EditMessageBody {
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub text: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub content: Option<Content>,
     #[serde(default)]
     pub custom: Patch<BTreeMap<String, Option<String>>>,
@@ -55,9 +65,14 @@ pub struct EditMessageBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportMessage {
     pub sender: String,
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub text: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub content: Option<Content>,
+    /// `1700000000000.0` is an integer too, as JSON Schema counts them.
+    #[serde(deserialize_with = "crate::json::whole")]
     pub created_at: i64,
+    #[serde(default, deserialize_with = "crate::json::present")]
     pub custom: Option<Custom>,
 }
 
@@ -685,5 +700,50 @@ fn check_access(identity: &Identity, cid: &str, items: &Items, write: bool) -> R
             }
             Some(_) => Ok(()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_refuse_null_where_the_contract_lists_none() {
+        let send = |json: &str| crate::json::from_str::<SendMessageBody>(json).map(|_| ());
+        assert!(send(r#"{"text": "hi"}"#).is_ok());
+        for field in [
+            "content",
+            "custom",
+            "referencedMessageId",
+            "idempotencyKey",
+            "sender",
+            "type",
+        ] {
+            let json = format!(r#"{{"text": "hi", "{field}": null}}"#);
+            let err = send(&json).unwrap_err().to_string();
+            // serde_json words a null enum as "expected value".
+            let want = if field == "type" {
+                "expected value"
+            } else {
+                "invalid type: null"
+            };
+            assert!(err.starts_with(want), "{json}: {err}");
+        }
+        assert!(
+            send(r#"{"text": null, "content": [{"type": "text", "children": ["x"]}]}"#).is_err()
+        );
+        let edit = |json: &str| crate::json::from_str::<EditMessageBody>(json).map(|_| ());
+        assert!(edit(r#"{"text": "hi", "custom": null}"#).is_ok());
+        assert!(edit(r#"{"text": "hi", "content": null}"#).is_err());
+        assert!(edit(r#"{"text": null}"#).is_err());
+        let import = |json: &str| crate::json::from_str::<ImportMessage>(json);
+        let m = import(r#"{"sender": "u", "text": "hi", "createdAt": 1700000000000.0}"#).unwrap();
+        assert_eq!(m.created_at, 1_700_000_000_000);
+        assert!(import(r#"{"sender": "u", "text": "hi", "createdAt": 1700000000000.5}"#).is_err());
+        for field in ["content", "custom"] {
+            let json =
+                format!(r#"{{"sender": "u", "text": "hi", "createdAt": 1, "{field}": null}}"#);
+            assert!(import(&json).is_err(), "{json}");
+        }
     }
 }
