@@ -1,6 +1,7 @@
 //! What every function's `main` shares: one `SdkConfig` and one DynamoDB client per cold start,
 //! the services over the table named by `TABLE_NAME`, and the Lambda runtime loop around the
-//! operation the binary names by type.
+//! operation the binary names by type. The authorizers instead build one Secrets Manager client
+//! and read the secrets once, before the runtime loop starts.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use natter::clock::{Clock, SystemClock};
 use natter::config::Config;
 use natter::fanout::{FanOut, ManagementApiPusher};
 use natter::http::{HttpOperation, HttpService};
+use natter::secrets;
 use natter::services::Services;
 use natter::ws::{WsOperation, WsService};
 
@@ -58,9 +60,10 @@ pub async fn serve_ws<O: WsOperation>() -> Result<(), Error> {
     .await
 }
 
-/// Runs the HTTP API authorizer with the secrets from `SIGNING_SECRET` and `SECRET_KEY`.
+/// Runs the HTTP API authorizer with the secrets it reads from Secrets Manager at init.
 pub async fn serve_authorizer() -> Result<(), Error> {
-    let config = &auth_config_from_env()?;
+    let sdk = sdk_config().await;
+    let config = &auth_config_at_init(&aws_sdk_secretsmanager::Client::new(&sdk)).await?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
             let now = (SystemClock.now_ms() / 1000) as u64;
@@ -70,11 +73,12 @@ pub async fn serve_authorizer() -> Result<(), Error> {
     .await
 }
 
-/// Runs the `$connect` REQUEST authorizer with the secrets from `SIGNING_SECRET` and
-/// `SECRET_KEY`. A refused token fails the invocation with `Unauthorized`, which API Gateway
-/// answers with 401.
+/// Runs the `$connect` REQUEST authorizer with the secrets it reads from Secrets Manager at
+/// init. A refused token fails the invocation with `Unauthorized`, which API Gateway answers
+/// with 401.
 pub async fn serve_ws_authorizer() -> Result<(), Error> {
-    let config = &auth_config_from_env()?;
+    let sdk = sdk_config().await;
+    let config = &auth_config_at_init(&aws_sdk_secretsmanager::Client::new(&sdk)).await?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
             let now = (SystemClock.now_ms() / 1000) as u64;
@@ -105,25 +109,69 @@ pub async fn serve_fan_out() -> Result<(), Error> {
     .await
 }
 
-/// The secrets only the authorizers hold: `SIGNING_SECRET` and `SECRET_KEY`.
-fn auth_config_from_env() -> Result<AuthConfig, Error> {
+/// The secrets only the authorizers hold, read once at init from the two Secrets Manager
+/// secrets named by `SECRET_KEY_SECRET_ARN` and `SIGNING_KEYS_SECRET_ARN` (shapes:
+/// `natter::secrets`). Any failure is an init error that says which secret and why, so the
+/// function never serves without its keys.
+pub async fn auth_config_at_init(
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<AuthConfig, Error> {
     init_tracing();
-    auth_config_from(|name| std::env::var(name).ok())
+    let arn = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("{name} is not set"))
+    };
+    let config = load_auth_config(
+        client,
+        &arn(secrets::SECRET_KEY_SECRET_ENV)?,
+        &arn(secrets::SIGNING_KEYS_SECRET_ENV)?,
+    )
+    .await?;
+    let kids: Vec<&str> = config
+        .signing_keys()
+        .iter()
+        .map(|k| k.kid.as_str())
+        .collect();
+    tracing::info!(?kids, "secrets loaded");
+    Ok(config)
 }
 
-/// The authorizers' configuration from these variables. A secret that is unset, empty or has
-/// surrounding whitespace (`auth::validate_secret`) fails the init, so the function never runs
-/// with a secret that could not authenticate anything.
-fn auth_config_from(var: impl Fn(&str) -> Option<String>) -> Result<AuthConfig, Error> {
-    let secret = |name: &str| -> Result<String, Error> {
-        let value = var(name).ok_or_else(|| format!("{name} is not set"))?;
-        natter::auth::validate_secret(name, &value)?;
-        Ok(value)
-    };
-    Ok(AuthConfig {
-        signing_secret: secret("SIGNING_SECRET")?.into_bytes(),
-        secret_key: secret("SECRET_KEY")?,
-    })
+/// Reads the secret key's and the signing keys' secrets (one `GetSecretValue` each, the only
+/// Secrets Manager action the authorizers are granted) and checks them.
+pub async fn load_auth_config(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_key_id: &str,
+    signing_keys_id: &str,
+) -> Result<AuthConfig, String> {
+    let (secret_key, signing_keys) = tokio::join!(
+        secret_string(client, secret_key_id),
+        secret_string(client, signing_keys_id),
+    );
+    let (secret_key, signing_keys) = (secret_key?, signing_keys?);
+    secrets::auth_config(&secret_key, &signing_keys)
+        .map_err(|e| format!("the secrets in Secrets Manager are not usable: {e}"))
+}
+
+async fn secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<String, String> {
+    let output = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "could not read secret {secret_id} from Secrets Manager: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            )
+        })?;
+    output
+        .secret_string
+        .ok_or_else(|| format!("secret {secret_id} has no SecretString (a binary secret?)"))
 }
 
 fn init_tracing() {
@@ -136,55 +184,44 @@ fn init_tracing() {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn from(pairs: &[(&str, &str)]) -> Result<AuthConfig, String> {
-        auth_config_from(|name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
-        .map_err(|e| e.to_string())
+    /// The authorizers' secrets as Secrets Manager holds them, checked as the init checks them.
+    fn from(secret_key: &str, signing_key: &str) -> Result<(), String> {
+        let secret_key = serde_json::json!({ "secretKey": secret_key }).to_string();
+        let signing_keys = serde_json::json!({ "k1": signing_key }).to_string();
+        natter::secrets::auth_config(&secret_key, &signing_keys).map(|_| ())
     }
 
     #[test]
     fn the_authorizer_refuses_secrets_that_could_never_match() {
-        let good = [
-            ("SIGNING_SECRET", "signing-0123456789"),
-            ("SECRET_KEY", "key-0123456789"),
-        ];
-        let config = from(&good).unwrap();
-        assert_eq!(config.secret_key, "key-0123456789");
-        assert_eq!(config.signing_secret, b"signing-0123456789");
-        for (name, value, want) in [
-            (
-                "SECRET_KEY",
-                "key-0123456789\n",
-                "SECRET_KEY starts or ends with whitespace",
-            ),
-            (
-                "SECRET_KEY",
-                " key-0123456789",
-                "SECRET_KEY starts or ends with whitespace",
-            ),
-            ("SECRET_KEY", "", "SECRET_KEY is empty"),
-            (
-                "SIGNING_SECRET",
-                "signing-0123456789 ",
-                "SIGNING_SECRET starts or ends with whitespace",
-            ),
-            ("SIGNING_SECRET", "", "SIGNING_SECRET is empty"),
-        ] {
-            let mut env = good.to_vec();
-            env.retain(|(k, _)| *k != name);
-            env.push((name, value));
-            let err = from(&env).map(|_| ()).unwrap_err();
-            assert!(err.starts_with(want), "{name}={value:?}: {err}");
-        }
-        assert_eq!(
-            from(&good[..1]).map(|_| ()).unwrap_err(),
-            "SECRET_KEY is not set"
+        let (key, signing) = (
+            "key-0123456789abcdef0123456789abcdef",
+            "signing-0123456789abcdef0123456789abcdef",
         );
+        assert_eq!(from(key, signing), Ok(()));
+        for (secret_key, signing_key, want) in [
+            (
+                &*format!("{key}\n"),
+                signing,
+                "secretKey starts or ends with whitespace",
+            ),
+            (
+                &*format!(" {key}"),
+                signing,
+                "secretKey starts or ends with whitespace",
+            ),
+            ("", signing, "secretKey is empty"),
+            (
+                key,
+                &*format!("{signing} "),
+                "signing key \"k1\" starts or ends with whitespace",
+            ),
+            (key, "", "signing key \"k1\" is empty"),
+        ] {
+            let err = from(secret_key, signing_key).unwrap_err();
+            assert!(
+                err.starts_with(want),
+                "{secret_key:?} {signing_key:?}: {err}"
+            );
+        }
     }
 }

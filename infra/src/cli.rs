@@ -62,7 +62,9 @@ client message closes the connection with 1009), a connection is closed with 100
 --ws-max-lifetime seconds after it connected (default and most 7200), and a client whose
 unwritten frames pass 1 MiB is closed with 1008; HTTP responses over 6 MB answer 502.
 Environment: NATTER_SIGNING_SECRET, NATTER_SECRET_KEY (dev values when unset),
-RETENTION_DAYS, RETENTION_SECONDS, NATTER_ROLES, FANOUT_CONCURRENCY,
+NATTER_SIGNING_KID (the signing key's id in every token's kid; default k1),
+NATTER_SIGNING_SECRET_PREVIOUS and NATTER_SIGNING_KID_PREVIOUS (a second key that still
+verifies, as during a rotation), RETENTION_DAYS, RETENTION_SECONDS, NATTER_ROLES, FANOUT_CONCURRENCY,
 NATTER_LOCAL_DEAD_PEER_SECS.";
 
 /// A flag's value as whole seconds, 1 up to `max` (the AWS value the flag may only shorten).

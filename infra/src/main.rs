@@ -27,7 +27,7 @@ async fn main() {
                     role.as_deref(),
                     ttl_secs,
                     now,
-                    &auth.signing_secret,
+                    auth.signing_key(),
                 )
                 .map_err(|e| e.to_string())
             });

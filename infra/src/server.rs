@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use natter::auth::AuthConfig;
+use natter::auth::{AuthConfig, SigningKey};
 use natter::clock::{Clock, SystemClock};
 use natter::config::Config;
 use natter::fanout::{FanOut, ManagementApiPusher};
@@ -19,35 +19,51 @@ pub use crate::state::AppState;
 pub const DEV_SIGNING_SECRET: &str = "natter-local-dev-signing-secret-do-not-deploy";
 pub const DEV_SECRET_KEY: &str = "natter-local-dev-secret-key-do-not-deploy";
 
-/// The secrets from `NATTER_SIGNING_SECRET` and `NATTER_SECRET_KEY`, or the dev values for
-/// those unset; the flag says whether dev values were used.
+/// The kid of `NATTER_SIGNING_SECRET` when `NATTER_SIGNING_KID` is unset.
+pub const DEFAULT_SIGNING_KID: &str = "k1";
+
+/// The secrets from the environment, or the dev values for those unset; the flag says whether
+/// dev values were used.
+///
+/// - `NATTER_SIGNING_SECRET` signs and verifies user tokens under kid `NATTER_SIGNING_KID`
+///   (default `k1`); `natter-local token` signs with it.
+/// - `NATTER_SIGNING_SECRET_PREVIOUS`, when set, is a second key that still verifies, under
+///   `NATTER_SIGNING_KID_PREVIOUS` (then required, and different), as during a rotation on AWS.
+/// - `NATTER_SECRET_KEY` is the secret key.
 ///
 /// # Errors
 /// A secret that is set but empty or has surrounding whitespace (`auth::validate_secret`): it
-/// could never authenticate anything, so the gateway refuses to start with it.
+/// could never authenticate anything, so the gateway refuses to start with it; and signing keys
+/// that `AuthConfig::new` refuses.
 pub fn auth_from_env() -> Result<(AuthConfig, bool), String> {
     auth_from_vars(|name| std::env::var(name).ok())
 }
 
 /// [`auth_from_env`] over any source of variables.
 pub fn auth_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<(AuthConfig, bool), String> {
-    let get = |name: &str| -> Result<Option<String>, String> {
+    let secret = |name: &str| -> Result<Option<String>, String> {
         var(name)
             .map(|value| natter::auth::validate_secret(name, &value).map(|()| value))
             .transpose()
     };
-    let signing = get("NATTER_SIGNING_SECRET")?;
-    let key = get("NATTER_SECRET_KEY")?;
+    let setting = |name: &str| var(name).filter(|v| !v.is_empty());
+    let signing = secret("NATTER_SIGNING_SECRET")?;
+    let key = secret("NATTER_SECRET_KEY")?;
     let dev = signing.is_none() || key.is_none();
-    Ok((
-        AuthConfig {
-            signing_secret: signing
-                .unwrap_or_else(|| DEV_SIGNING_SECRET.to_string())
-                .into_bytes(),
-            secret_key: key.unwrap_or_else(|| DEV_SECRET_KEY.to_string()),
-        },
-        dev,
-    ))
+    let kid = setting("NATTER_SIGNING_KID").unwrap_or_else(|| DEFAULT_SIGNING_KID.to_string());
+    let mut keys = vec![SigningKey::new(
+        kid,
+        signing.unwrap_or_else(|| DEV_SIGNING_SECRET.to_string()),
+    )];
+    if let Some(previous) = secret("NATTER_SIGNING_SECRET_PREVIOUS")? {
+        let kid = setting("NATTER_SIGNING_KID_PREVIOUS").ok_or(
+            "NATTER_SIGNING_SECRET_PREVIOUS is set, so NATTER_SIGNING_KID_PREVIOUS must name its kid",
+        )?;
+        keys.push(SigningKey::new(kid, previous));
+    }
+    let auth = AuthConfig::new(key.unwrap_or_else(|| DEV_SECRET_KEY.to_string()), keys)
+        .map_err(|e| format!("signing keys: {e}"))?;
+    Ok((auth, dev))
 }
 
 /// Everything the gateway stores, and what feeds its fan-out.
@@ -191,7 +207,7 @@ pub async fn run(options: ServeOptions) -> Result<(), String> {
             None,
             natter::config::local::DEV_TOKEN_TTL_SECS,
             state.now_secs(),
-            &state.auth.signing_secret,
+            state.auth.signing_key(),
         )
         .map_err(|e| e.to_string())?;
         println!("NATTER_SIGNING_SECRET and NATTER_SECRET_KEY are unset; using dev values:");

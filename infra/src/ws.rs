@@ -474,7 +474,7 @@ async fn run_route(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natter::auth::AuthConfig;
+    use natter::auth::{AuthConfig, SigningKey};
     use natter::clock::SystemClock;
     use natter::config::Config;
     use natter::services::Services;
@@ -483,10 +483,14 @@ mod tests {
         let (services, _changes) = Services::memory(Arc::new(SystemClock), Config::default());
         AppState::new(
             &services,
-            AuthConfig {
-                signing_secret: b"test-signing-secret-0123456789abcdef".to_vec(),
-                secret_key: "test-secret-key-0123456789abcdef".into(),
-            },
+            AuthConfig::new(
+                "test-secret-key-0123456789abcdef".into(),
+                vec![SigningKey::new(
+                    "k1",
+                    "test-signing-secret-0123456789abcdef",
+                )],
+            )
+            .unwrap(),
         )
     }
 

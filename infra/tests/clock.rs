@@ -40,7 +40,7 @@ async fn the_gateway_takes_time_from_the_services_clock() {
         None,
         3600,
         state.now_secs(),
-        &state.auth.signing_secret,
+        state.auth.signing_key(),
     )
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -45,6 +45,10 @@ pub enum AuthError {
     Malformed(String),
     #[error("token signature is invalid")]
     BadSignature,
+    #[error("token has no kid header; user tokens name their signing key")]
+    MissingKid,
+    #[error("token kid {0:?} names no current signing key")]
+    UnknownKid(String),
     #[error("token algorithm {0} is not accepted; use HS256")]
     WrongAlgorithm(String),
     #[error("token has expired")]
@@ -61,20 +65,113 @@ pub enum AuthError {
     Signing(String),
 }
 
+/// The most signing keys a deployment holds at once: the current one and, while a rotation is
+/// under way, one more (see README, "Deploying to AWS").
+pub const MAX_SIGNING_KEYS: usize = 2;
+
+/// One HMAC key for user tokens, named by the `kid` header of the tokens it signs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    pub secret: Vec<u8>,
+}
+
+impl SigningKey {
+    pub fn new(kid: impl Into<String>, secret: impl Into<Vec<u8>>) -> SigningKey {
+        SigningKey {
+            kid: kid.into(),
+            secret: secret.into(),
+        }
+    }
+}
+
+// Hand-written so that secrets never end up in logs.
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
 /// Secrets used to authenticate requests.
+///
+/// A user token is checked with the signing key its `kid` header names, so a deployment can hold
+/// two keys while it rotates: tokens signed with either verify, and adding or removing a key never
+/// changes which key checks a token. A token without `kid` is refused ([`AuthError::MissingKid`]):
+/// accepting it with "the only key" would make it fail, or pass, depending on how many keys are
+/// configured at the moment, which is exactly what a rotation must not do.
 #[derive(Clone)]
 pub struct AuthConfig {
-    /// HMAC key for user tokens.
-    pub signing_secret: Vec<u8>,
+    /// HMAC keys for user tokens (1..=[`MAX_SIGNING_KEYS`], distinct kids). The first is the one
+    /// natter itself issues tokens with (natter-local's `token`).
+    signing_keys: Vec<SigningKey>,
     /// Bearer token that authenticates as [`Identity::Secret`].
     pub secret_key: String,
+}
+
+impl AuthConfig {
+    /// The secrets, checked: one or two signing keys with distinct, well-formed kids.
+    pub fn new(secret_key: String, signing_keys: Vec<SigningKey>) -> Result<AuthConfig, String> {
+        if signing_keys.is_empty() || signing_keys.len() > MAX_SIGNING_KEYS {
+            return Err(format!(
+                "expected 1 to {MAX_SIGNING_KEYS} signing keys, got {}",
+                signing_keys.len()
+            ));
+        }
+        for (i, key) in signing_keys.iter().enumerate() {
+            check_kid(&key.kid)?;
+            if signing_keys[..i].iter().any(|k| k.kid == key.kid) {
+                return Err(format!("signing key id {:?} is given twice", key.kid));
+            }
+        }
+        Ok(AuthConfig {
+            signing_keys,
+            secret_key,
+        })
+    }
+
+    /// The key natter issues tokens with (the first one configured).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing_keys[0]
+    }
+
+    /// Every key a token may name.
+    pub fn signing_keys(&self) -> &[SigningKey] {
+        &self.signing_keys
+    }
+
+    /// The key a token's `kid` names.
+    pub fn key_for(&self, kid: &str) -> Option<&SigningKey> {
+        self.signing_keys.iter().find(|k| k.kid == kid)
+    }
+}
+
+/// The longest signing key id.
+pub const KID_MAX_CHARS: usize = 64;
+
+/// A kid is 1..=64 characters of `A-Z a-z 0-9 . _ -`: it travels in every token header.
+pub fn check_kid(kid: &str) -> Result<(), String> {
+    let ok = !kid.is_empty()
+        && kid.len() <= KID_MAX_CHARS
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "signing key id {kid:?} must be 1 to {KID_MAX_CHARS} characters of A-Z a-z 0-9 . _ -"
+        ))
+    }
 }
 
 // Hand-written so that secrets never end up in logs.
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("signing_secret", &"[redacted]")
+            .field("signing_keys", &self.signing_keys)
             .field("secret_key", &"[redacted]")
             .finish()
     }
@@ -112,31 +209,30 @@ pub fn authenticate_token(
     verify_user_token(token, config, now_secs)
 }
 
-/// Issues an HS256 user token that expires `ttl_secs` after `now_secs` (a
-/// `ttl_secs` of 0 gives a token that is already expired).
+/// Issues an HS256 user token signed with `key` (its `kid` in the header) that expires
+/// `ttl_secs` after `now_secs` (a `ttl_secs` of 0 gives a token that is already expired).
 pub fn issue_user_token(
     user_id: &str,
     role: Option<&str>,
     ttl_secs: u64,
     now_secs: u64,
-    signing_secret: &[u8],
+    key: &SigningKey,
 ) -> Result<String, AuthError> {
     // Never issue a token that `authenticate` would refuse.
     check_subject(user_id)?;
-    if signing_secret.is_empty() {
+    if key.secret.is_empty() {
         return Err(AuthError::Signing("the signing secret is empty".to_owned()));
     }
+    check_kid(&key.kid).map_err(AuthError::Signing)?;
     let claims = Claims {
         sub: user_id.to_owned(),
         exp: now_secs.saturating_add(ttl_secs),
         role: role.map(str::to_owned),
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(signing_secret),
-    )
-    .map_err(|e| AuthError::Signing(e.to_string()))
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&key.secret))
+        .map_err(|e| AuthError::Signing(e.to_string()))
 }
 
 fn bearer_token(authorization_header: Option<&str>) -> Result<&str, AuthError> {
@@ -174,6 +270,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[derive(Deserialize)]
 struct RawHeader {
     alg: String,
+    kid: Option<String>,
 }
 
 /// Claims as found in a token, before the checks that give specific errors.
@@ -209,8 +306,13 @@ fn verify_user_token(
     // reason instead of "bad signature".
     decode_part::<RawClaims>(payload, "payload")?;
 
+    // The token names the key that checks it; see `AuthConfig` for why there is no fallback.
+    let kid = header.kid.ok_or(AuthError::MissingKid)?;
+    let key = config
+        .key_for(&kid)
+        .ok_or_else(|| AuthError::UnknownKid(kid.clone()))?;
     // A token signed with an empty key proves nothing.
-    if config.signing_secret.is_empty() {
+    if key.secret.is_empty() {
         return Err(AuthError::BadSignature);
     }
     let mut validation = Validation::new(Algorithm::HS256);
@@ -225,7 +327,7 @@ fn verify_user_token(
     validation.validate_aud = false;
     let claims = jsonwebtoken::decode::<RawClaims>(
         token,
-        &DecodingKey::from_secret(&config.signing_secret),
+        &DecodingKey::from_secret(&key.secret),
         &validation,
     )
     .map_err(|e| match e.kind() {
@@ -330,11 +432,12 @@ mod tests {
     const SIGNING_SECRET: &[u8] = b"test-signing-secret-0123456789abcdef";
     const SECRET_KEY: &str = "sk_test_0123456789";
 
+    fn key() -> SigningKey {
+        SigningKey::new("k1", SIGNING_SECRET)
+    }
+
     fn config() -> AuthConfig {
-        AuthConfig {
-            signing_secret: SIGNING_SECRET.to_vec(),
-            secret_key: SECRET_KEY.to_owned(),
-        }
+        AuthConfig::new(SECRET_KEY.to_owned(), vec![key()]).unwrap()
     }
 
     fn base64url(bytes: &[u8]) -> String {
@@ -353,9 +456,20 @@ mod tests {
         out
     }
 
-    /// Signs arbitrary claims JSON with the given algorithm and secret.
+    /// Signs arbitrary claims JSON with the given algorithm and secret, naming key `k1`.
     fn sign(claims: &serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
-        jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret)).unwrap()
+        sign_with_kid(claims, alg, secret, Some("k1"))
+    }
+
+    fn sign_with_kid(
+        claims: &serde_json::Value,
+        alg: Algorithm,
+        secret: &[u8],
+        kid: Option<&str>,
+    ) -> String {
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
     }
 
     fn bearer(token: &str) -> String {
@@ -380,7 +494,7 @@ mod tests {
 
     #[test]
     fn valid_user_token_without_role() {
-        let token = issue_user_token("user-1", None, 60, NOW, SIGNING_SECRET).unwrap();
+        let token = issue_user_token("user-1", None, 60, NOW, &key()).unwrap();
         assert_eq!(
             auth(&token),
             Ok(Identity::User {
@@ -397,7 +511,7 @@ mod tests {
 
     #[test]
     fn valid_user_token_with_role() {
-        let token = issue_user_token("user-1", Some("admin"), 60, NOW, SIGNING_SECRET).unwrap();
+        let token = issue_user_token("user-1", Some("admin"), 60, NOW, &key()).unwrap();
         assert_eq!(
             auth(&token),
             Ok(Identity::User {
@@ -409,11 +523,96 @@ mod tests {
 
     #[test]
     fn issued_claims_omit_absent_role() {
-        let token = issue_user_token("u", None, 60, NOW, SIGNING_SECRET).unwrap();
+        let token = issue_user_token("u", None, 60, NOW, &key()).unwrap();
         let payload = token.split('.').nth(1).unwrap();
         let json: serde_json::Value =
             serde_json::from_slice(&base64url_decode(payload).unwrap()).unwrap();
         assert_eq!(json, serde_json::json!({"sub": "u", "exp": NOW + 60}));
+        let header = token.split('.').next().unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&base64url_decode(header).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"typ": "JWT", "alg": "HS256", "kid": "k1"})
+        );
+    }
+
+    /// Two keys at once: each token is checked with the key its kid names, and only with it.
+    #[test]
+    fn the_kid_picks_the_signing_key() {
+        let old = SigningKey::new("2024-01", "old-signing-secret-0123456789abcdef");
+        let new = SigningKey::new("2024-07", "new-signing-secret-0123456789abcdef");
+        let both = AuthConfig::new(SECRET_KEY.to_owned(), vec![new.clone(), old.clone()]).unwrap();
+        let user = |id: &str| {
+            Ok(Identity::User {
+                user_id: id.to_owned(),
+                role: None,
+            })
+        };
+        for (key, id) in [(&old, "signed-with-old"), (&new, "signed-with-new")] {
+            let token = issue_user_token(id, None, 60, NOW, key).unwrap();
+            assert_eq!(authenticate(Some(&bearer(&token)), &both, NOW), user(id));
+            assert_eq!(authenticate_token(&token, &both, NOW), user(id));
+        }
+        assert_eq!(both.signing_key(), &new, "the first key issues");
+        assert_eq!(both.key_for("2024-01"), Some(&old));
+
+        // The right secret under the other key's kid is a bad signature, not a fallback.
+        let swapped = SigningKey::new("2024-07", old.secret.clone());
+        let token = issue_user_token("u", None, 60, NOW, &swapped).unwrap();
+        assert_eq!(
+            authenticate(Some(&bearer(&token)), &both, NOW),
+            Err(AuthError::BadSignature)
+        );
+
+        // After the rotation the old key is gone: its tokens are refused by kid.
+        let after = AuthConfig::new(SECRET_KEY.to_owned(), vec![new.clone()]).unwrap();
+        let token = issue_user_token("u", None, 60, NOW, &old).unwrap();
+        assert_eq!(
+            authenticate(Some(&bearer(&token)), &after, NOW),
+            Err(AuthError::UnknownKid("2024-01".to_owned()))
+        );
+        assert_eq!(
+            AuthError::UnknownKid("2024-01".to_owned()).to_string(),
+            "token kid \"2024-01\" names no current signing key"
+        );
+    }
+
+    /// A token without kid is refused whatever the keys, so that a rotation never changes
+    /// whether it passes.
+    #[test]
+    fn a_token_without_kid_is_refused() {
+        let claims = serde_json::json!({"sub": "u", "exp": NOW + 60});
+        let token = sign_with_kid(&claims, Algorithm::HS256, SIGNING_SECRET, None);
+        assert_eq!(auth(&token), Err(AuthError::MissingKid));
+        assert_eq!(
+            authenticate_token(&token, &config(), NOW),
+            Err(AuthError::MissingKid)
+        );
+    }
+
+    #[test]
+    fn auth_config_checks_its_keys() {
+        let key = |kid: &str| SigningKey::new(kid, SIGNING_SECRET);
+        let new = |keys: Vec<SigningKey>| AuthConfig::new(SECRET_KEY.to_owned(), keys).map(|_| ());
+        assert!(new(vec![key("a")]).is_ok());
+        assert!(new(vec![key("a"), key("b")]).is_ok());
+        assert_eq!(
+            new(vec![]),
+            Err("expected 1 to 2 signing keys, got 0".to_owned())
+        );
+        assert!(new(vec![key("a"), key("b"), key("c")]).is_err());
+        assert_eq!(
+            new(vec![key("a"), key("a")]),
+            Err("signing key id \"a\" is given twice".to_owned())
+        );
+        for kid in ["", "has space", "ü", &"k".repeat(65)] {
+            assert!(new(vec![key(kid)]).is_err(), "kid {kid:?}");
+        }
+        assert!(new(vec![key(&"k".repeat(64))]).is_ok());
+        let debug = format!("{:?}", config());
+        assert!(!debug.contains("test-signing"), "{debug}");
+        assert!(!debug.contains(SECRET_KEY), "{debug}");
     }
 
     #[test]
@@ -434,10 +633,7 @@ mod tests {
 
     #[test]
     fn empty_secret_key_matches_nothing() {
-        let config = AuthConfig {
-            secret_key: String::new(),
-            ..config()
-        };
+        let config = AuthConfig::new(String::new(), vec![key()]).unwrap();
         assert_ne!(
             authenticate_token("", &config, NOW),
             Err(AuthError::SecretKeyNotAllowed)
@@ -475,7 +671,7 @@ mod tests {
 
     #[test]
     fn malformed_tokens() {
-        let header = base64url(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let header = base64url(br#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#);
         let payload = base64url(br#"{"sub":"u","exp":1800000000}"#);
         let cases = [
             (
@@ -524,7 +720,14 @@ mod tests {
 
     #[test]
     fn bad_signature() {
-        let token = issue_user_token("u", None, 60, NOW, b"some-other-secret").unwrap();
+        let token = issue_user_token(
+            "u",
+            None,
+            60,
+            NOW,
+            &SigningKey::new("k1", "some-other-secret"),
+        )
+        .unwrap();
         assert_eq!(auth(&token), Err(AuthError::BadSignature));
 
         let (unsigned, _) = token.rsplit_once('.').unwrap();
@@ -533,10 +736,8 @@ mod tests {
 
     #[test]
     fn empty_signing_secret_verifies_nothing() {
-        let config = AuthConfig {
-            signing_secret: Vec::new(),
-            ..config()
-        };
+        let config =
+            AuthConfig::new(SECRET_KEY.to_owned(), vec![SigningKey::new("k1", "")]).unwrap();
         let token = sign(
             &serde_json::json!({"sub": "u", "exp": NOW + 60}),
             Algorithm::HS256,
@@ -547,7 +748,7 @@ mod tests {
             Err(AuthError::BadSignature)
         );
         assert!(matches!(
-            issue_user_token("u", None, 60, NOW, b""),
+            issue_user_token("u", None, 60, NOW, &SigningKey::new("k1", "")),
             Err(AuthError::Signing(_))
         ));
     }
@@ -612,7 +813,7 @@ mod tests {
             );
             assert_eq!(auth(&token), want, "exp {exp}");
         }
-        let token = issue_user_token("u", None, 0, NOW, SIGNING_SECRET).unwrap();
+        let token = issue_user_token("u", None, 0, NOW, &key()).unwrap();
         assert_eq!(auth(&token), Err(AuthError::Expired), "ttl 0");
     }
 
@@ -658,13 +859,13 @@ mod tests {
             assert_eq!(auth(&token), want, "sub {sub:?}");
             if let Some(sub) = sub {
                 assert_eq!(
-                    issue_user_token(sub, None, 60, NOW, SIGNING_SECRET).map(|_| ()),
+                    issue_user_token(sub, None, 60, NOW, &key()).map(|_| ()),
                     want.map(|_| ()),
                     "issuing for {sub:?}"
                 );
             }
         }
-        let token = issue_user_token(&longest, None, 60, NOW, SIGNING_SECRET).unwrap();
+        let token = issue_user_token(&longest, None, 60, NOW, &key()).unwrap();
         assert!(auth(&token).is_ok(), "128 characters (256 bytes) is fine");
     }
 
@@ -699,7 +900,7 @@ mod tests {
             "token is not valid yet (nbf is in the future)"
         );
         // A token without nbf is valid from the start.
-        let token = issue_user_token("u", None, 60, NOW, SIGNING_SECRET).unwrap();
+        let token = issue_user_token("u", None, 60, NOW, &key()).unwrap();
         assert_eq!(auth(&token), user);
     }
 

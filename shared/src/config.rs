@@ -272,8 +272,8 @@ pub mod input {
     /// Clock skew allowed when checking a user token's `exp` and `nbf` (one leeway for both):
     /// none.
     pub const TOKEN_LEEWAY_SECS: u64 = 0;
-    /// Shortest signing secret and secret key the template accepts (`MinLength` of
-    /// `SigningSecret` and `SecretKey`); natter itself does not check their length.
+    /// Shortest signing secret and secret key the authorizers accept from Secrets Manager
+    /// (`secrets.rs`); the template generates longer ones. natter-local does not check it.
     pub const SECRET_MIN_CHARS: usize = 32;
 }
 

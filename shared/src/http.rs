@@ -197,17 +197,19 @@ macro_rules! http_operations {
 
 http_operations! {
     PutUser: "PUT" "/v1/users/{userId}" => "put-user",
-        |op, id, req| json(200, op.run(id, req.path("userId")?, req.body()?).await?);
+        |op, id, req| json(200, op.run(id, req.path("userId")?, req.object_body()?).await?);
     GetUser: "GET" "/v1/users/{userId}" => "get-user",
         |op, id, req| json(200, op.run(id, req.path("userId")?).await?);
     PutConversation: "PUT" "/v1/conversations/{conversationId}" => "put-conversation",
-        |op, id, req| json(200, op.run(id, req.path("conversationId")?, req.body()?).await?);
+        |op, id, req| json(200, op.run(id, req.path("conversationId")?, req.object_body()?).await?);
     GetConversation: "GET" "/v1/conversations/{conversationId}" => "get-conversation",
         |op, id, req| json(200, op.run(id, req.path("conversationId")?).await?);
     PutParticipant: "PUT" "/v1/conversations/{conversationId}/participants/{userId}"
         => "put-participant",
         |op, id, req| {
-            let body = req.optional_body()?.unwrap_or(ParticipantBody { access: None });
+            let body = req
+                .optional_object_body()?
+                .unwrap_or(ParticipantBody { access: None });
             op.run(id, req.path("conversationId")?, req.path("userId")?, body).await?;
             no_content()
         };
@@ -218,7 +220,7 @@ http_operations! {
             no_content()
         };
     SendMessage: "POST" "/v1/conversations/{conversationId}/messages" => "send-message",
-        |op, id, req| json(201, op.run(id, req.path("conversationId")?, req.body()?).await?);
+        |op, id, req| json(201, op.run(id, req.path("conversationId")?, req.object_body()?).await?);
     ListMessages: "GET" "/v1/conversations/{conversationId}/messages" => "list-messages",
         |op, id, req| {
             let cid = req.path("conversationId")?;
@@ -238,7 +240,7 @@ http_operations! {
         => "edit-message",
         |op, id, req| {
             let (cid, mid) = (req.path("conversationId")?, req.path("messageId")?);
-            json(200, op.run(id, cid, mid, req.body()?).await?)
+            json(200, op.run(id, cid, mid, req.object_body()?).await?)
         };
     DeleteMessage: "DELETE" "/v1/conversations/{conversationId}/messages/{messageId}"
         => "delete-message",
@@ -381,6 +383,24 @@ impl<'a> Request<'a> {
     fn body<T: DeserializeOwned>(&self) -> Result<T> {
         self.optional_body()?
             .ok_or_else(|| Error::invalid("request body is required (JSON)"))
+    }
+
+    /// A body the contract says is a JSON object: anything else (an array, which serde would
+    /// otherwise read into a struct field by field) is 400.
+    fn object_body<T: DeserializeOwned>(&self) -> Result<T> {
+        self.optional_object_body()?
+            .ok_or_else(|| Error::invalid("request body is required (JSON)"))
+    }
+
+    fn optional_object_body<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let first = self
+            .body
+            .as_deref()
+            .and_then(|b| b.iter().find(|c| !c.is_ascii_whitespace()));
+        match first {
+            Some(b'{') | None => self.optional_body(),
+            Some(_) => Err(Error::invalid("request body must be a JSON object")),
+        }
     }
 
     fn optional_body<T: DeserializeOwned>(&self) -> Result<Option<T>> {

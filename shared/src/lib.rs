@@ -25,6 +25,7 @@ pub mod retry;
 pub mod routes;
 #[cfg(test)]
 mod scripted_http;
+pub mod secrets;
 pub mod services;
 pub mod sizes;
 pub mod store;

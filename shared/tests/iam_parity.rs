@@ -11,6 +11,11 @@
 //!   Every recorded action must be granted to that function, and every action a port declares
 //!   must have been performed by some function that holds the port, so the catalogue claims
 //!   nothing that the code does not do.
+//!
+//! And for the secrets (`natter::secrets`): exactly the authorizers hold
+//! `secretsmanager:GetSecretValue`, on the two secrets only, and no other function holds any
+//! secretsmanager action; the secrets are generated and reach the authorizers as ARNs. That the
+//! loader sends nothing else is measured against moto in `functions/tests/secrets.rs`.
 
 mod common;
 
@@ -734,4 +739,196 @@ async fn every_request_a_function_sends_is_granted_to_it() {
         "IAM parity:\n{}\nrecorded: {recorded:#?}",
         wrong.join("\n")
     );
+}
+
+// ---- Who may read the secrets ------------------------------------------------------------------
+
+/// `!Ref Name` → `Name`; anything else as text.
+fn ref_name(value: &serde_yaml::Value) -> String {
+    match value {
+        serde_yaml::Value::Tagged(tagged) if tagged.tag == "!Ref" => resource_text(&tagged.value),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Binary name → (secretsmanager actions, the resources they are granted on) over every
+/// statement of its policies that names a secretsmanager action or a secret.
+fn secret_grants() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
+    let template = load_template();
+    let secrets: BTreeSet<String> = template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::SecretsManager::Secret"))
+        .map(|(name, _)| name.as_str().expect("logical id").to_string())
+        .collect();
+    let mut out = BTreeMap::new();
+    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary")
+            .to_string();
+        let (mut actions, mut resources) = (BTreeSet::new(), BTreeSet::new());
+        for policy in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            // A SAM policy template (e.g. AWSSecretsManagerGetSecretValuePolicy) or a managed
+            // policy name would grant what this test cannot see: none is used.
+            assert!(
+                policy.get("Statement").is_some(),
+                "{binary}: a policy without Statement: {policy:?}"
+            );
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let named: Vec<String> = match &statement["Resource"] {
+                    serde_yaml::Value::Sequence(items) => items.iter().map(ref_name).collect(),
+                    one => vec![ref_name(one)],
+                };
+                let secret_actions: Vec<String> = statement["Action"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str())
+                    .filter(|a| a.to_ascii_lowercase().starts_with("secretsmanager:") || *a == "*")
+                    .map(str::to_string)
+                    .collect();
+                let on_secret = named
+                    .iter()
+                    .any(|r| secrets.contains(r) || r.contains("secret"));
+                if secret_actions.is_empty() && !on_secret {
+                    continue;
+                }
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{binary}");
+                actions.extend(secret_actions);
+                resources.extend(named);
+            }
+        }
+        if !actions.is_empty() || !resources.is_empty() {
+            out.insert(binary, (actions, resources));
+        }
+    }
+    out
+}
+
+/// Exactly the authorizers (`natter::secrets::READERS`) may read the secrets: `GetSecretValue`
+/// (`natter::secrets::ACTIONS`) on the two secrets and nothing else; no other function holds any
+/// secretsmanager action or any grant on a secret.
+#[test]
+fn only_the_authorizers_may_read_the_secrets() {
+    let want: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = natter::secrets::READERS
+        .iter()
+        .map(|f| {
+            let actions = natter::secrets::ACTIONS
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            let resources = natter::secrets::SECRET_RESOURCES
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            (f.to_string(), (actions, resources))
+        })
+        .collect();
+    assert_eq!(secret_grants(), want);
+    // The readers are the authorizer functions (the ones that hold no table port).
+    for reader in natter::secrets::READERS {
+        assert_eq!(
+            ports_by_function().get(*reader),
+            Some(&Vec::new()),
+            "{reader}"
+        );
+    }
+}
+
+/// The secrets exist, are generated by Secrets Manager (no value in the template), and reach the
+/// authorizers only as ARNs; no function's environment carries a secret value.
+#[test]
+fn the_secrets_are_generated_and_passed_by_arn() {
+    let template = load_template();
+    let resources = &template["Resources"];
+    for (name, kid_or_key) in [
+        ("SecretKeySecret", "secretKey"),
+        ("SigningKeysSecret", "k1"),
+    ] {
+        assert!(natter::secrets::SECRET_RESOURCES.contains(&name), "{name}");
+        let secret = &resources[name];
+        assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
+        assert!(secret["Properties"].get("SecretString").is_none(), "{name}");
+        let generate = &secret["Properties"]["GenerateSecretString"];
+        assert_eq!(generate["GenerateStringKey"].as_str(), Some(kid_or_key));
+        assert_eq!(generate["SecretStringTemplate"].as_str(), Some("{}"));
+        let length = generate["PasswordLength"].as_u64().expect("PasswordLength") as usize;
+        assert!(
+            length >= natter::config::input::SECRET_MIN_CHARS,
+            "{name} generates {length} characters"
+        );
+    }
+    assert!(
+        natter::auth::check_kid("k1").is_ok(),
+        "the first generated kid is one the authorizers accept"
+    );
+    assert!(
+        template["Parameters"]
+            .as_mapping()
+            .expect("Parameters")
+            .iter()
+            .all(|(_, p)| p.get("NoEcho").is_none()),
+        "no parameter carries a secret"
+    );
+
+    let mut environments = vec![(
+        "Globals".to_string(),
+        template["Globals"]["Function"]["Environment"]["Variables"].clone(),
+    )];
+    for (_, resource) in resources.as_mapping().expect("Resources") {
+        if resource["Type"].as_str() == Some("AWS::Serverless::Function") {
+            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .expect("binary")
+                .to_string();
+            let env = resource["Properties"]["Environment"]["Variables"].clone();
+            environments.push((binary, env));
+        }
+    }
+    for (who, env) in environments {
+        let Some(vars) = env.as_mapping() else {
+            continue;
+        };
+        let reader = natter::secrets::READERS.contains(&who.as_str());
+        for (var, value) in vars {
+            let var = var.as_str().expect("variable name");
+            let refers_to_secret =
+                natter::secrets::SECRET_RESOURCES.contains(&ref_name(value).as_str());
+            match var {
+                v if v == natter::secrets::SECRET_KEY_SECRET_ENV => {
+                    assert!(reader, "{who} gets {v}");
+                    assert_eq!(ref_name(value), "SecretKeySecret", "{who}");
+                }
+                v if v == natter::secrets::SIGNING_KEYS_SECRET_ENV => {
+                    assert!(reader, "{who} gets {v}");
+                    assert_eq!(ref_name(value), "SigningKeysSecret", "{who}");
+                }
+                "SECRETS_REVISION" => assert!(reader, "{who} gets SECRETS_REVISION"),
+                other => {
+                    assert!(!refers_to_secret, "{who}: {other} refers to a secret");
+                    assert!(
+                        !other.contains("SECRET") && !other.contains("KEY"),
+                        "{who}: {other} looks like a secret in the environment"
+                    );
+                }
+            }
+        }
+        if reader {
+            for v in [
+                natter::secrets::SECRET_KEY_SECRET_ENV,
+                natter::secrets::SIGNING_KEYS_SECRET_ENV,
+            ] {
+                assert!(env.get(v).is_some(), "{who} lacks {v}");
+            }
+        }
+    }
 }

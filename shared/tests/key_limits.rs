@@ -23,8 +23,8 @@ use natter::store::dynamo::DynamoStore;
 use natter::store::inbox::{InboxRecord, InboxWriter};
 use natter::store::schema::{GSI1_PK, GSI1_SK, PK, SK};
 use natter::store::{
-    ConversationWriter, CreateConditions, CreateOutcome, ItemKey, ItemReader, MessageCreator,
-    MessageEditor, ReactionAdder, ReactionReader, UserWriter,
+    ConversationWriter, CreateConditions, CreateOutcome, IdempotencyKey, ItemKey, ItemReader,
+    MessageCreator, MessageEditor, ReactionAdder, ReactionReader, UserWriter,
 };
 
 /// DynamoDB's limits on a key attribute, in bytes of UTF-8.
@@ -85,7 +85,10 @@ async fn every_key_fits_for_the_widest_ids() {
     let m = message(&cid, &mid(1), Some(&user), exp);
     let conditions = CreateConditions {
         writer: Some(user.clone()),
-        idempotency_key: Some(format!("{user}#{key}")),
+        idempotency_key: Some(IdempotencyKey {
+            sender: Some(user.clone()),
+            key: key.clone(),
+        }),
         ..CreateConditions::default()
     };
     assert_eq!(

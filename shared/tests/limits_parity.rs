@@ -223,6 +223,20 @@ fn openapi_expected() -> BTreeMap<String, Value> {
         components/schemas/SendInboxRequest/properties/recipients/oneOf/1/minItems = 1
         components/schemas/SendInboxRequest/properties/recipients/oneOf/1/maxItems = {max_inbox_recipients}
         # Content blocks: facts of the world, not natter's limits (content.rs checks them).
+        # Nothing to send or edit is refused: no block, a text block without children, no field.
+        components/schemas/Content/minItems = 1
+        components/schemas/TextBlock/properties/children/minItems = 1
+        components/schemas/EditMessageRequest/minProperties = 1
+        # A file block names its file (content.rs refuses an empty url or filename).
+        components/schemas/FileBlock/properties/url/minLength = 1
+        components/schemas/FileBlock/properties/filename/minLength = 1
+        # The ranges of its number types (u64 size, u32 width and height, duration >= 0).
+        components/schemas/FileBlock/properties/size/maximum = {u64_max}
+        components/schemas/FileBlock/properties/width/minimum = 0
+        components/schemas/FileBlock/properties/width/maximum = {u32_max}
+        components/schemas/FileBlock/properties/height/minimum = 0
+        components/schemas/FileBlock/properties/height/maximum = {u32_max}
+        components/schemas/FileBlock/properties/duration/minimum = 0
         components/schemas/FileBlock/properties/size/minimum = 0
         components/schemas/LocationBlock/properties/latitude/minimum = -90
         components/schemas/LocationBlock/properties/latitude/maximum = 90
@@ -241,6 +255,8 @@ fn openapi_expected() -> BTreeMap<String, Value> {
         max_distinct_reactions = l.max_distinct_reactions,
         max_inbox_recipients = l.max_inbox_recipients,
         max_inbox_page = l.max_inbox_page,
+        u64_max = u64::MAX,
+        u32_max = u32::MAX,
     ))
 }
 
@@ -326,8 +342,8 @@ fn template_bounds(template: &Value) -> BTreeMap<String, Value> {
 fn template_expected() -> BTreeMap<String, Value> {
     parse_expected(&format!(
         "
-        Parameters/SigningSecret/MinLength = {secret_min_chars}
-        Parameters/SecretKey/MinLength = {secret_min_chars}
+        # Only a value to change after editing a secret (the authorizers then re-read them).
+        Parameters/SecretsRevision/Default = \"1\"
         Parameters/RetentionDays/Default = {default_retention_days}
         # RETENTION_DAYS must be positive (checked against Config below).
         Parameters/RetentionDays/MinValue = 1
@@ -340,7 +356,6 @@ fn template_expected() -> BTreeMap<String, Value> {
         {STREAM}/MaximumRetryAttempts = {max_retry_attempts}
         {STREAM}/MaximumRecordAgeInSeconds = {max_record_age_secs}
         ",
-        secret_min_chars = input::SECRET_MIN_CHARS,
         default_retention_days = config::DEFAULT_RETENTION_DAYS,
         default_concurrency = fanout::DEFAULT_CONCURRENCY,
         min_concurrency = fanout::MIN_CONCURRENCY,

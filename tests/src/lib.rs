@@ -24,6 +24,8 @@ use serde_json::Value;
 
 /// The signing secret every test gateway uses for user tokens.
 pub const SIGNING_SECRET: &str = "natter-e2e-signing-secret-0123456789abcdef";
+/// The key id of [`SIGNING_SECRET`] (`NATTER_SIGNING_KID`), which every user token names.
+pub const SIGNING_KID: &str = "e2e-1";
 /// The secret key every test gateway accepts.
 pub const SECRET_KEY: &str = "natter-e2e-secret-key-0123456789abcdef";
 
@@ -103,7 +105,14 @@ pub fn command() -> Command {
     ] {
         cmd.env_remove(name);
     }
+    for name in [
+        "NATTER_SIGNING_SECRET_PREVIOUS",
+        "NATTER_SIGNING_KID_PREVIOUS",
+    ] {
+        cmd.env_remove(name);
+    }
     cmd.env("NATTER_SIGNING_SECRET", SIGNING_SECRET)
+        .env("NATTER_SIGNING_KID", SIGNING_KID)
         .env("NATTER_SECRET_KEY", SECRET_KEY)
         .stdin(Stdio::null());
     cmd
@@ -613,14 +622,13 @@ pub fn user_token_with_role(user_id: &str, role: &str) -> String {
 }
 
 fn token(user_id: &str, role: Option<&str>, ttl_secs: u64) -> String {
-    natter::auth::issue_user_token(
-        user_id,
-        role,
-        ttl_secs,
-        now_secs(),
-        SIGNING_SECRET.as_bytes(),
-    )
-    .expect("issue token")
+    natter::auth::issue_user_token(user_id, role, ttl_secs, now_secs(), &signing_key())
+        .expect("issue token")
+}
+
+/// The key every test gateway signs and verifies user tokens with.
+pub fn signing_key() -> natter::auth::SigningKey {
+    natter::auth::SigningKey::new(SIGNING_KID, SIGNING_SECRET)
 }
 
 /// Asserts an error response, `{"error": {"code", "message"}}` with this status and code, and

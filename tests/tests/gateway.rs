@@ -89,6 +89,87 @@ async fn token_command_prints_an_accepted_token() {
     expect_error(&gw.get("/users/bob", &foreign).await, 401, "unauthorized");
 }
 
+fn header_of(token: &str) -> Value {
+    let header = token.split('.').next().expect("JWT header");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("base64url header");
+    serde_json::from_slice(&bytes).expect("JSON header")
+}
+
+/// A rotation, locally: with `NATTER_SIGNING_SECRET_PREVIOUS` the gateway holds two keys, tokens
+/// of either kid pass, `token` signs with the current one, and once the previous key is dropped its
+/// tokens are refused by kid.
+#[tokio::test]
+async fn two_signing_keys_verify_by_kid() {
+    let old = ("e2e-0", "the-previous-signing-secret-0123456789");
+    let token_of = |secret: &str, kid: &str| {
+        let out = command()
+            .env("NATTER_SIGNING_SECRET", secret)
+            .env("NATTER_SIGNING_KID", kid)
+            .args(["token", "--user", "alice"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        text(&out.stdout).trim().to_string()
+    };
+    let old_token = token_of(old.1, old.0);
+    assert_eq!(header_of(&old_token)["kid"], "e2e-0");
+
+    let both = natter_e2e::GatewayOptions::new(Store::Memory)
+        .env("NATTER_SIGNING_SECRET_PREVIOUS", old.1)
+        .env("NATTER_SIGNING_KID_PREVIOUS", old.0);
+    let gw = Gateway::start(both);
+    let new_token = natter_e2e::user_token("alice");
+    assert_eq!(header_of(&new_token)["kid"], natter_e2e::SIGNING_KID);
+    for token in [&old_token, &new_token] {
+        expect_status(
+            gw.put("/users/alice", token, json!({"name": "A"})).await,
+            200,
+        );
+    }
+    // The token command of a gateway holding both signs with the current key.
+    let out = command()
+        .env("NATTER_SIGNING_SECRET_PREVIOUS", old.1)
+        .env("NATTER_SIGNING_KID_PREVIOUS", old.0)
+        .args(["token", "--user", "alice"])
+        .output()
+        .unwrap();
+    let minted = text(&out.stdout).trim().to_string();
+    assert_eq!(header_of(&minted)["kid"], natter_e2e::SIGNING_KID);
+    expect_status(gw.get("/users/alice", &minted).await, 200);
+    drop(gw);
+
+    // The previous key is gone: its tokens name a key the gateway no longer holds.
+    let gw = Gateway::on(Store::Memory);
+    let message = expect_error(
+        &gw.get("/users/alice", &old_token).await,
+        401,
+        "unauthorized",
+    );
+    assert!(message.contains("kid \"e2e-0\""), "{message}");
+    expect_error(&gw.get("/users/alice", &new_token).await, 404, "not_found");
+
+    // A previous secret without its kid, or under the current kid, is a configuration error.
+    for (kid, why) in [
+        (None, "without kid"),
+        (Some(natter_e2e::SIGNING_KID), "same kid"),
+    ] {
+        let mut cmd = command();
+        cmd.env("NATTER_SIGNING_SECRET_PREVIOUS", old.1);
+        if let Some(kid) = kid {
+            cmd.env("NATTER_SIGNING_KID_PREVIOUS", kid);
+        }
+        let out = cmd.args(["token", "--user", "alice"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{why}: {out:?}");
+        assert!(
+            text(&out.stderr).contains("NATTER_SIGNING_KID_PREVIOUS")
+                || text(&out.stderr).contains("given twice"),
+            "{why}: {out:?}"
+        );
+    }
+}
+
 #[test]
 fn bad_arguments_exit_with_status_2() {
     for args in [

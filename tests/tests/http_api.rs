@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use natter_e2e::{
     both_stores, enc, expect_error, expect_status, now_ms, now_secs, secret_key, tick, user_token,
-    user_token_with_role, Gateway, GatewayOptions, Store, SIGNING_SECRET,
+    user_token_with_role, Gateway, GatewayOptions, Store, SIGNING_KID, SIGNING_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -42,6 +42,7 @@ fn id_of(message: &Value) -> String {
 }
 
 both_stores! {
+    object_bodies_refuse_arrays: object_bodies_refuse_arrays_memory, object_bodies_refuse_arrays_dynamo;
     users_self_secret_and_denials: users_self_secret_and_denials_memory, users_self_secret_and_denials_dynamo;
     user_patch_semantics: user_patch_semantics_memory, user_patch_semantics_dynamo;
     conversation_creator_and_participants: conversation_creator_and_participants_memory, conversation_creator_and_participants_dynamo;
@@ -1405,6 +1406,67 @@ async fn import_messages(store: Store) {
     );
 }
 
+/// Where the contract says a body is an object, an array is 400 and writes nothing (serde alone
+/// would read `[null, null]` into a struct field by field; schemathesis found it).
+async fn object_bodies_refuse_arrays(store: Store) {
+    let gw = Gateway::on(store);
+    gw.conversation("c", &["alice"]).await;
+    let m = gw.send("c", &user_token("alice"), "hi").await;
+    let mid = m["id"].as_str().unwrap().to_string();
+    let alice = user_token("alice");
+    let key = secret_key();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("PUT", "/users/alice".to_string(), alice.as_str()),
+        ("PUT", "/conversations/new-one".to_string(), alice.as_str()),
+        (
+            "PUT",
+            "/conversations/c/participants/bob".to_string(),
+            key.as_str(),
+        ),
+        (
+            "POST",
+            "/conversations/c/messages".to_string(),
+            alice.as_str(),
+        ),
+        (
+            "PATCH",
+            format!("/conversations/c/messages/{mid}"),
+            alice.as_str(),
+        ),
+    ];
+    for (method, path, token) in cases {
+        let auth = format!("Bearer {token}");
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let response = gw
+            .send_raw(method, &path, &headers, b" [null, null]".to_vec())
+            .await;
+        let message = expect_error(&response, 400, "invalid_request");
+        assert_eq!(
+            message, "request body must be a JSON object",
+            "{method} {path}"
+        );
+    }
+    expect_error(
+        &gw.get("/conversations/new-one", &alice).await,
+        404,
+        "not_found",
+    );
+    let participants = expect_status(gw.get("/conversations/c", &key).await, 200);
+    assert!(
+        participants["participants"].get("bob").is_none(),
+        "{participants}"
+    );
+    // No body at all still adds a participant with ReadWrite access.
+    expect_status(
+        gw.put_empty("/conversations/c/participants/bob", &key)
+            .await,
+        204,
+    );
+}
+
 // ---- authentication --------------------------------------------------------------------------
 
 fn b64(bytes: &[u8]) -> String {
@@ -1419,21 +1481,39 @@ async fn auth_failures(store: Store) {
     let exp = now_secs() + 3600;
     let claims = json!({"sub": "alice", "exp": exp});
 
+    let header = |alg, kid: Option<&str>| jsonwebtoken::Header {
+        kid: kid.map(str::to_string),
+        ..jsonwebtoken::Header::new(alg)
+    };
+    let hs256 = || header(jsonwebtoken::Algorithm::HS256, Some(SIGNING_KID));
     let hs384 = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS384),
+        &header(jsonwebtoken::Algorithm::HS384, Some(SIGNING_KID)),
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
     )
     .unwrap();
     let wrong_key = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &hs256(),
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(b"some-other-secret-0123456789abcdef"),
     )
     .unwrap();
     let no_exp = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &hs256(),
         &json!({"sub": "alice"}),
+        &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
+    )
+    .unwrap();
+    // Signed with the right secret, but naming no key, or a key the gateway does not hold.
+    let no_kid = jsonwebtoken::encode(
+        &header(jsonwebtoken::Algorithm::HS256, None),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let unknown_kid = jsonwebtoken::encode(
+        &header(jsonwebtoken::Algorithm::HS256, Some("e2e-0")),
+        &claims,
         &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
     )
     .unwrap();
@@ -1447,7 +1527,7 @@ async fn auth_failures(store: Store) {
         None,
         60,
         now_secs() - 3600,
-        SIGNING_SECRET.as_bytes(),
+        &natter_e2e::signing_key(),
     )
     .unwrap();
     // A valid token with its payload swapped for another user's.
@@ -1475,6 +1555,8 @@ async fn auth_failures(store: Store) {
         (Some(format!("Bearer {hs384}")), "HS384"),
         (Some(format!("Bearer {expired}")), "expired"),
         (Some(format!("Bearer {no_exp}")), "exp"),
+        (Some(format!("Bearer {no_kid}")), "no kid"),
+        (Some(format!("Bearer {unknown_kid}")), "kid \"e2e-0\""),
     ];
     for (header, want) in cases {
         let mut headers = vec![("content-type", "application/json")];

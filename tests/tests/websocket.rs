@@ -86,7 +86,10 @@ async fn connecting_needs_a_user_token(store: Store) {
                     None,
                     3600,
                     natter_e2e::now_secs(),
-                    b"some-other-signing-secret-0123456789",
+                    &natter::auth::SigningKey::new(
+                        natter_e2e::SIGNING_KID,
+                        "some-other-signing-secret-0123456789",
+                    ),
                 )
                 .expect("token"),
             ),

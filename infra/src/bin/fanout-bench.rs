@@ -109,7 +109,7 @@ async fn run(options: Options) -> Result<(), String> {
         }
         ChangeSource::Stream(_) => return Err("the benchmark uses the embedded store".into()),
     }
-    let secret = state.auth.signing_secret.clone();
+    let secret = state.auth.signing_key().clone();
     let now_secs = state.now_secs();
     let router = server::router(state);
     tokio::spawn(async move {
