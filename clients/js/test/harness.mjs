@@ -13,6 +13,8 @@ const repo = resolve(here, "..", "..", "..");
 
 export const SIGNING_SECRET = "natter-js-signing-secret-0123456789abcdef";
 export const SECRET_KEY = "natter-js-secret-key-0123456789abcdef";
+/** The signing key's id: user tokens name it in their `kid` header. */
+export const SIGNING_KID = "k1";
 /** Every test gateway cuts every WebSocket connection this many seconds after it connected. */
 export const WS_MAX_LIFETIME = 3;
 
@@ -50,8 +52,8 @@ function base64url(data) {
 }
 
 /** An HS256 user token. `exp` in seconds since the epoch (default: an hour from now). */
-export function mintToken(sub, { exp, secret = SIGNING_SECRET, role } = {}) {
-  const header = base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+export function mintToken(sub, { exp, secret = SIGNING_SECRET, role, kid = SIGNING_KID } = {}) {
+  const header = base64url(JSON.stringify({ alg: "HS256", typ: "JWT", kid }));
   const claims = { sub, exp: exp ?? Math.floor(Date.now() / 1000) + 3600 };
   if (role) claims.role = role;
   const payload = base64url(JSON.stringify(claims));
@@ -105,8 +107,20 @@ export async function startServer({ store = "memory", args = [] } = {}) {
   const bin = binaryPath();
   const argv = ["--listen", "127.0.0.1:0", ...args];
   if (!args.includes("--ws-max-lifetime")) argv.push("--ws-max-lifetime", String(WS_MAX_LIFETIME));
-  const env = { ...process.env, NATTER_SIGNING_SECRET: SIGNING_SECRET, NATTER_SECRET_KEY: SECRET_KEY };
-  for (const name of ["NATTER_ROLES", "RETENTION_DAYS", "RETENTION_SECONDS", "RECORD_RETENTION_DAYS"]) {
+  const env = {
+    ...process.env,
+    NATTER_SIGNING_SECRET: SIGNING_SECRET,
+    NATTER_SIGNING_KID: SIGNING_KID,
+    NATTER_SECRET_KEY: SECRET_KEY,
+  };
+  for (const name of [
+    "NATTER_ROLES",
+    "RETENTION_DAYS",
+    "RETENTION_SECONDS",
+    "RECORD_RETENTION_DAYS",
+    "NATTER_SIGNING_SECRET_PREVIOUS",
+    "NATTER_SIGNING_KID_PREVIOUS",
+  ]) {
     delete env[name];
   }
   if (store === "dynamodb") {
