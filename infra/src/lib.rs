@@ -14,7 +14,8 @@
 //!    parser, query parser, request id and request time they share (over `time`); and `state`:
 //!    `AppState`, what every handler shares (over `sockets` and `stats`).
 //! 3. The handlers, none importing another: `http_api` (the HTTP API), `ws` (the WebSocket API)
-//!    and `connections` (the `@connections` management API and the gateway's introspection).
+//!    and `connections` (the `@connections` management API and the gateway's introspection), and
+//!    `web` (the demo chat page at `/`, embedded, and its dev tokens).
 //! 4. `server`: storage, secrets, the fan-out, the router over the handlers, and `run`.
 //!
 //! One clock drives the gateway: the handlers take the time for events, sockets and timestamps
@@ -31,4 +32,5 @@ pub mod state;
 pub mod stats;
 pub mod streams;
 pub mod time;
+pub mod web;
 pub mod ws;

@@ -171,7 +171,7 @@ pub fn app_state(services: &Services, auth: AuthConfig) -> AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1", axum::routing::any(crate::http_api::serve))
         .route("/v1/{*rest}", axum::routing::any(crate::http_api::serve))
         .route("/ws", axum::routing::get(crate::ws::upgrade))
@@ -189,7 +189,12 @@ pub fn router(state: AppState) -> Router {
             "/@local/stats",
             axum::routing::get(crate::connections::stats),
         )
-        .with_state(state)
+        .route("/@local/demo", axum::routing::get(crate::web::demo_config))
+        .route("/@local/token", axum::routing::post(crate::web::dev_token));
+    let router = crate::web::asset_paths().fold(router, |router, path| {
+        router.route(path, axum::routing::get(crate::web::asset))
+    });
+    router.with_state(state)
 }
 
 pub async fn run(options: ServeOptions) -> Result<(), String> {
@@ -197,6 +202,7 @@ pub async fn run(options: ServeOptions) -> Result<(), String> {
     let (auth, dev_secrets) = auth_from_env()?;
     let storage = storage(&options, config).await?;
     let mut state = app_state(&storage.services, auth);
+    state.dev_tokens = dev_secrets;
     state.ws_timeouts = crate::state::WsTimeouts {
         idle: options.ws_idle_timeout,
         max_lifetime: options.ws_max_lifetime,

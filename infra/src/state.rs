@@ -51,6 +51,9 @@ pub struct AppState {
     pub ws_timeouts: WsTimeouts,
     /// What the gateway refused or closed for breaking AWS's limits (`GET /@local/stats`).
     pub stats: Arc<Stats>,
+    /// Whether the demo page may have tokens for any user (`POST /@local/token`): only when the
+    /// gateway runs with its dev secrets.
+    pub dev_tokens: bool,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             sockets: Arc::default(),
             ws_timeouts: WsTimeouts::default(),
             stats: Arc::default(),
+            dev_tokens: false,
         }
     }
 

@@ -49,6 +49,9 @@ pub struct GatewayOptions {
     pub store: Store,
     /// Extra environment variables for the gateway process.
     pub env: Vec<(String, String)>,
+    /// Environment variables the gateway process must not have (e.g. the secrets, so that it
+    /// runs with its dev values).
+    pub env_removed: Vec<String>,
     /// Extra command-line arguments (after `--listen`, and the store's).
     pub args: Vec<String>,
 }
@@ -58,6 +61,7 @@ impl GatewayOptions {
         GatewayOptions {
             store,
             env: Vec::new(),
+            env_removed: Vec::new(),
             args: Vec::new(),
         }
     }
@@ -71,6 +75,11 @@ impl GatewayOptions {
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn without_env(mut self, name: &str) -> Self {
+        self.env_removed.push(name.to_string());
         self
     }
 }
@@ -205,6 +214,9 @@ impl Gateway {
         cmd.args(&options.args);
         for (name, value) in &options.env {
             cmd.env(name, value);
+        }
+        for name in &options.env_removed {
+            cmd.env_remove(name);
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd

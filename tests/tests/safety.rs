@@ -374,9 +374,13 @@ async fn idempotency_scopes_never_meet(store: Store) {
     assert_eq!(gw.message_ids("c", &system_user).await.len(), 3);
 }
 
+/// A token of these claims, signed with the test gateway's key and naming it (`kid`), so that
+/// only the claims can be what is refused.
 fn signed(claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(natter_e2e::SIGNING_KID.to_string());
     jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &header,
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(SIGNING_SECRET.as_bytes()),
     )

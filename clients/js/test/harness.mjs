@@ -9,12 +9,10 @@ import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "..", "..", "..");
+export const repo = resolve(here, "..", "..", "..");
 
 export const SIGNING_SECRET = "natter-js-signing-secret-0123456789abcdef";
 export const SECRET_KEY = "natter-js-secret-key-0123456789abcdef";
-/** The signing key's id: user tokens name it in their `kid` header. */
-export const SIGNING_KID = "k1";
 /** Every test gateway cuts every WebSocket connection this many seconds after it connected. */
 export const WS_MAX_LIFETIME = 3;
 
@@ -50,6 +48,9 @@ export function stores() {
 function base64url(data) {
   return Buffer.from(data).toString("base64url");
 }
+
+/** The kid natter-local gives its signing secret when NATTER_SIGNING_KID is unset. */
+export const SIGNING_KID = "k1";
 
 /** An HS256 user token. `exp` in seconds since the epoch (default: an hour from now). */
 export function mintToken(sub, { exp, secret = SIGNING_SECRET, role, kid = SIGNING_KID } = {}) {
@@ -103,24 +104,17 @@ export function recordingWebSocket() {
  * Starts natter-local. `store` is "memory" or "dynamodb"; `args` are extra flags. Resolves to
  * `{url, admin(method, path, body), stop()}`.
  */
-export async function startServer({ store = "memory", args = [] } = {}) {
+export async function startServer({ store = "memory", args = [], devSecrets = false } = {}) {
   const bin = binaryPath();
   const argv = ["--listen", "127.0.0.1:0", ...args];
   if (!args.includes("--ws-max-lifetime")) argv.push("--ws-max-lifetime", String(WS_MAX_LIFETIME));
-  const env = {
-    ...process.env,
-    NATTER_SIGNING_SECRET: SIGNING_SECRET,
-    NATTER_SIGNING_KID: SIGNING_KID,
-    NATTER_SECRET_KEY: SECRET_KEY,
-  };
-  for (const name of [
-    "NATTER_ROLES",
-    "RETENTION_DAYS",
-    "RETENTION_SECONDS",
-    "RECORD_RETENTION_DAYS",
-    "NATTER_SIGNING_SECRET_PREVIOUS",
-    "NATTER_SIGNING_KID_PREVIOUS",
-  ]) {
+  const env = { ...process.env, NATTER_SIGNING_SECRET: SIGNING_SECRET, NATTER_SECRET_KEY: SECRET_KEY };
+  if (devSecrets) {
+    // natter-local's own dev secrets: the only case in which it hands out tokens (the demo page).
+    delete env.NATTER_SIGNING_SECRET;
+    delete env.NATTER_SECRET_KEY;
+  }
+  for (const name of ["NATTER_ROLES", "RETENTION_DAYS", "RETENTION_SECONDS", "RECORD_RETENTION_DAYS"]) {
     delete env[name];
   }
   if (store === "dynamodb") {

@@ -1,0 +1,1138 @@
+// ------------------------------------------------------------------------------------------------
+// Errors
+const STATUS_OF_CODE = {
+    invalid_request: 400,
+    unauthorized: 401,
+    forbidden: 403,
+    not_found: 404,
+    conflict: 409,
+    limit_exceeded: 409,
+    too_large: 413,
+    internal: 500,
+};
+/** A refused or failed call: `code` is natter's stable error code, `status` the HTTP status. */
+export class NatterError extends Error {
+    code;
+    status;
+    constructor(code, status, message) {
+        super(message);
+        this.name = "NatterError";
+        this.code = code;
+        this.status = status;
+    }
+    /** An error object of the HTTP API or of a frame; `status` when known (frames have none). */
+    static from(body, status) {
+        return new NatterError(body.code, status ?? STATUS_OF_CODE[body.code] ?? 500, body.message);
+    }
+}
+/** The connection closed before the reply came; internal, never seen by callers. */
+class Disconnected extends Error {
+    constructor() {
+        super("the WebSocket connection closed");
+    }
+}
+const DEFAULT_PING_INTERVAL = 4 * 60 * 1000;
+const DEFAULT_PONG_TIMEOUT = 30 * 1000;
+const DEFAULT_RECONNECT_DELAY = 500;
+const DEFAULT_MAX_RECONNECT_DELAY = 30 * 1000;
+const DEFAULT_PAGE = 30;
+const MAX_PAGE = 100;
+function segment(s) {
+    return encodeURIComponent(s);
+}
+/** The `sub` claim of a JWT, without checking anything (the server does). */
+function tokenSubject(token) {
+    const payload = token.split(".")[1];
+    if (!payload)
+        return null;
+    try {
+        const b64 = payload.replace(/-/g, "+").replace(/_/g, "/");
+        const binary = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+        const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+        const claims = JSON.parse(new TextDecoder().decode(bytes));
+        return typeof claims?.sub === "string" ? claims.sub : null;
+    }
+    catch {
+        return null;
+    }
+}
+/** Structural equality of JSON values. */
+function deepEqual(a, b) {
+    if (a === b)
+        return true;
+    if (typeof a !== "object" || typeof b !== "object" || a === null || b === null)
+        return false;
+    if (Array.isArray(a)) {
+        if (!Array.isArray(b) || a.length !== b.length)
+            return false;
+        for (let i = 0; i < a.length; i++)
+            if (!deepEqual(a[i], b[i]))
+                return false;
+        return true;
+    }
+    if (Array.isArray(b))
+        return false;
+    const ka = Object.keys(a);
+    const kb = Object.keys(b);
+    if (ka.length !== kb.length)
+        return false;
+    for (const k of ka) {
+        if (!Object.prototype.hasOwnProperty.call(b, k))
+            return false;
+        if (!deepEqual(a[k], b[k]))
+            return false;
+    }
+    return true;
+}
+/** Newest first: message ids are `msg_` plus a time-sortable id. */
+function newestFirst(a, b) {
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+function isTruncated(m) {
+    return m.truncated === true;
+}
+/** Calls a user's callback; an exception there is reported, never breaks the client. */
+function callSafely(f) {
+    try {
+        f();
+    }
+    catch (e) {
+        const report = globalThis.reportError;
+        if (report)
+            report(e);
+        else
+            console.error("natter-client: a callback threw", e);
+    }
+}
+class Connection {
+    session;
+    ws = null;
+    /** Increases with every connection that opened; subscriptions note the one they live on. */
+    epoch = 0;
+    /** The socket is open (frames may be sent). */
+    open = false;
+    wanted = false;
+    closed = false;
+    attempt = 0;
+    nextRequestId = 1;
+    pending = new Map();
+    reconnectTimer = null;
+    pingTimer = null;
+    /** How many sockets this connection has opened (1 plus the reconnects). */
+    opened = 0;
+    constructor(session) {
+        this.session = session;
+    }
+    /** Connects unless connected or connecting. */
+    ensure() {
+        if (this.wanted || this.closed)
+            return;
+        this.wanted = true;
+        void this.connect();
+    }
+    async connect() {
+        if (this.closed || !this.wanted || this.ws)
+            return;
+        let token;
+        try {
+            token = await this.session.currentToken();
+        }
+        catch (e) {
+            if (e instanceof NatterError && e.status === 401)
+                return this.fatal(e);
+            return this.scheduleReconnect();
+        }
+        if (this.closed || !this.wanted || this.ws)
+            return;
+        const url = this.session.wsUrl;
+        let ws;
+        try {
+            const WS = this.session.webSocketConstructor();
+            ws = new WS(`${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`);
+        }
+        catch (e) {
+            return this.scheduleReconnect();
+        }
+        this.ws = ws;
+        let wasOpen = false;
+        ws.addEventListener("open", () => {
+            if (this.ws !== ws)
+                return;
+            wasOpen = true;
+            this.open = true;
+            this.opened++;
+            this.epoch++;
+            this.startPinging(ws);
+            this.session.connectionOpened(this.epoch);
+        });
+        ws.addEventListener("message", (event) => {
+            if (this.ws !== ws || typeof event.data !== "string")
+                return;
+            let frame;
+            try {
+                frame = JSON.parse(event.data);
+            }
+            catch {
+                return;
+            }
+            const id = frame.requestId;
+            if (typeof id === "number" && this.pending.has(id)) {
+                const waiter = this.pending.get(id);
+                this.pending.delete(id);
+                waiter.resolve(frame);
+                return;
+            }
+            this.session.frameReceived(frame);
+        });
+        ws.addEventListener("close", () => this.lost(ws, wasOpen));
+        ws.addEventListener("error", () => {
+            // A "close" follows; nothing to do here.
+        });
+    }
+    /** The socket `ws` is gone (it closed, or it stopped answering pings). */
+    lost(ws, wasOpen) {
+        if (this.ws !== ws)
+            return;
+        this.ws = null;
+        this.open = false;
+        this.stopPinging();
+        const pending = [...this.pending.values()];
+        this.pending.clear();
+        for (const w of pending)
+            w.reject(new Disconnected());
+        try {
+            ws.close();
+        }
+        catch { }
+        if (this.closed || !this.wanted)
+            return;
+        if (wasOpen) {
+            this.scheduleReconnect();
+            return;
+        }
+        // Refused before it opened: a browser's WebSocket cannot tell why, so ask the HTTP API
+        // whether the token is still good (which calls tokenFetcher on a 401).
+        this.session.checkToken().then(() => this.scheduleReconnect(), (e) => {
+            if (e instanceof NatterError && e.status === 401)
+                this.fatal(e);
+            else
+                this.scheduleReconnect();
+        });
+    }
+    /** The token is refused and no new one can be had: end everything that needs the socket. */
+    fatal(error) {
+        this.wanted = false;
+        this.session.connectionFailed(error);
+    }
+    scheduleReconnect() {
+        if (this.closed || !this.wanted || this.reconnectTimer)
+            return;
+        const base = this.session.options.reconnectDelay ?? DEFAULT_RECONNECT_DELAY;
+        const max = this.session.options.maxReconnectDelay ?? DEFAULT_MAX_RECONNECT_DELAY;
+        const ceiling = Math.min(max, base * 2 ** Math.min(this.attempt, 30));
+        const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+        this.attempt++;
+        this.reconnectTimer = setTimeout(() => {
+            this.reconnectTimer = null;
+            void this.connect();
+        }, delay);
+    }
+    /** A good hello: the next failure starts the backoff from the beginning again. */
+    healthy() {
+        this.attempt = 0;
+    }
+    startPinging(ws) {
+        const interval = this.session.options.pingInterval ?? DEFAULT_PING_INTERVAL;
+        const timeout = this.session.options.pongTimeout ?? DEFAULT_PONG_TIMEOUT;
+        this.pingTimer = setInterval(() => {
+            if (this.ws !== ws)
+                return;
+            const timer = setTimeout(() => this.lost(ws, true), timeout);
+            this.request({ action: "ping" }).then(() => clearTimeout(timer), () => clearTimeout(timer));
+        }, interval);
+    }
+    stopPinging() {
+        if (this.pingTimer)
+            clearInterval(this.pingTimer);
+        this.pingTimer = null;
+    }
+    /** Sends a frame with a fresh `requestId` and resolves with the reply that echoes it. */
+    request(frame) {
+        const ws = this.ws;
+        if (!ws || !this.open)
+            return Promise.reject(new Disconnected());
+        const requestId = this.nextRequestId++;
+        return new Promise((resolve, reject) => {
+            this.pending.set(requestId, { resolve, reject });
+            try {
+                ws.send(JSON.stringify({ ...frame, requestId }));
+            }
+            catch (e) {
+                this.pending.delete(requestId);
+                reject(new Disconnected());
+            }
+        });
+    }
+    /** Sends a frame whose reply nobody waits for. */
+    send(frame) {
+        this.request(frame).catch(() => { });
+    }
+    /** Stops wanting a connection until something needs it again. */
+    close() {
+        this.closed = true;
+        this.wanted = false;
+        if (this.reconnectTimer)
+            clearTimeout(this.reconnectTimer);
+        this.reconnectTimer = null;
+        const ws = this.ws;
+        if (ws) {
+            this.lost(ws, this.open);
+            try {
+                ws.close(1000, "session closed");
+            }
+            catch { }
+        }
+    }
+    /** For tests and debugging: cuts the current socket as a network failure would. */
+    drop() {
+        const ws = this.ws;
+        if (ws)
+            this.lost(ws, this.open);
+    }
+}
+// ------------------------------------------------------------------------------------------------
+// Refs
+export class UserRef {
+    session;
+    id;
+    constructor(session, id) {
+        this.session = session;
+        this.id = id;
+    }
+    /** The user, or `null` when there is none. */
+    get() {
+        return this.session.getOrNull(`/v1/users/${segment(this.id)}`);
+    }
+    /** Creates or updates the user. */
+    async set(update) {
+        await this.session.request("PUT", `/v1/users/${segment(this.id)}`, update);
+    }
+}
+export class ParticipantRef {
+    session;
+    conversationId;
+    userId;
+    constructor(session, conversationId, userId) {
+        this.session = session;
+        this.conversationId = conversationId;
+        this.userId = userId;
+    }
+    path() {
+        return `/v1/conversations/${segment(this.conversationId)}/participants/${segment(this.userId)}`;
+    }
+    /** Adds the user to the conversation, or changes their access (default `ReadWrite`). */
+    async set(params = {}) {
+        await this.session.request("PUT", this.path(), params);
+    }
+    /** Removes the user from the conversation. */
+    async delete() {
+        await this.session.request("DELETE", this.path());
+    }
+}
+export class ConversationRef {
+    session;
+    id;
+    constructor(session, id) {
+        this.session = session;
+        this.id = id;
+    }
+    path() {
+        return `/v1/conversations/${segment(this.id)}`;
+    }
+    /** The conversation as the current user sees it, or `null` (missing, or not a participant). */
+    get() {
+        return this.session.getOrNull(this.path());
+    }
+    /** Creates or updates the conversation (its creator becomes a `ReadWrite` participant). */
+    async set(update) {
+        await this.session.request("PUT", this.path(), update);
+    }
+    participant(userId) {
+        return new ParticipantRef(this.session, this.id, userId);
+    }
+    /** Sends a message: a string is text with chat formatting. Resolves to the new message. */
+    async send(params) {
+        const p = typeof params === "string" ? { text: params } : params;
+        const body = {};
+        if (p.text !== undefined)
+            body.text = p.text;
+        if (p.content !== undefined)
+            body.content = p.content;
+        if (p.custom !== undefined)
+            body.custom = p.custom;
+        if (p.idempotencyKey !== undefined)
+            body.idempotencyKey = p.idempotencyKey;
+        if (p.referencedMessage !== undefined) {
+            body.referencedMessageId =
+                typeof p.referencedMessage === "string" ? p.referencedMessage : p.referencedMessage.id;
+        }
+        const snapshot = await this.session.request("POST", `${this.path()}/messages`, body);
+        return new MessageRef(this.session, this.id, snapshot.id);
+    }
+    message(id) {
+        return new MessageRef(this.session, this.id, id);
+    }
+    /**
+     * A live window onto the conversation's messages, newest first: the newest 30, older ones
+     * with `loadMore`, and every change to them. It survives reconnects without losing changes.
+     */
+    subscribeMessages(onSnapshot) {
+        return this.session.subscribe(this.id, onSnapshot);
+    }
+}
+export class MessageRef {
+    session;
+    conversationId;
+    id;
+    constructor(session, conversationId, id) {
+        this.session = session;
+        this.conversationId = conversationId;
+        this.id = id;
+    }
+    path() {
+        return `/v1/conversations/${segment(this.conversationId)}/messages/${segment(this.id)}`;
+    }
+    /** The message, or `null` when it is missing, expired, or not visible to the user. */
+    get() {
+        return this.session.getOrNull(this.path());
+    }
+    /** Edits the text or content, and patches `custom` (a `null` value removes a key). */
+    async edit(params) {
+        await this.session.request("PATCH", this.path(), typeof params === "string" ? { text: params } : params);
+    }
+    /** Deletes the message (deleting a missing one succeeds). */
+    async delete() {
+        await this.session.request("DELETE", this.path());
+    }
+    reaction(emoji) {
+        return new ReactionRef(this.session, this.conversationId, this.id, emoji);
+    }
+}
+export class ReactionRef {
+    session;
+    conversationId;
+    messageId;
+    emoji;
+    constructor(session, conversationId, messageId, emoji) {
+        this.session = session;
+        this.conversationId = conversationId;
+        this.messageId = messageId;
+        this.emoji = emoji;
+    }
+    path() {
+        return `/v1/conversations/${segment(this.conversationId)}/messages/${segment(this.messageId)}/reactions/${segment(this.emoji)}`;
+    }
+    /** Adds the current user's reaction (idempotent). */
+    async add() {
+        await this.session.request("PUT", this.path());
+    }
+    /** Removes the current user's reaction (idempotent). */
+    async remove() {
+        await this.session.request("DELETE", this.path());
+    }
+}
+/** The reply's copy of a referenced message, brought up to date with the message itself. */
+function referencedFrom(old, m) {
+    if (!m.sender)
+        return null;
+    return {
+        id: m.id,
+        conversationId: m.conversationId,
+        type: old.type,
+        sender: m.sender,
+        content: m.content,
+        plaintext: m.plaintext,
+        custom: m.custom,
+        createdAt: m.createdAt,
+        editedAt: m.editedAt,
+        origin: m.origin,
+        referencedMessageId: old.referencedMessageId,
+        reactions: m.reactions,
+    };
+}
+export class MessageSubscription {
+    session;
+    subscriptionId;
+    conversationId;
+    onSnapshot;
+    /** The subscription's state: `pending`, `active` (with the window), `unsubscribed` or `error`. */
+    state = { type: "pending" };
+    /** Resolves with the first active state; rejects if the subscription ends before that. */
+    connected;
+    /** Resolves when the subscription ends (unsubscribed, or an error). */
+    terminated;
+    resolveConnected;
+    rejectConnected;
+    resolveTerminated;
+    wasActive = false;
+    ended = false;
+    /** The window: every message with an id at or after `windowStart` (all of them when `loadedAll`). */
+    byId = new Map();
+    windowStart = null;
+    loadedAll = false;
+    hasWindow = false;
+    lastEmitted = null;
+    lastLoadedAll = false;
+    /** The connection epoch on which the server holds this subscription with our window. */
+    liveEpoch = -1;
+    liveWaiters = [];
+    /** Frames and window reads are applied one at a time, in order. */
+    queue = Promise.resolve();
+    loading = null;
+    /** @internal */
+    constructor(session, 
+    /** @internal */ subscriptionId, conversationId, onSnapshot) {
+        this.session = session;
+        this.subscriptionId = subscriptionId;
+        this.conversationId = conversationId;
+        this.onSnapshot = onSnapshot;
+        this.connected = new Promise((resolve, reject) => {
+            this.resolveConnected = resolve;
+            this.rejectConnected = reject;
+        });
+        this.connected.catch(() => { });
+        this.terminated = new Promise((resolve) => (this.resolveTerminated = resolve));
+    }
+    /**
+     * Loads `count` (1..100, default 30) older messages into the window. Calls made while one is
+     * loading share its page. Resolves once they are in `state` (and the callback has run).
+     */
+    loadMore(count = DEFAULT_PAGE) {
+        if (!Number.isInteger(count) || count < 1 || count > MAX_PAGE) {
+            return Promise.reject(new RangeError(`loadMore takes a whole number from 1 to ${MAX_PAGE}, got ${count}`));
+        }
+        if (this.ended)
+            return Promise.resolve();
+        if (!this.loading) {
+            this.loading = this.runLoadMore(count).finally(() => {
+                this.loading = null;
+            });
+        }
+        return this.loading;
+    }
+    /** Stops the subscription; its state becomes `unsubscribed`. */
+    unsubscribe() {
+        if (this.ended)
+            return;
+        if (this.isLive()) {
+            this.session.connection.send({ action: "unsubscribe", subscriptionId: this.subscriptionId });
+        }
+        this.end({ type: "unsubscribed" });
+    }
+    // --- internal ----------------------------------------------------------------------------------
+    isLive() {
+        const c = this.session.connection;
+        return c.open && this.liveEpoch === c.epoch;
+    }
+    untilLive() {
+        if (this.isLive() || this.ended)
+            return Promise.resolve();
+        return new Promise((resolve) => this.liveWaiters.push(resolve));
+    }
+    wakeWaiters() {
+        const waiters = this.liveWaiters;
+        this.liveWaiters = [];
+        for (const w of waiters)
+            w();
+    }
+    enqueue(task) {
+        const run = this.queue.then(task);
+        this.queue = run.then(() => { }, () => { });
+        return run;
+    }
+    /** @internal Ends the subscription with `state`. */
+    end(state) {
+        if (this.ended)
+            return;
+        this.ended = true;
+        this.state = state;
+        this.session.forget(this);
+        if (!this.wasActive) {
+            this.rejectConnected(state.type === "error" ? state.error : new NatterError("unsubscribed", 0, "the subscription ended before it was active"));
+        }
+        this.resolveTerminated(state);
+        this.wakeWaiters();
+    }
+    /** @internal A new connection is open: subscribe again with at least the window we had. */
+    restore(epoch) {
+        this.enqueue(() => this.readWindow(epoch)).catch((e) => {
+            if (e instanceof Disconnected)
+                return; // the next connection restores it
+            this.end({ type: "error", error: e instanceof NatterError ? e : new NatterError("internal", 0, String(e)) });
+        });
+    }
+    /** @internal A push for this subscription. */
+    pushed(frame) {
+        this.enqueue(() => this.applyPush(frame)).catch((e) => {
+            if (e instanceof Disconnected)
+                return;
+            callSafely(() => {
+                throw e;
+            });
+        });
+    }
+    /** Full messages for a reply's or push's, fetching the truncated ones over HTTP (null: gone). */
+    async resolve(messages) {
+        return Promise.all(messages.map(async (m) => {
+            if (!isTruncated(m))
+                return m;
+            const whole = await this.session.conversation(m.conversationId).message(m.id).get();
+            return whole ?? { id: m.id, gone: true };
+        }));
+    }
+    async request(frame, epoch) {
+        const c = this.session.connection;
+        if (this.ended)
+            throw new Disconnected();
+        if (c.epoch !== epoch || !c.open)
+            throw new Disconnected();
+        const reply = await c.request(frame);
+        if (reply.type === "error")
+            throw NatterError.from(reply.error);
+        if (reply.type !== "subscription") {
+            throw new NatterError("internal", 0, `unexpected reply ${reply.type} to ${frame.action}`);
+        }
+        return reply;
+    }
+    /** (Re)subscribes on connection `epoch` and reads back as far as the window reached. */
+    async readWindow(epoch) {
+        if (this.ended)
+            return;
+        const hadWindow = this.hasWindow;
+        const previousStart = this.windowStart;
+        const previousAll = this.loadedAll;
+        const limit = hadWindow ? Math.max(1, Math.min(MAX_PAGE, this.byId.size)) : DEFAULT_PAGE;
+        const fresh = new Map();
+        let start = null;
+        let all = false;
+        let frame = {
+            action: "subscribe",
+            subscriptionId: this.subscriptionId,
+            conversationId: this.conversationId,
+            limit,
+        };
+        for (;;) {
+            const reply = await this.request(frame, epoch);
+            if (reply.state === "error")
+                return this.end({ type: "error", error: NatterError.from(reply.error) });
+            if (reply.state !== "active")
+                return this.end({ type: "unsubscribed" });
+            for (const m of reply.messages)
+                if (start === null || m.id < start)
+                    start = m.id;
+            for (const m of await this.resolve(reply.messages))
+                if (!("gone" in m))
+                    fresh.set(m.id, m);
+            all = reply.loadedAll;
+            const reached = previousAll ? false : previousStart === null || (start !== null && start <= previousStart);
+            if (!hadWindow || all || reached)
+                break;
+            // As many as the old window held beyond what was read (30 more when some were deleted).
+            let missing = 0;
+            for (const old of this.byId.keys())
+                if (start !== null && old < start)
+                    missing++;
+            const count = previousAll ? MAX_PAGE : missing > 0 ? Math.min(MAX_PAGE, missing) : DEFAULT_PAGE;
+            frame = { action: "loadMore", subscriptionId: this.subscriptionId, count };
+        }
+        if (this.ended)
+            return;
+        // Replace the window with what was read, keeping the objects of unchanged messages.
+        const next = new Map();
+        for (const [id, m] of fresh) {
+            const old = this.byId.get(id);
+            next.set(id, old && deepEqual(old, m) ? old : m);
+        }
+        this.byId = next;
+        this.windowStart = start;
+        this.loadedAll = all;
+        this.hasWindow = true;
+        this.liveEpoch = epoch;
+        this.emit();
+        this.wakeWaiters();
+    }
+    async runLoadMore(count) {
+        for (;;) {
+            await this.untilLive();
+            if (this.ended || this.loadedAll)
+                return;
+            const epoch = this.liveEpoch;
+            try {
+                await this.enqueue(async () => {
+                    if (this.ended || this.loadedAll)
+                        return;
+                    if (this.liveEpoch !== epoch)
+                        throw new Disconnected();
+                    const reply = await this.request({ action: "loadMore", subscriptionId: this.subscriptionId, count }, epoch);
+                    if (reply.state === "error")
+                        return this.end({ type: "error", error: NatterError.from(reply.error) });
+                    if (reply.state !== "active")
+                        return this.end({ type: "unsubscribed" });
+                    for (const m of reply.messages) {
+                        if (this.windowStart === null || m.id < this.windowStart)
+                            this.windowStart = m.id;
+                    }
+                    for (const m of await this.resolve(reply.messages)) {
+                        if ("gone" in m)
+                            continue;
+                        const old = this.byId.get(m.id);
+                        this.byId.set(m.id, old && deepEqual(old, m) ? old : m);
+                    }
+                    this.loadedAll = reply.loadedAll;
+                    this.emit();
+                });
+                return;
+            }
+            catch (e) {
+                if (e instanceof Disconnected)
+                    continue; // load again once the window is restored
+                throw e;
+            }
+        }
+    }
+    inWindow(id) {
+        return this.loadedAll || this.windowStart === null || id >= this.windowStart;
+    }
+    /** Puts a message into the window; replies to it get its new state in `referencedMessage`. */
+    upsert(m) {
+        const old = this.byId.get(m.id);
+        if (old && deepEqual(old, m))
+            return;
+        this.byId.set(m.id, m);
+        if (old)
+            this.updateReplies(m.id, (ref) => referencedFrom(ref, m));
+    }
+    updateReplies(id, update) {
+        for (const [rid, r] of this.byId) {
+            if (r.referencedMessage?.id !== id)
+                continue;
+            const referencedMessage = update(r.referencedMessage);
+            if (!deepEqual(referencedMessage, r.referencedMessage))
+                this.byId.set(rid, { ...r, referencedMessage });
+        }
+    }
+    async applyPush(frame) {
+        if (this.ended || !this.hasWindow)
+            return;
+        switch (frame.type) {
+            case "message.created":
+            case "message.edited": {
+                const [m] = await this.resolve([frame.message]);
+                if (this.ended || !m)
+                    return;
+                if ("gone" in m) {
+                    this.remove(m.id);
+                }
+                else if (this.inWindow(m.id) && (frame.type === "message.created" || this.byId.has(m.id))) {
+                    this.upsert(m);
+                }
+                break;
+            }
+            case "message.deleted":
+                this.remove(frame.messageId);
+                break;
+            case "reaction.added":
+            case "reaction.removed": {
+                const m = this.byId.get(frame.messageId);
+                if (!m)
+                    return;
+                const mine = frame.userId === this.session.userId;
+                const reactions = [];
+                let found = false;
+                for (const r of m.reactions) {
+                    if (r.emoji !== frame.emoji) {
+                        reactions.push(r);
+                        continue;
+                    }
+                    found = true;
+                    if (frame.count > 0) {
+                        reactions.push({
+                            emoji: r.emoji,
+                            count: frame.count,
+                            currentUserReacted: mine ? frame.type === "reaction.added" : r.currentUserReacted,
+                        });
+                    }
+                }
+                if (!found && frame.count > 0) {
+                    reactions.push({ emoji: frame.emoji, count: frame.count, currentUserReacted: mine && frame.type === "reaction.added" });
+                }
+                this.upsert({ ...m, reactions });
+                break;
+            }
+            default:
+                return;
+        }
+        this.emit();
+    }
+    remove(id) {
+        if (!this.byId.delete(id))
+            return;
+        this.updateReplies(id, () => null);
+    }
+    /** Calls back when the window differs from the last one shown: a new array, old objects kept. */
+    emit() {
+        if (this.ended)
+            return;
+        const ids = [...this.byId.keys()].sort(newestFirst);
+        const messages = ids.map((id) => this.byId.get(id));
+        const last = this.lastEmitted;
+        const same = last !== null &&
+            last.length === messages.length &&
+            last.every((m, i) => m === messages[i]) &&
+            this.lastLoadedAll === this.loadedAll;
+        if (same)
+            return;
+        this.lastEmitted = messages;
+        this.lastLoadedAll = this.loadedAll;
+        const state = { type: "active", latestSnapshot: messages, loadedAll: this.loadedAll };
+        this.state = state;
+        if (!this.wasActive) {
+            this.wasActive = true;
+            this.resolveConnected(state);
+        }
+        const callback = this.onSnapshot;
+        if (callback)
+            callSafely(() => callback(messages, state.loadedAll));
+    }
+}
+export class Session {
+    /** @internal */ options;
+    /** @internal */ connection;
+    url;
+    wsUrl;
+    token = null;
+    tokenPromise = null;
+    tokenError = null;
+    nextSubscription = 1;
+    subscriptions = new Map();
+    inbox = new Map();
+    inboxList = [];
+    /** Every inbox message id `on("message")` has fired for: it fires once per id. */
+    announced = new Set();
+    listeners = [];
+    /** While a hello replay pages through the inbox: the ids it (or a push) showed, and the deleted. */
+    replay = null;
+    closed = false;
+    /** The connection id from the latest `hello` (usable as an inbox recipient), or null. */
+    clientId = null;
+    constructor(options) {
+        if (!options || typeof options.url !== "string")
+            throw new TypeError("new Session({url, ...}) needs a url");
+        if (!options.token && !options.tokenFetcher)
+            throw new TypeError("new Session needs a token or a tokenFetcher");
+        this.options = options;
+        this.url = options.url.replace(/\/+$/, "");
+        this.wsUrl = options.wsUrl ?? `${this.url.replace(/^http(s?):/i, "ws$1:")}/ws`;
+        this.connection = new Connection(this);
+        if (options.token) {
+            this.token = options.token;
+        }
+        else {
+            // Called at start; a failure is kept for the first call to report.
+            this.fetchToken().catch((e) => (this.tokenError = e));
+        }
+    }
+    /** The user id: the current token's `sub` (null while the first token is being fetched). */
+    get userId() {
+        return this.token ? tokenSubject(this.token) : null;
+    }
+    user(id) {
+        return new UserRef(this, id);
+    }
+    conversation(id) {
+        return new ConversationRef(this, id);
+    }
+    // --- the inbox (Webstrates' shape) ------------------------------------------------------------
+    /** Sends any JSON value to users (ids, or client ids); resolves to the stored message ids. */
+    async message(message, recipients) {
+        const reply = await this.request("POST", "/v1/inbox", { message, recipients });
+        return reply.messageIds;
+    }
+    /**
+     * `"message"`: `(message, senderId, messageId)` for each inbox message that arrives (pushed, or
+     * replayed by the server's hello), once per `messageId` however often reconnects replay it.
+     * Registering the first listener connects the session's WebSocket.
+     */
+    on(event, listener) {
+        if (event !== "message")
+            throw new TypeError(`unknown event ${String(event)}`);
+        this.webSocketConstructor();
+        this.listeners.push(listener);
+        if (!this.closed)
+            this.connection.ensure();
+    }
+    off(event, listener) {
+        if (event !== "message")
+            return;
+        this.listeners = this.listeners.filter((l) => l !== listener);
+    }
+    /** The inbox as last known, oldest first. */
+    get messages() {
+        if (!this.inboxList) {
+            this.inboxList = [...this.inbox.values()].sort((a, b) => a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0);
+        }
+        return this.inboxList;
+    }
+    async deleteMessage(messageId) {
+        await this.request("DELETE", `/v1/inbox/${segment(messageId)}`);
+        this.dropInbox(messageId);
+    }
+    async deleteMessages() {
+        await this.request("DELETE", "/v1/inbox");
+        for (const id of [...this.inbox.keys()])
+            this.dropInbox(id);
+    }
+    /** Closes the connection and ends every subscription. */
+    close() {
+        if (this.closed)
+            return;
+        this.closed = true;
+        this.connection.close();
+        for (const s of [...this.subscriptions.values()])
+            s.end({ type: "unsubscribed" });
+    }
+    /** How many WebSocket connections this session has opened (1 plus its reconnects). */
+    get connectionCount() {
+        return this.connection.opened;
+    }
+    // --- internal: HTTP and tokens -----------------------------------------------------------------
+    fetchToken() {
+        const fetcher = this.options.tokenFetcher;
+        if (!fetcher)
+            return Promise.reject(new NatterError("unauthorized", 401, "the token was refused and there is no tokenFetcher"));
+        if (!this.tokenPromise) {
+            this.tokenPromise = Promise.resolve()
+                .then(fetcher)
+                .then((token) => {
+                if (typeof token !== "string" || !token)
+                    throw new NatterError("unauthorized", 401, "tokenFetcher gave no token");
+                this.token = token;
+                this.tokenError = null;
+                return token;
+            })
+                .finally(() => {
+                this.tokenPromise = null;
+            });
+        }
+        return this.tokenPromise;
+    }
+    /** @internal */
+    async currentToken() {
+        if (this.tokenPromise)
+            return this.tokenPromise;
+        if (this.token)
+            return this.token;
+        if (this.tokenError && !this.options.tokenFetcher)
+            throw this.tokenError;
+        return this.fetchToken();
+    }
+    /** After `used` was refused with 401: a new token, or null when there is none to be had. */
+    async renewToken(used) {
+        if (!this.options.tokenFetcher)
+            return null;
+        if (this.tokenPromise)
+            return this.tokenPromise;
+        if (this.token && this.token !== used)
+            return this.token;
+        const token = await this.fetchToken();
+        return token === used ? null : token;
+    }
+    /** @internal An HTTP call; a 401 gets a new token from tokenFetcher and one more try. */
+    async request(method, path, body) {
+        const doFetch = this.options.fetch ?? globalThis.fetch;
+        let token = await this.currentToken();
+        for (let attempt = 0;; attempt++) {
+            const headers = { authorization: `Bearer ${token}` };
+            if (body !== undefined)
+                headers["content-type"] = "application/json";
+            let response;
+            try {
+                response = await doFetch(`${this.url}${path}`, {
+                    method,
+                    headers,
+                    body: body === undefined ? undefined : JSON.stringify(body),
+                });
+            }
+            catch (e) {
+                throw new NatterError("network", 0, `${method} ${path}: ${e instanceof Error ? e.message : String(e)}`);
+            }
+            if (response.status === 401 && attempt === 0) {
+                await response.text().catch(() => "");
+                const next = await this.renewToken(token);
+                if (next) {
+                    token = next;
+                    continue;
+                }
+                throw new NatterError("unauthorized", 401, "the token was refused");
+            }
+            const text = await response.text();
+            let json = null;
+            if (text) {
+                try {
+                    json = JSON.parse(text);
+                }
+                catch {
+                    json = null;
+                }
+            }
+            if (!response.ok) {
+                const error = json?.error;
+                if (error && typeof error.code === "string")
+                    throw NatterError.from(error, response.status);
+                throw new NatterError("http_" + response.status, response.status, text || response.statusText);
+            }
+            return json;
+        }
+    }
+    /** @internal A GET whose 404 is `null`. */
+    async getOrNull(path) {
+        try {
+            return await this.request("GET", path);
+        }
+        catch (e) {
+            if (e instanceof NatterError && e.status === 404)
+                return null;
+            throw e;
+        }
+    }
+    /** @internal Asks the HTTP API whether the token is good (after a refused connect). */
+    async checkToken() {
+        const token = await this.currentToken();
+        const me = tokenSubject(token) ?? "-";
+        await this.getOrNull(`/v1/users/${segment(me)}`);
+    }
+    /** @internal */
+    webSocketConstructor() {
+        const WS = this.options.WebSocket ?? globalThis.WebSocket;
+        if (!WS)
+            throw new TypeError("no WebSocket in this runtime: pass one as the WebSocket option (e.g. the ws package's)");
+        return WS;
+    }
+    // --- internal: subscriptions and frames --------------------------------------------------------
+    /** @internal */
+    subscribe(conversationId, onSnapshot) {
+        this.webSocketConstructor();
+        const sub = new MessageSubscription(this, `m${this.nextSubscription++}`, conversationId, onSnapshot);
+        if (this.closed) {
+            sub.end({ type: "unsubscribed" });
+            return sub;
+        }
+        this.subscriptions.set(sub.subscriptionId, sub);
+        this.connection.ensure();
+        if (this.connection.open)
+            sub.restore(this.connection.epoch);
+        return sub;
+    }
+    /** @internal */
+    forget(sub) {
+        if (this.subscriptions.get(sub.subscriptionId) === sub)
+            this.subscriptions.delete(sub.subscriptionId);
+    }
+    /** @internal A socket opened: hello (and the inbox replay), and every subscription again. */
+    connectionOpened(epoch) {
+        for (const sub of this.subscriptions.values())
+            sub.restore(epoch);
+        this.helloAndReplay().catch((e) => {
+            if (!(e instanceof Disconnected))
+                callSafely(() => {
+                    throw e;
+                });
+        });
+    }
+    /** @internal The token is refused for good: subscriptions end in state `error`. */
+    connectionFailed(error) {
+        for (const s of [...this.subscriptions.values()])
+            s.end({ type: "error", error });
+    }
+    async helloAndReplay() {
+        const replay = { seen: new Set(), deleted: new Set() };
+        this.replay = replay;
+        try {
+            let reply = await this.connection.request({ action: "hello" });
+            if (reply.type === "error")
+                throw NatterError.from(reply.error);
+            if (reply.type !== "hello")
+                throw new NatterError("internal", 0, `unexpected reply ${reply.type} to hello`);
+            this.clientId = reply.clientId;
+            this.connection.healthy();
+            let page = reply;
+            for (;;) {
+                for (const m of page.messages) {
+                    replay.seen.add(m.messageId);
+                    if (!replay.deleted.has(m.messageId))
+                        this.addInbox(m);
+                }
+                if (!page.hasMore || page.messages.length === 0)
+                    break;
+                const after = page.messages[page.messages.length - 1].messageId;
+                reply = await this.connection.request({ action: "inboxMore", after });
+                if (reply.type === "error")
+                    throw NatterError.from(reply.error);
+                if (reply.type !== "inbox")
+                    throw new NatterError("internal", 0, `unexpected reply ${reply.type} to inboxMore`);
+                page = reply;
+            }
+            // The whole inbox was read: what it no longer holds was deleted while we were away.
+            for (const id of [...this.inbox.keys()])
+                if (!replay.seen.has(id))
+                    this.dropInbox(id);
+        }
+        finally {
+            if (this.replay === replay)
+                this.replay = null;
+        }
+    }
+    addInbox(m) {
+        const snapshot = {
+            messageId: m.messageId,
+            message: m.message,
+            senderId: m.senderId,
+            createdAt: m.createdAt,
+        };
+        if (!this.inbox.has(m.messageId)) {
+            this.inbox.set(m.messageId, snapshot);
+            this.inboxList = null;
+        }
+        if (!this.announced.has(m.messageId)) {
+            this.announced.add(m.messageId);
+            for (const l of [...this.listeners])
+                callSafely(() => l(snapshot.message, snapshot.senderId, snapshot.messageId));
+        }
+    }
+    dropInbox(id) {
+        if (this.inbox.delete(id))
+            this.inboxList = null;
+    }
+    /** @internal A frame that is not a reply: a push. */
+    frameReceived(frame) {
+        switch (frame.type) {
+            case "inbox.message":
+                this.replay?.seen.add(frame.messageId);
+                this.addInbox(frame);
+                return;
+            case "inbox.deleted":
+                this.replay?.deleted.add(frame.messageId);
+                this.dropInbox(frame.messageId);
+                return;
+            case "message.created":
+            case "message.edited":
+            case "message.deleted":
+            case "reaction.added":
+            case "reaction.removed":
+                this.subscriptions.get(frame.subscriptionId)?.pushed(frame);
+                return;
+            default:
+                return;
+        }
+    }
+}
