@@ -88,11 +88,13 @@ for (const store of stores()) {
 
       await fresh.delete();
       await eventually(() => !sub.state.latestSnapshot.some((m) => m.id === fresh.id), { what: "the delete" });
-      assert.equal(sub.state.latestSnapshot.length, 30);
+      // 30, or one more when a reconnect (every 3 s) restored the window while it held 31 and
+      // the deleted one was gone by then: a restored window holds at least what it had.
+      const shown = sub.state.latestSnapshot;
+      assert.ok(shown.length === 30 || shown.length === 31, `${shown.length} messages`);
 
       // What the subscriber shows is the server's state.
-      const server30 = (await listAll(server, id, mintToken(alice))).slice(0, 30);
-      assert.deepEqual(sub.state.latestSnapshot, server30);
+      assert.deepEqual(shown, (await listAll(server, id, mintToken(alice))).slice(0, shown.length));
       sub.unsubscribe();
     });
 
