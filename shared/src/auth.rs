@@ -7,7 +7,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::config::input::TOKEN_LEEWAY_SECS;
+use crate::config::input::{TOKEN_EXP_LEEWAY_SECS, TOKEN_NBF_LEEWAY_SECS};
 use crate::config::Limits;
 
 /// The only JWT algorithm accepted or issued.
@@ -317,12 +317,12 @@ fn verify_user_token(
     }
     let mut validation = Validation::new(Algorithm::HS256);
     // jsonwebtoken checks exp and nbf against the system clock; they are checked below
-    // against `now_secs` instead (the clock every other rule uses), with the same leeway, and
+    // against `now_secs` instead (the clock every other rule uses), each with its leeway, and
     // exp's absence gets its own error.
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.required_spec_claims.clear();
-    validation.leeway = TOKEN_LEEWAY_SECS;
+    validation.leeway = TOKEN_EXP_LEEWAY_SECS;
     // Our tokens carry no audience; with only one issuer there is nothing to match.
     validation.validate_aud = false;
     let claims = jsonwebtoken::decode::<RawClaims>(
@@ -339,12 +339,12 @@ fn verify_user_token(
     .claims;
 
     let exp = claims.exp.ok_or(AuthError::MissingExp)?;
-    if exp.saturating_add(TOKEN_LEEWAY_SECS) <= now_secs {
+    if exp.saturating_add(TOKEN_EXP_LEEWAY_SECS) <= now_secs {
         return Err(AuthError::Expired);
     }
     if claims
         .nbf
-        .is_some_and(|nbf| nbf > now_secs.saturating_add(TOKEN_LEEWAY_SECS))
+        .is_some_and(|nbf| nbf > now_secs.saturating_add(TOKEN_NBF_LEEWAY_SECS))
     {
         return Err(AuthError::NotYetValid);
     }
@@ -877,8 +877,10 @@ mod tests {
         });
         let cases = [
             (NOW + 86_400, Err(AuthError::NotYetValid)),
-            (NOW + TOKEN_LEEWAY_SECS + 1, Err(AuthError::NotYetValid)),
-            (NOW + TOKEN_LEEWAY_SECS, user.clone()),
+            (NOW + TOKEN_NBF_LEEWAY_SECS + 1, Err(AuthError::NotYetValid)),
+            // A clock a little ahead: within the leeway, the token passes at once.
+            (NOW + TOKEN_NBF_LEEWAY_SECS, user.clone()),
+            (NOW + 5, user.clone()),
             (NOW, user.clone()),
             (NOW - 3600, user.clone()),
         ];

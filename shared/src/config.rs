@@ -269,9 +269,13 @@ pub mod input {
     /// bytes) and every sort key at most one beside short fixed parts (at most 1024 bytes);
     /// `shared/tests/key_limits.rs` writes every item with the widest ids.
     pub const ID_MAX_BYTES: usize = 512;
-    /// Clock skew allowed when checking a user token's `exp` and `nbf` (one leeway for both):
-    /// none.
-    pub const TOKEN_LEEWAY_SECS: u64 = 0;
+    /// Clock skew allowed when checking a user token's `exp`: none, so a token is refused from
+    /// the second it expires (a client then fetches a new one).
+    pub const TOKEN_EXP_LEEWAY_SECS: u64 = 0;
+    /// Clock skew allowed when checking a user token's `nbf`: an app server whose clock runs a
+    /// little ahead of AWS's issues tokens with `nbf` = its own now, and they must pass at once;
+    /// a token not valid for longer than this is 401.
+    pub const TOKEN_NBF_LEEWAY_SECS: u64 = 30;
     /// Shortest signing secret and secret key the authorizers accept from Secrets Manager
     /// (`secrets.rs`); the template generates longer ones. natter-local does not check it.
     pub const SECRET_MIN_CHARS: usize = 32;

@@ -42,8 +42,14 @@ async fn ask_token(gw: &Gateway, body: Value) -> (u16, Value) {
 async fn the_page_and_its_files_are_served() {
     let gw = Gateway::on(Store::Memory);
     let (status, content_type, page) = fetch(&gw, "/").await;
-    assert_eq!((status, content_type.as_str()), (200, "text/html; charset=utf-8"));
-    assert!(page.contains(r#"<script type="module" src="/app.js">"#), "{page}");
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/html; charset=utf-8")
+    );
+    assert!(
+        page.contains(r#"<script type="module" src="/app.js">"#),
+        "{page}"
+    );
     for (path, kind, needle) in [
         ("/app.js", "text/javascript", "/natter-client.js"),
         ("/style.css", "text/css", "#message-list"),
@@ -63,15 +69,25 @@ async fn dev_secrets_hand_the_page_tokens_that_the_api_accepts() {
     let gw = with_dev_secrets();
     let (status, _, config) = fetch(&gw, "/@local/demo").await;
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_str::<Value>(&config).unwrap(), json!({"devTokens": true}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&config).unwrap(),
+        json!({"devTokens": true})
+    );
 
     let (status, body) = ask_token(&gw, json!({"userId": "dana"})).await;
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().expect("a token");
-    let user = expect_status(gw.put("/users/dana", token, json!({"name": "Dana"})).await, 200);
+    let user = expect_status(
+        gw.put("/users/dana", token, json!({"name": "Dana"})).await,
+        200,
+    );
     assert_eq!(user["id"], "dana");
 
-    for bad in [json!({}), json!({"userId": 7}), json!({"userId": "dana", "role": "admin"})] {
+    for bad in [
+        json!({}),
+        json!({"userId": 7}),
+        json!({"userId": "dana", "role": "admin"}),
+    ] {
         let refused = ask_token(&gw, bad.clone()).await;
         expect_error(&refused, 400, "invalid_request");
     }
@@ -84,7 +100,10 @@ async fn real_secrets_hand_out_no_tokens() {
     let gw = Gateway::on(Store::Memory);
     let (status, _, config) = fetch(&gw, "/@local/demo").await;
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_str::<Value>(&config).unwrap(), json!({"devTokens": false}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&config).unwrap(),
+        json!({"devTokens": false})
+    );
     let refused = ask_token(&gw, json!({"userId": "dana"})).await;
     expect_error(&refused, 404, "not_found");
 }

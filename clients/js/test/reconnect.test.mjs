@@ -70,13 +70,20 @@ for (const store of stores()) {
       const started = Date.now();
       const connectionsBefore = a.connectionCount;
       let op = 0;
-      // At least 40 changes over at least 7 s: the gateway cuts alice's connection at least twice
-      // meanwhile, and the test drops it twice more, in the middle of the traffic.
-      while (op < 40 || Date.now() - started < 7000) {
+      // At least 40 changes over at least 10 s. The test drops alice's connection twice in the
+      // middle of the traffic, each time once it is open and waiting until it is open again, so
+      // both drops are reconnects; and with at most three connections over 10 s one would live
+      // past the gateway's 3 s lifetime, so the gateway cuts it at least once more.
+      while (op < 40 || Date.now() - started < 10000) {
         const who = writers[Math.floor(rand() * 3)];
         const conv = who.conversation(id);
         const r = rand();
-        if (op === 12 || op === 30) a.connection.drop();
+        if (op === 12 || op === 30) {
+          await eventually(() => a.connection.open, { what: "alice's connection to be open" });
+          const opened = a.connectionCount;
+          a.connection.drop();
+          await eventually(() => a.connectionCount > opened, { what: "alice to reconnect after the drop" });
+        }
         op++;
         if (r < 0.3 || live.size < 5) {
           const reply = rand() < 0.3 ? pick() : undefined;
