@@ -436,28 +436,11 @@ impl Gateway {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
-        let mut request = self.client.request(method.clone(), self.url(path));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if !body.is_empty() {
-            request = request.body(body);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e:?}\n{}", self.output()));
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e:?}"));
-        let value = if bytes.is_empty() {
+        let (status, text) = self.send_raw_text(method, path, headers, body).await;
+        let value = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         (status, value)
     }
