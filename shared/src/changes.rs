@@ -4,7 +4,7 @@
 //! record into a `Change`); the embedded store emits them directly from its writes. Either
 //! way the fan-out receives the same values, so it behaves the same locally and deployed.
 
-use crate::model::MessageRecord;
+use crate::model::{MessageRecord, ParticipantRecord};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -28,6 +28,18 @@ pub enum Change {
         user_id: String,
         count: u64,
     },
+    /// A participant joined (`before` is `None`), left (`after` is `None`), or changed access
+    /// or read state. What the conversation lists hear about.
+    ParticipantChanged {
+        conversation_id: String,
+        user_id: String,
+        before: Option<ParticipantRecord>,
+        after: Option<ParticipantRecord>,
+    },
+    /// A conversation's subject, photo or `custom` changed.
+    ConversationChanged {
+        conversation_id: String,
+    },
     /// A new inbox message for one recipient.
     InboxCreated(crate::store::inbox::InboxRecord),
     /// An inbox message deleted by its recipient (not by expiry).
@@ -48,19 +60,27 @@ impl Change {
             Change::ReactionAdded { message, .. } | Change::ReactionRemoved { message, .. } => {
                 &message.conversation_id
             }
+            Change::ParticipantChanged {
+                conversation_id, ..
+            }
+            | Change::ConversationChanged { conversation_id } => conversation_id,
             Change::InboxCreated(_) | Change::InboxDeleted { .. } => return None,
         })
     }
 
-    pub fn message_id(&self) -> &str {
+    /// The message a change is about; `None` for changes to conversations, participants and
+    /// the inbox.
+    pub fn message_id(&self) -> Option<&str> {
         match self {
-            Change::MessageCreated(m) | Change::MessageEdited(m) => &m.id,
-            Change::MessageDeleted { message_id, .. } => message_id,
+            Change::MessageCreated(m) | Change::MessageEdited(m) => Some(&m.id),
+            Change::MessageDeleted { message_id, .. } => Some(message_id),
             Change::ReactionAdded { message, .. } | Change::ReactionRemoved { message, .. } => {
-                &message.id
+                Some(&message.id)
             }
-            Change::InboxCreated(record) => &record.message_id,
-            Change::InboxDeleted { message_id, .. } => message_id,
+            Change::ParticipantChanged { .. }
+            | Change::ConversationChanged { .. }
+            | Change::InboxCreated(_)
+            | Change::InboxDeleted { .. } => None,
         }
     }
 }

@@ -56,6 +56,13 @@ pub struct Limits {
     pub max_page: usize,
     /// Page size when none is given.
     pub default_page: usize,
+    /// Conversations in one page of a user's conversation list (and of `subscribeConversations`)
+    /// when no `limit` is given; the most is `max_page`.
+    pub default_conversation_page: usize,
+    /// `unreadMessageCount` counts up to this many messages: a count of this many means this
+    /// many or more. Counting reads the unread messages, so the cap bounds what one
+    /// conversation snapshot costs however many messages wait.
+    pub max_unread_count: usize,
     /// Most distinct reactions on one message.
     pub max_distinct_reactions: usize,
     /// Largest inbox message, serialized as JSON, in bytes.
@@ -82,6 +89,8 @@ impl Default for Limits {
             max_import_messages: 100,
             max_page: 100,
             default_page: 30,
+            default_conversation_page: 20,
+            max_unread_count: 255,
             max_distinct_reactions: 50,
             max_inbox_message_bytes: 64 * 1024,
             max_inbox_recipients: 100,
@@ -384,6 +393,12 @@ pub mod storage {
     /// applies backpressure and loses nothing, and its memory stays bounded: ten of the
     /// fan-out's batches (`stream::BATCH_SIZE`).
     pub const CHANGE_FEED_CAPACITY: usize = 10 * super::stream::BATCH_SIZE;
+    /// Query pages an unread count reads at most (each at most `max_unread_count` + 1 messages):
+    /// the user's own messages are read and not counted, so a user who sent more than this many
+    /// pages' worth since their last read gets a lower count, never an unbounded read.
+    pub const UNREAD_COUNT_MAX_PAGES: usize = 4;
+    /// Activity writes (`ActivityWriter`) in flight at once, one per participant.
+    pub const ACTIVITY_WRITE_CONCURRENCY: usize = 16;
 }
 
 /// The local gateway's own timings (natter-local; nothing on AWS reads them).

@@ -20,8 +20,9 @@ use crate::config::sizes::HTTP_RESPONSE_MAX_BYTES;
 use crate::config::Limits;
 use crate::domain::{
     AddReaction, ClearInbox, DeleteInboxMessage, DeleteMessage, DeleteParticipant, EditMessage,
-    GetConversation, GetMessage, GetUser, ImportMessages, ListInbox, ListMessages, ParticipantBody,
-    PutConversation, PutParticipant, PutUser, RemoveReaction, SendInboxMessage, SendMessage,
+    GetConversation, GetMessage, GetUser, ImportMessages, ListConversations, ListInbox,
+    ListMessages, MarkRead, MarkUnread, ParticipantBody, PutConversation, PutParticipant, PutUser,
+    RemoveReaction, SendInboxMessage, SendMessage,
 };
 use crate::error::{Error, Result};
 use crate::routes::HttpRoute;
@@ -43,7 +44,7 @@ fn json<T: Serialize>(status: u16, value: T) -> Result<Reply> {
     })
 }
 
-/// The body of a message page.
+/// The body of a message or conversation page.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MessagesPage<'a, T> {
@@ -269,6 +270,26 @@ http_operations! {
         |op, id, req| {
             let ids = op.run(id, req.path("conversationId")?, req.body()?).await?;
             json(201, serde_json::json!({ "messageIds": ids }))
+        };
+    ListConversations: "GET" "/v1/users/{userId}/conversations" => "list-conversations",
+        |op, id, req| {
+            let before = req.query("before")?;
+            let found = op
+                .run(id, req.path("userId")?, limit_param(req)?, before.as_deref())
+                .await?;
+            page(found.data, |data, cut| {
+                sizes::json_text(&MessagesPage { data, loaded_all: found.loaded_all && !cut })
+            })
+        };
+    MarkRead: "POST" "/v1/conversations/{conversationId}/read" => "mark-read",
+        |op, id, req| {
+            op.run(id, req.path("conversationId")?).await?;
+            no_content()
+        };
+    MarkUnread: "POST" "/v1/conversations/{conversationId}/unread" => "mark-unread",
+        |op, id, req| {
+            op.run(id, req.path("conversationId")?).await?;
+            no_content()
         };
     SendInboxMessage: "POST" "/v1/inbox" => "send-inbox-message",
         |op, id, req| {

@@ -9,7 +9,7 @@ use crate::content::Content;
 
 pub type Custom = BTreeMap<String, String>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Access {
     ReadWrite,
     Read,
@@ -111,7 +111,34 @@ pub struct ParticipantRecord {
     pub conversation_id: String,
     pub user_id: String,
     pub access: Access,
+    /// When the user joined (ms). Set by the first write; a change of access keeps it.
+    pub joined_at: i64,
+    /// Until when the user has read the conversation (ms); `None` before their first read.
+    pub read_until: Option<i64>,
+    /// Marked unread since the last read.
+    pub marked_unread: bool,
     pub expires_at: i64,
+}
+
+impl ParticipantRecord {
+    /// A participant joining at `now_ms`, with nothing read.
+    pub fn joining(
+        conversation_id: &str,
+        user_id: &str,
+        access: Access,
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Self {
+        ParticipantRecord {
+            conversation_id: conversation_id.to_string(),
+            user_id: user_id.to_string(),
+            access,
+            joined_at: now_ms,
+            read_until: None,
+            marked_unread: false,
+            expires_at,
+        }
+    }
 }
 
 /// One distinct reaction on a message, as kept on the message item.
@@ -238,20 +265,57 @@ impl UserSnapshot {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ParticipantSnapshot {
     pub access: Access,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A conversation as one viewer sees it (TalkJS's shape). The viewer fields (`access`,
+/// `joinedAt`, `readUntil`, `unreadMessageCount`, `isUnread`) are null for the secret key.
+/// `M` is how the last message is carried: whole over HTTP, as a `FrameMessage` in frames.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ConversationSnapshot {
+pub struct ConversationSnapshot<M = MessageSnapshot> {
     pub id: String,
     pub subject: Option<String>,
     pub photo_url: Option<String>,
     pub custom: Custom,
     pub created_at: i64,
     pub participants: BTreeMap<String, ParticipantSnapshot>,
+    pub access: Option<Access>,
+    pub joined_at: Option<i64>,
+    /// The newest live message, or null.
+    pub last_message: Option<M>,
+    /// Others' live messages after `readUntil`, counted up to `Limits::max_unread_count`.
+    pub unread_message_count: Option<u64>,
+    pub read_until: Option<i64>,
+    /// The earliest `readUntil` among the participants (null while one has never read).
+    pub everyone_read_until: Option<i64>,
+    pub is_unread: Option<bool>,
+}
+
+impl<M> ConversationSnapshot<M> {
+    /// The same snapshot with its last message carried another way.
+    pub fn map_last_message<N>(
+        self,
+        f: impl FnOnce(M) -> std::result::Result<N, crate::error::Error>,
+    ) -> std::result::Result<ConversationSnapshot<N>, crate::error::Error> {
+        Ok(ConversationSnapshot {
+            id: self.id,
+            subject: self.subject,
+            photo_url: self.photo_url,
+            custom: self.custom,
+            created_at: self.created_at,
+            participants: self.participants,
+            access: self.access,
+            joined_at: self.joined_at,
+            last_message: self.last_message.map(f).transpose()?,
+            unread_message_count: self.unread_message_count,
+            read_until: self.read_until,
+            everyone_read_until: self.everyone_read_until,
+            is_unread: self.is_unread,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]

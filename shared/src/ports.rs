@@ -20,9 +20,10 @@ use std::sync::Arc;
 use crate::services::{Component, Services};
 
 pub use crate::store::{
-    ConversationReader, ConversationWriter, ItemReader, MessageCreator, MessageDeleter,
-    MessageEditor, MessageImporter, MessageLister, ParticipantRemover, ParticipantWriter,
-    ReactionAdder, ReactionReader, ReactionRemover, Store, UserWriter,
+    ActivityWriter, ConversationLister, ConversationReader, ConversationWriter, ItemReader,
+    MessageCreator, MessageDeleter, MessageEditor, MessageImporter, MessageLister,
+    ParticipantRemover, ParticipantWriter, ReactionAdder, ReactionReader, ReactionRemover,
+    ReadMarker, Store, UnreadCounter, UserWriter,
 };
 
 /// One IAM action on the table (`dynamodb:GetItem` …) or on its indexes (`Resource:
@@ -110,10 +111,14 @@ ports! {
     // The message store.
     ItemReader from store => [BatchGetItem],
     UserWriter from store => [UpdateItem, DeleteItem],
-    ConversationWriter from store => [Query, UpdateItem, PutItem, DeleteItem],
+    ConversationWriter from store => [Query, UpdateItem, DeleteItem],
     ConversationReader from store => [Query],
-    ParticipantWriter from store => [ConditionCheckItem, PutItem],
+    ParticipantWriter from store => [ConditionCheckItem, UpdateItem],
     ParticipantRemover from store => [DeleteItem],
+    ConversationLister from store => [QueryIndex, BatchGetItem],
+    ReadMarker from store => [UpdateItem],
+    UnreadCounter from store => [Query],
+    ActivityWriter from store => [UpdateItem, DeleteItem],
     MessageCreator from store => [PutItem, ConditionCheckItem],
     MessageImporter from store => [PutItem],
     MessageLister from store => [Query],

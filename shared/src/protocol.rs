@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 
 use crate::domain::InboxMessageSnapshot;
 use crate::error::{Error, Result};
-use crate::model::MessageSnapshot;
+use crate::model::{ConversationSnapshot, MessageSnapshot};
 
 // ---- Client frames ----
 
@@ -40,6 +40,7 @@ pub enum ClientFrame {
     Subscribe(SubscribeFrame),
     LoadMore(LoadMoreFrame),
     Unsubscribe(UnsubscribeFrame),
+    SubscribeConversations(SubscribeConversationsFrame),
 }
 
 /// `{action: "hello"}`: who am I, and the inbox replay. Answered by `hello`.
@@ -139,10 +140,34 @@ pub struct UnsubscribeFrame {
     pub subscription_id: Option<String>,
 }
 
+/// `{action: "subscribeConversations", subscriptionId, limit?}`: the caller's `limit`
+/// conversations of latest activity, and every change to them from then on. Answered by
+/// `conversations` (state `active` or `error`); `loadMore` and `unsubscribe` work on it as on a
+/// message subscription, and answer with `conversations` too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "SubscribeConversationsFrame", transform = with_request_id)]
+pub struct SubscribeConversationsFrame {
+    /// Chosen by the client, unique per connection (shared with message subscriptions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        with = "String",
+        required,
+        length(min = 1, max = 128),
+        pattern(ID_PATTERN)
+    )]
+    pub subscription_id: Option<String>,
+    /// How many conversations the first window holds: 1 to 100, 20 when absent or `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<u32>", range(min = 1, max = 100))]
+    pub limit: Option<Value>,
+}
+
 /// Ids: 1 to 128 characters, no control characters, `#` or `/` (as in `docs/openapi.yaml`).
 const ID_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F#/]+$";
 
-const ACTIONS: &str = "hello, inboxMore, ping, subscribe, loadMore or unsubscribe";
+const ACTIONS: &str =
+    "hello, inboxMore, ping, subscribe, loadMore, unsubscribe or subscribeConversations";
 
 /// A client frame as it arrives: its JSON object, with the `requestId` to echo.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,8 +200,13 @@ impl IncomingFrame {
     pub fn frame(&self) -> Result<ClientFrame> {
         let action = match self.action() {
             Some(
-                action
-                @ ("hello" | "inboxMore" | "ping" | "subscribe" | "loadMore" | "unsubscribe"),
+                action @ ("hello"
+                | "inboxMore"
+                | "ping"
+                | "subscribe"
+                | "loadMore"
+                | "unsubscribe"
+                | "subscribeConversations"),
             ) => action,
             Some(other) => {
                 return Err(Error::invalid(format!(
@@ -230,6 +260,18 @@ pub enum ServerFrame {
     /// To every connection of the recipient.
     #[serde(rename = "inbox.deleted")]
     InboxDeleted(InboxDeletedPush),
+    /// The reply to `subscribeConversations`, and to `loadMore` and `unsubscribe` on a
+    /// conversation-list subscription.
+    #[serde(rename = "conversations")]
+    Conversations(ConversationsReply),
+    /// To every conversation-list subscription of a participant whose window holds the
+    /// conversation (a conversation that gets a message always enters it).
+    #[serde(rename = "conversation.updated")]
+    ConversationUpdated(ConversationPush),
+    /// To the conversation-list subscriptions of a user who left a conversation (or was
+    /// removed): it is no longer theirs.
+    #[serde(rename = "conversation.removed")]
+    ConversationRemoved(ConversationRemovedPush),
 }
 
 /// The reply to `hello`.
@@ -271,6 +313,96 @@ pub struct PongReply {}
 pub enum FrameMessage {
     Full(Box<MessageSnapshot>),
     Truncated(TruncatedMessage),
+}
+
+/// A conversation as a frame carries it: whole, with its last message as a `FrameMessage`; or,
+/// when even that could not fit in a frame (thousands of participants), its short form
+/// `{id, truncated: true}`: `GET /conversations/{cid}` returns it whole.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FrameConversation {
+    Full(Box<ConversationSnapshot<FrameMessage>>),
+    Truncated(TruncatedConversation),
+}
+
+/// `{id, truncated: true}`: a conversation too big for a frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct TruncatedConversation {
+    pub id: String,
+    /// Always `true`.
+    #[schemars(extend("const" = true))]
+    pub truncated: bool,
+}
+
+impl FrameConversation {
+    /// The conversation as frames carry it.
+    pub fn of(snapshot: ConversationSnapshot) -> Result<FrameConversation> {
+        let framed = snapshot.map_last_message(FrameMessage::of)?;
+        if crate::sizes::json_len(&framed)? > crate::config::sizes::FRAME_MESSAGE_MAX_BYTES {
+            Ok(FrameConversation::Truncated(TruncatedConversation {
+                id: framed.id,
+                truncated: true,
+            }))
+        } else {
+            Ok(FrameConversation::Full(Box::new(framed)))
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            FrameConversation::Full(c) => &c.id,
+            FrameConversation::Truncated(c) => &c.id,
+        }
+    }
+}
+
+/// The reply to `subscribeConversations`, and to `loadMore` and `unsubscribe` on its
+/// subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = with_request_id)]
+pub struct ConversationsReply {
+    pub subscription_id: String,
+    #[serde(flatten)]
+    pub state: ConversationsState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(
+    tag = "state",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ConversationsState {
+    /// Latest activity first: the first window (`subscribeConversations`) or the older ones
+    /// added (`loadMore`); at most `limit`/`count`, fewer when the next would not fit in the
+    /// frame.
+    Active {
+        conversations: Vec<FrameConversation>,
+        /// No conversation with older activity remains.
+        loaded_all: bool,
+    },
+    /// No subscription was made: `error` says why.
+    Error {
+        error: ErrorBody,
+    },
+    Unsubscribed,
+}
+
+/// `conversation.updated`: the conversation as the subscriber sees it now.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationPush {
+    pub conversation: FrameConversation,
+    pub subscription_id: String,
+}
+
+/// `conversation.removed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationRemovedPush {
+    pub conversation_id: String,
+    pub subscription_id: String,
 }
 
 /// `{id, conversationId, truncated: true}`: a message too big for a frame.
@@ -428,6 +560,14 @@ impl ServerFrame {
     /// `{type: "subscription", subscriptionId, state: "error", error}`.
     pub fn subscription_error(subscription_id: &str, error: ErrorBody) -> Self {
         Self::subscription(subscription_id, SubscriptionState::Error { error })
+    }
+
+    /// `{type: "conversations", subscriptionId, state, ...}`.
+    pub fn conversations(subscription_id: &str, state: ConversationsState) -> Self {
+        ServerFrame::Conversations(ConversationsReply {
+            subscription_id: subscription_id.to_string(),
+            state,
+        })
     }
 
     /// `{type: "subscription", subscriptionId, state: "unsubscribed"}`.
@@ -677,21 +817,21 @@ mod tests {
         let cases = [
             (
                 r#"{"action": "dance"}"#,
-                "unknown action \"dance\"; expected hello, inboxMore, ping, subscribe, loadMore or \
-                 unsubscribe",
+                "unknown action \"dance\"; expected hello, inboxMore, ping, subscribe, loadMore, \
+                 unsubscribe or subscribeConversations",
             ),
             (
                 r#"{"action": "Hello"}"#,
-                "unknown action \"Hello\"; expected hello, inboxMore, ping, subscribe, loadMore or \
-                 unsubscribe",
+                "unknown action \"Hello\"; expected hello, inboxMore, ping, subscribe, loadMore, \
+                 unsubscribe or subscribeConversations",
             ),
             (
                 r#"{"noAction": true}"#,
-                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore or unsubscribe",
+                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe or subscribeConversations",
             ),
             (
                 r#"{"action": 5}"#,
-                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore or unsubscribe",
+                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe or subscribeConversations",
             ),
             (r#"[{"action": "hello"}]"#, "a frame must be a JSON object"),
             (
@@ -943,7 +1083,87 @@ mod tests {
                 }),
                 json!({"type": "inbox.deleted", "messageId": "inb_1"}),
             ),
+            (
+                ServerFrame::conversations(
+                    "l",
+                    ConversationsState::Active {
+                        conversations: vec![
+                            FrameConversation::of(conversation(Some(snapshot.clone()))).unwrap(),
+                            FrameConversation::Truncated(TruncatedConversation {
+                                id: "c9".into(),
+                                truncated: true,
+                            }),
+                        ],
+                        loaded_all: false,
+                    },
+                ),
+                json!({
+                    "type": "conversations",
+                    "subscriptionId": "l",
+                    "state": "active",
+                    "conversations": [
+                        conversation_json(json!(snapshot)),
+                        {"id": "c9", "truncated": true},
+                    ],
+                    "loadedAll": false,
+                }),
+            ),
+            (
+                ServerFrame::conversations("l", ConversationsState::Unsubscribed),
+                json!({"type": "conversations", "subscriptionId": "l", "state": "unsubscribed"}),
+            ),
+            (
+                ServerFrame::ConversationUpdated(ConversationPush {
+                    conversation: FrameConversation::of(conversation(None)).unwrap(),
+                    subscription_id: "l".into(),
+                }),
+                json!({
+                    "type": "conversation.updated",
+                    "conversation": conversation_json(Value::Null),
+                    "subscriptionId": "l",
+                }),
+            ),
+            (
+                ServerFrame::ConversationRemoved(ConversationRemovedPush {
+                    conversation_id: "c1".into(),
+                    subscription_id: "l".into(),
+                }),
+                json!({"type": "conversation.removed", "conversationId": "c1", "subscriptionId": "l"}),
+            ),
         ]
+    }
+
+    fn conversation(last_message: Option<MessageSnapshot>) -> ConversationSnapshot {
+        ConversationSnapshot {
+            id: "c1".into(),
+            subject: Some("Plans".into()),
+            photo_url: None,
+            custom: Default::default(),
+            created_at: 1,
+            participants: [(
+                "ann".to_string(),
+                crate::model::ParticipantSnapshot {
+                    access: crate::model::Access::ReadWrite,
+                },
+            )]
+            .into(),
+            access: Some(crate::model::Access::ReadWrite),
+            joined_at: Some(1),
+            last_message,
+            unread_message_count: Some(2),
+            read_until: None,
+            everyone_read_until: None,
+            is_unread: Some(true),
+        }
+    }
+
+    fn conversation_json(last_message: Value) -> Value {
+        json!({
+            "id": "c1", "subject": "Plans", "photoUrl": null, "custom": {}, "createdAt": 1,
+            "participants": {"ann": {"access": "ReadWrite"}}, "access": "ReadWrite",
+            "joinedAt": 1, "lastMessage": last_message, "unreadMessageCount": 2,
+            "readUntil": null, "everyoneReadUntil": null, "isUnread": true,
+        })
     }
 
     #[test]
@@ -982,7 +1202,8 @@ mod tests {
                 "ping",
                 "subscribe",
                 "loadMore",
-                "unsubscribe"
+                "unsubscribe",
+                "subscribeConversations"
             ]
         );
         // Client frames are closed; the ids a valid frame needs are required.

@@ -139,6 +139,98 @@ impl<S: Store + ?Sized> ParticipantWriter for Counting<S> {
 }
 
 #[async_trait]
+impl<S: Store + ?Sized> ConversationLister for Counting<S> {
+    async fn list_conversations(
+        &self,
+        uid: &str,
+        before: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<ConversationListPage> {
+        self.call(
+            "list_conversations",
+            self.inner.list_conversations(uid, before, limit, now_ms),
+        )
+        .await
+    }
+
+    async fn conversation_position(
+        &self,
+        uid: &str,
+        cid: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        self.call(
+            "conversation_position",
+            self.inner.conversation_position(uid, cid, now_ms),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> ReadMarker for Counting<S> {
+    async fn mark_read(&self, cid: &str, uid: &str, at_ms: i64, now_ms: i64) -> StoreResult<bool> {
+        self.call("mark_read", self.inner.mark_read(cid, uid, at_ms, now_ms))
+            .await
+    }
+
+    async fn mark_unread(&self, cid: &str, uid: &str, now_ms: i64) -> StoreResult<bool> {
+        self.call("mark_unread", self.inner.mark_unread(cid, uid, now_ms))
+            .await
+    }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> UnreadCounter for Counting<S> {
+    async fn count_unread(
+        &self,
+        cid: &str,
+        uid: &str,
+        after_ms: Option<i64>,
+        cap: usize,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        self.call(
+            "count_unread",
+            self.inner.count_unread(cid, uid, after_ms, cap, now_ms),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> ActivityWriter for Counting<S> {
+    async fn record_activity(
+        &self,
+        cid: &str,
+        uids: &[String],
+        activity: &Activity,
+    ) -> StoreResult<()> {
+        self.call(
+            "record_activity",
+            self.inner.record_activity(cid, uids, activity),
+        )
+        .await
+    }
+
+    async fn retract_activity(
+        &self,
+        cid: &str,
+        uids: &[String],
+        removed_id: &str,
+        replacement: Option<&Activity>,
+    ) -> StoreResult<()> {
+        self.call(
+            "retract_activity",
+            self.inner
+                .retract_activity(cid, uids, removed_id, replacement),
+        )
+        .await
+    }
+}
+
+#[async_trait]
 impl<S: Store + ?Sized> ParticipantRemover for Counting<S> {
     async fn delete_participant(&self, cid: &str, uid: &str) -> StoreResult<()> {
         self.call(

@@ -681,6 +681,55 @@ async fn every_request_a_function_sends_is_granted_to_it() {
         .await
         .unwrap();
 
+    // Conversation lists and read state; a deleted newest message moves the lists' activity
+    // to the one before it, or removes it when none is left (c2 holds one message).
+    b.http::<MarkRead>().run(&alice, "c1").await.unwrap();
+    b.http::<MarkUnread>().run(&alice, "c1").await.unwrap();
+    let listed = b
+        .http::<ListConversations>()
+        .run(&alice, "alice", Some(1), None)
+        .await
+        .unwrap();
+    assert_eq!(listed.data.len(), 1);
+    b.http::<ListConversations>()
+        .run(&alice, "alice", Some(1), Some(&listed.data[0].id))
+        .await
+        .unwrap();
+    let only = send
+        .run(&alice, "c2", body(json!({"text": "alone"})))
+        .await
+        .unwrap();
+    let only_record = (b.setup.build::<Arc<dyn ItemReader>>())
+        .get_items(
+            &[ItemKey::Message {
+                conversation_id: "c2".into(),
+                message_id: only.id.clone(),
+            }],
+            b.clock.now_ms(),
+        )
+        .await
+        .unwrap()
+        .messages
+        .into_values()
+        .next()
+        .expect("the message");
+    fan_out
+        .apply(&Change::MessageCreated(only_record))
+        .await
+        .unwrap();
+    b.setup
+        .build::<DeleteMessage>()
+        .run(&alice, "c2", &only.id)
+        .await
+        .unwrap();
+    fan_out
+        .apply(&Change::MessageDeleted {
+            conversation_id: "c2".into(),
+            message_id: only.id.clone(),
+        })
+        .await
+        .unwrap();
+
     // Records that expired are rewritten: a user and a conversation whose lives ran out.
     b.clock.advance_ms(1_300_000);
     b.http::<PutUser>()

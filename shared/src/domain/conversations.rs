@@ -1,16 +1,15 @@
 //! Conversations and their participants.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::lists::ConversationViews;
 use super::{conversation_not_found, participant_key, validate, Context};
 use crate::auth::Identity;
 use crate::error::{Error, Result};
 use crate::model::{
-    Access, ConversationPatch, ConversationSnapshot, Custom, ParticipantRecord,
-    ParticipantSnapshot, Patch,
+    Access, ConversationPatch, ConversationSnapshot, Custom, ParticipantRecord, Patch,
 };
 use crate::operation;
 use crate::ports::{
@@ -24,6 +23,7 @@ operation! {
         ctx: Context,
         reader: Arc<dyn ConversationReader>,
         writer: Arc<dyn ConversationWriter>,
+        views: ConversationViews,
     }
 }
 
@@ -31,7 +31,7 @@ operation! {
     /// `GET /conversations/{cid}`.
     pub struct GetConversation {
         ctx: Context,
-        reader: Arc<dyn ConversationReader>,
+        views: ConversationViews,
     }
 }
 
@@ -157,29 +157,22 @@ impl PutConversation {
                 Err(e) => return Err(e.into()),
             }
         }
-        let (conversation, participants) = self
-            .reader
-            .get_conversation(cid, now)
-            .await?
-            .ok_or_else(|| Error::Internal("conversation vanished after its write".into()))?;
-        Ok(snapshot(conversation, participants))
+        self.views.view(viewer_of(identity), cid).await
     }
 }
 
 impl GetConversation {
     pub async fn run(&self, identity: &Identity, cid: &str) -> Result<ConversationSnapshot> {
         self.ctx.check_id("conversationId", cid)?;
-        let (conversation, participants) = self
-            .reader
-            .get_conversation(cid, self.ctx.now_ms())
-            .await?
-            .ok_or_else(|| conversation_not_found(cid))?;
-        if let Identity::User { user_id, .. } = identity {
-            if !participants.iter().any(|p| &p.user_id == user_id) {
-                return Err(conversation_not_found(cid));
-            }
-        }
-        Ok(snapshot(conversation, participants))
+        self.views.view(viewer_of(identity), cid).await
+    }
+}
+
+/// The user a snapshot is built for; `None` for the secret key.
+fn viewer_of(identity: &Identity) -> Option<&str> {
+    match identity {
+        Identity::User { user_id, .. } => Some(user_id),
+        Identity::Secret => None,
     }
 }
 
@@ -196,12 +189,13 @@ impl PutParticipant {
         ctx.check_id("userId", uid)?;
         ctx.require_writer(&*self.items, identity, cid).await?;
         let now = ctx.now_ms();
-        let participant = ParticipantRecord {
-            conversation_id: cid.to_string(),
-            user_id: uid.to_string(),
-            access: body.access.unwrap_or(Access::ReadWrite),
-            expires_at: ctx.record_expiry(now),
-        };
+        let participant = ParticipantRecord::joining(
+            cid,
+            uid,
+            body.access.unwrap_or(Access::ReadWrite),
+            now,
+            ctx.record_expiry(now),
+        );
         self.participants
             .put_participant(&participant, now)
             .await
@@ -251,22 +245,5 @@ impl Context {
                 Some(_) => Ok(()),
             },
         }
-    }
-}
-
-fn snapshot(
-    conversation: crate::model::ConversationRecord,
-    participants: Vec<ParticipantRecord>,
-) -> ConversationSnapshot {
-    ConversationSnapshot {
-        id: conversation.id,
-        subject: conversation.subject,
-        photo_url: conversation.photo_url,
-        custom: conversation.custom,
-        created_at: conversation.created_at,
-        participants: participants
-            .into_iter()
-            .map(|p| (p.user_id, ParticipantSnapshot { access: p.access }))
-            .collect::<BTreeMap<_, _>>(),
     }
 }

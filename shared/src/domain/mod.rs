@@ -10,6 +10,7 @@
 mod conversations;
 mod expand;
 mod inbox;
+mod lists;
 mod messages;
 mod reactions;
 mod users;
@@ -25,6 +26,7 @@ pub use inbox::{
     ClearInbox, DeleteInboxMessage, InboxMessageSnapshot, InboxPageSnapshot, ListInbox,
     SendInboxBody, SendInboxMessage,
 };
+pub use lists::{ConversationPage, ConversationViews, ListConversations, MarkRead, MarkUnread};
 pub use messages::{
     DeleteMessage, EditMessage, EditMessageBody, GetMessage, ImportMessage, ImportMessages,
     ListMessages, MessagePageSnapshot, SendMessage, SendMessageBody,

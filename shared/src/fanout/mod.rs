@@ -38,6 +38,7 @@
 //! (`FrameMessage::of`: `{id, conversationId, truncated: true}`), for the client to fetch.
 
 mod batch;
+mod lists;
 mod push;
 mod stream;
 
@@ -55,11 +56,13 @@ use futures::{FutureExt, StreamExt};
 use crate::changes::Change;
 use crate::config::fanout::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MIN_CONCURRENCY};
 use crate::domain::Context;
+use crate::domain::ConversationViews;
 use crate::error::{Error, Result};
 use crate::model::{MessageRecord, MessageSnapshot};
 use crate::operation;
 use crate::ports::{
-    ConnectionLister, Disconnector, ItemReader, Port, ReactionReader, SubscriberLister,
+    ActivityWriter, ConnectionLister, ConversationLister, ConversationReader, Disconnector,
+    ItemReader, MessageLister, Port, ReactionReader, SubscriberLister,
 };
 use crate::protocol::{
     FrameMessage, InboxDeletedPush, MessageDeletedPush, MessagePush, ReactionPush, ServerFrame,
@@ -82,6 +85,15 @@ pub struct Report {
     pub failed: usize,
 }
 
+impl Report {
+    fn add(&mut self, other: Report) {
+        self.delivered += other.delivered;
+        self.gone += other.gone;
+        self.refused += other.refused;
+        self.failed += other.failed;
+    }
+}
+
 operation! {
     /// What the fan-out reads and changes in storage: a conversation's subscribers, a user's
     /// connections, participants, the viewers' reactions, and gone connections.
@@ -92,6 +104,11 @@ operation! {
         subscribers: Arc<dyn SubscriberLister>,
         connections: Arc<dyn ConnectionLister>,
         disconnector: Arc<dyn Disconnector>,
+        conversations: Arc<dyn ConversationReader>,
+        messages: Arc<dyn MessageLister>,
+        lister: Arc<dyn ConversationLister>,
+        activity: Arc<dyn ActivityWriter>,
+        views: ConversationViews,
     }
 }
 
@@ -148,11 +165,7 @@ impl FanOut {
     ) -> std::result::Result<Report, (usize, Error)> {
         let mut total = Report::default();
         for (i, change) in changes.iter().enumerate() {
-            let report = self.apply(change).await.map_err(|e| (i, e))?;
-            total.delivered += report.delivered;
-            total.gone += report.gone;
-            total.refused += report.refused;
-            total.failed += report.failed;
+            total.add(self.apply(change).await.map_err(|e| (i, e))?);
         }
         Ok(total)
     }
@@ -164,8 +177,22 @@ impl FanOut {
         let Some(cid) = change.conversation_id() else {
             return self.apply_inbox(change).await;
         };
+        let mut report = match change.message_id() {
+            Some(message_id) => self.apply_to_messages(cid, message_id, change).await?,
+            None => Report::default(),
+        };
+        report.add(self.apply_to_lists(cid, change).await?);
+        Ok(report)
+    }
+
+    /// Pushes a message change to the conversation's message subscriptions.
+    async fn apply_to_messages(
+        &self,
+        cid: &str,
+        message_id: &str,
+        change: &Change,
+    ) -> Result<Report> {
         let now = self.ports.ctx.now_ms();
-        let message_id = change.message_id();
         let subs: Vec<SubscriptionRecord> = self
             .ports
             .subscribers
@@ -317,7 +344,10 @@ impl FanOut {
                     })
                     .collect::<Result<_>>()?
             }
-            Change::InboxCreated(_) | Change::InboxDeleted { .. } => Vec::new(),
+            Change::ParticipantChanged { .. }
+            | Change::ConversationChanged { .. }
+            | Change::InboxCreated(_)
+            | Change::InboxDeleted { .. } => Vec::new(),
         };
         Ok(posts)
     }

@@ -14,7 +14,9 @@ use aws_lambda_events::dynamodb::EventRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::changes::Change;
-use crate::store::schema::{attr, chg, CONV_PREFIX, INBOX_PREFIX, MSG_PREFIX, PK, SK};
+use crate::store::schema::{
+    attr, chg, CONV_PREFIX, CONV_SK, INBOX_PREFIX, MSG_PREFIX, PART_PREFIX, PK, SK,
+};
 
 /// The change a DynamoDB stream record stands for: `None` for items other than messages, for
 /// TTL removals (expiry is not news), and for updates that changed nothing a client sees.
@@ -47,10 +49,16 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
             _ => Ok(None),
         };
     }
-    let (Some(cid), Some(mid)) = (
-        text_key(PK).and_then(|pk| pk.strip_prefix(CONV_PREFIX)),
-        text_key(SK).and_then(|sk| sk.strip_prefix(MSG_PREFIX)),
-    ) else {
+    let Some(cid) = text_key(PK).and_then(|pk| pk.strip_prefix(CONV_PREFIX)) else {
+        return Ok(None);
+    };
+    if text_key(SK) == Some(CONV_SK) {
+        return conversation_change(record, cid);
+    }
+    if let Some(uid) = text_key(SK).and_then(|sk| sk.strip_prefix(PART_PREFIX)) {
+        return participant_change(record, cid, uid);
+    }
+    let Some(mid) = text_key(SK).and_then(|sk| sk.strip_prefix(MSG_PREFIX)) else {
         return Ok(None);
     };
     match record.event_name.as_str() {
@@ -132,6 +140,61 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
     }
 }
 
+/// A conversation item's change: news when what a snapshot shows of it changed (not on its
+/// creation, whose participants' arrivals are the news, nor on a refresh of its expiry).
+fn conversation_change(
+    record: &EventRecord,
+    cid: &str,
+) -> std::result::Result<Option<Change>, String> {
+    if record.event_name != "MODIFY" {
+        return Ok(None);
+    }
+    let (old, new) = (
+        sdk_item(&record.change.old_image),
+        sdk_item(&record.change.new_image),
+    );
+    let unchanged = |name: &str| old.get(name) == new.get(name);
+    if [attr::SUBJECT, attr::PHOTO_URL, attr::CUSTOM]
+        .into_iter()
+        .all(unchanged)
+    {
+        return Ok(None);
+    }
+    Ok(Some(Change::ConversationChanged {
+        conversation_id: cid.to_string(),
+    }))
+}
+
+/// A participant item's change: a join, a leave, or a change of access or read state (a
+/// refresh of its expiry is no news).
+fn participant_change(
+    record: &EventRecord,
+    cid: &str,
+    uid: &str,
+) -> std::result::Result<Option<Change>, String> {
+    let read = |image: &serde_dynamo::Item| {
+        let item = sdk_item(image);
+        if item.is_empty() {
+            return Ok(None);
+        }
+        crate::store::dynamo::read_participant(&item)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    };
+    let before = read(&record.change.old_image)?;
+    let after = read(&record.change.new_image)?;
+    let seen = |p: &crate::model::ParticipantRecord| (p.access, p.read_until, p.marked_unread);
+    if before.as_ref().map(seen) == after.as_ref().map(seen) {
+        return Ok(None);
+    }
+    Ok(Some(Change::ParticipantChanged {
+        conversation_id: cid.to_string(),
+        user_id: uid.to_string(),
+        before,
+        after,
+    }))
+}
+
 /// A stream image as SDK attribute values, what the store's item readers take. The Lambda event
 /// arrives with its DynamoDB JSON already read into serde_dynamo's values; serde_dynamo converts
 /// those to the SDK's.
@@ -145,7 +208,7 @@ mod tests {
 
     use super::*;
     use crate::format::parse_text;
-    use crate::model::{Custom, MessageRecord, MessageType, Origin, ReactionCount};
+    use crate::model::{Access, Custom, MessageRecord, MessageType, Origin, ReactionCount};
     use crate::store::inbox::InboxRecord;
 
     const CREATED_AT: i64 = 1_700_000_000_000;
@@ -446,8 +509,8 @@ mod tests {
         let others = [
             ("USER#alice", "#USER"),
             ("CONV#c1", "#CONV"),
-            ("CONV#c1", "#PART#bob"),
             ("CONV#c1", "IDEM#alice#k-1"),
+            ("ACT#c1", "bob"),
             ("RXU#c1#bob", "msg_1#👍"),
             ("CONN#A=", "#CONN"),
             ("SUBS#c1", "A=#s1"),
@@ -464,6 +527,82 @@ mod tests {
                 assert_eq!(change_from_record(&r), Ok(None), "{event} {pk} {sk}");
             }
         }
+    }
+
+    #[test]
+    fn participants_joining_leaving_and_reading_are_changes() {
+        let keys = || keys("CONV#c1", "#PART#bob");
+        let image = |access: &str, read: Option<i64>, expires: &str| {
+            let mut v = json!({
+                "pk": {"S": "CONV#c1"}, "sk": {"S": "#PART#bob"}, "access": {"S": access},
+                "joinedAt": {"N": "5"}, "expiresAt": {"N": expires},
+            });
+            if let Some(read) = read {
+                v["readUntil"] = json!({"N": read.to_string()});
+            }
+            v
+        };
+        let change = |r: &EventRecord| match change_from_record(r) {
+            Ok(Some(Change::ParticipantChanged { before, after, .. })) => (
+                before.map(|p| (p.access, p.read_until)),
+                after.map(|p| (p.access, p.read_until)),
+            ),
+            other => panic!("expected a participant change, got {other:?}"),
+        };
+        let joined = record("INSERT", keys(), Some(image("Read", None, "9")), None);
+        assert_eq!(change(&joined), (None, Some((Access::Read, None))));
+        let read = record(
+            "MODIFY",
+            keys(),
+            Some(image("Read", Some(7), "9")),
+            Some(image("Read", None, "9")),
+        );
+        assert_eq!(
+            change(&read),
+            (Some((Access::Read, None)), Some((Access::Read, Some(7))))
+        );
+        let left = record("REMOVE", keys(), None, Some(image("ReadWrite", None, "9")));
+        assert_eq!(change(&left), (Some((Access::ReadWrite, None)), None));
+        // A refreshed expiry is no news.
+        let refreshed = record(
+            "MODIFY",
+            keys(),
+            Some(image("Read", Some(7), "10")),
+            Some(image("Read", Some(7), "9")),
+        );
+        assert_eq!(change_from_record(&refreshed), Ok(None));
+    }
+
+    #[test]
+    fn a_conversation_change_is_news_when_a_snapshot_shows_it() {
+        let keys = || keys("CONV#c1", "#CONV");
+        let image = |subject: &str, expires: &str| {
+            json!({
+                "pk": {"S": "CONV#c1"}, "sk": {"S": "#CONV"}, "subject": {"S": subject},
+                "createdAt": {"N": "1"}, "expiresAt": {"N": expires},
+            })
+        };
+        let renamed = record(
+            "MODIFY",
+            keys(),
+            Some(image("new", "9")),
+            Some(image("old", "9")),
+        );
+        assert_eq!(
+            change_from_record(&renamed),
+            Ok(Some(Change::ConversationChanged {
+                conversation_id: "c1".into()
+            }))
+        );
+        let refreshed = record(
+            "MODIFY",
+            keys(),
+            Some(image("old", "10")),
+            Some(image("old", "9")),
+        );
+        assert_eq!(change_from_record(&refreshed), Ok(None));
+        let created = record("INSERT", keys(), Some(image("old", "9")), None);
+        assert_eq!(change_from_record(&created), Ok(None));
     }
 
     #[test]

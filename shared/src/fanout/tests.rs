@@ -101,7 +101,13 @@ async fn send_body(setup: &mut Setup, user: &str, body: Value) -> Change {
         .run(&identity, "c1", body)
         .await
         .unwrap();
-    setup.feed.recv().await.unwrap()
+    // The conversation's creation came first (its participants joining): skip to the message.
+    loop {
+        let change = setup.feed.recv().await.unwrap();
+        if change.message_id().is_some() {
+            return change;
+        }
+    }
 }
 
 #[tokio::test]

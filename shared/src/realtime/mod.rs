@@ -59,20 +59,39 @@ impl ConnectionRecord {
     }
 }
 
-/// One subscription of a connection to a conversation's messages.
+/// The topic of a user's conversation-list subscriptions, where a message subscription has its
+/// conversation id: `#conversations#{userId}`. Ids hold no `#`, so it never names a
+/// conversation, and a user's list subscriptions are one query (`SUBS#` + topic), as a
+/// conversation's message subscriptions are.
+pub fn conversation_list_topic(user_id: &str) -> String {
+    format!("{CONVERSATION_LIST_TOPIC}{user_id}")
+}
+
+/// What every conversation-list topic begins with.
+pub const CONVERSATION_LIST_TOPIC: &str = "#conversations#";
+
+/// One subscription of a connection: to a conversation's messages, or to a user's
+/// conversation list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionRecord {
+    /// The conversation, or `conversation_list_topic(userId)` for a conversation list.
     pub conversation_id: String,
     pub connection_id: String,
     pub subscription_id: String,
     pub user_id: String,
-    /// The oldest message id in the window; `None` is the whole conversation.
+    /// The oldest message id in the window (for a conversation list, the place of its oldest
+    /// conversation, `schema::activity_key`); `None` is everything.
     pub window_start: Option<String>,
     /// Seconds since the epoch (TTL).
     pub expires_at: i64,
 }
 
 impl SubscriptionRecord {
+    /// Whether this is a conversation-list subscription.
+    pub fn is_conversation_list(&self) -> bool {
+        self.conversation_id.starts_with(CONVERSATION_LIST_TOPIC)
+    }
+
     /// Whether a change to message `message_id` falls in this subscription's window.
     pub fn window_includes(&self, message_id: &str) -> bool {
         self.window_start

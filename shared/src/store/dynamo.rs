@@ -17,6 +17,7 @@
 //! * Keys and attribute names come from `store::schema`, the one home of the table schema.
 
 pub mod inbox;
+mod lists;
 pub mod ops;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -287,6 +288,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn opt_bool(&self, name: &str) -> StoreResult<Option<bool>> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.malformed(format!("{name} is not a boolean"))),
+        }
+    }
+
     fn i64(&self, name: &str) -> StoreResult<i64> {
         self.opt_i64(name)?
             .ok_or_else(|| self.malformed(format!("{name} is missing")))
@@ -371,7 +380,7 @@ fn read_conversation(item: &Item) -> StoreResult<ConversationRecord> {
     })
 }
 
-fn read_participant(item: &Item) -> StoreResult<ParticipantRecord> {
+pub fn read_participant(item: &Item) -> StoreResult<ParticipantRecord> {
     let r = Reader::new(item);
     let access = r.s(attr::ACCESS)?;
     Ok(ParticipantRecord {
@@ -379,6 +388,9 @@ fn read_participant(item: &Item) -> StoreResult<ParticipantRecord> {
         user_id: r.key_suffix(SK, PART_PREFIX)?.to_string(),
         access: Access::parse(access)
             .ok_or_else(|| r.malformed(format!("unknown access {access:?}")))?,
+        joined_at: r.i64(attr::JOINED_AT)?,
+        read_until: r.opt_i64(attr::READ_UNTIL)?,
+        marked_unread: r.opt_bool(attr::MARKED_UNREAD)?.unwrap_or(false),
         expires_at: r.expires_at()?,
     })
 }
@@ -468,11 +480,45 @@ fn message_item(m: &MessageRecord, now_ms: i64) -> StoreResult<Item> {
     Ok(item)
 }
 
-fn participant_item(conversation_id: &str, user_id: &str, access: Access, expires_at: i64) -> Item {
-    let mut item = key(conv_pk(conversation_id), part_sk(user_id));
-    item.insert(attr::ACCESS.into(), s(access.as_str()));
-    item.insert(EXPIRES_AT.into(), n(expires_at));
-    item
+/// Adds a participant or changes their access: a participant already there keeps their
+/// `joinedAt`, their place in their conversation list and their read state.
+fn participant_upsert(
+    table: &str,
+    conversation_id: &str,
+    user_id: &str,
+    access: Access,
+    now_ms: i64,
+    expires_at: i64,
+) -> StoreResult<TransactWriteItem> {
+    let mut e = Expr::default();
+    let set = |e: &mut Expr, name: &str, v: AttributeValue| {
+        let (name, v) = (e.name(name), e.value(v));
+        format!("{name} = {v}")
+    };
+    let keep = |e: &mut Expr, name: &str, v: AttributeValue| {
+        let (name, v) = (e.name(name), e.value(v));
+        format!("{name} = if_not_exists({name}, {v})")
+    };
+    let parts = [
+        set(&mut e, attr::ACCESS, s(access.as_str())),
+        set(&mut e, EXPIRES_AT, n(expires_at)),
+        set(&mut e, schema::GSI1_PK, s(schema::uconv_pk(user_id))),
+        keep(&mut e, attr::JOINED_AT, n(now_ms)),
+        keep(
+            &mut e,
+            schema::GSI1_SK,
+            s(schema::activity_key(now_ms, conversation_id)),
+        ),
+    ];
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key(conv_pk(conversation_id), part_sk(user_id))))
+        .update_expression(format!("SET {}", parts.join(", ")))
+        .set_expression_attribute_names(e.names())
+        .set_expression_attribute_values(e.values())
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 // ---- Transactions --------------------------------------------------------------------------
@@ -1124,10 +1170,13 @@ impl ConversationWriter for DynamoStore {
                 only_if_new,
             )?];
             for (user_id, access) in &unique {
-                items.push(put(
+                items.push(participant_upsert(
                     &self.table,
-                    participant_item(conversation_id, user_id, *access, expires_at),
-                    None,
+                    conversation_id,
+                    user_id,
+                    *access,
+                    now_ms,
+                    expires_at,
                 )?);
             }
             match self.transact("upsert conversation", items).await? {
@@ -1207,15 +1256,13 @@ impl ParticipantWriter for DynamoStore {
         let condition = e.exists_live(now_ms);
         let items = vec![
             condition_check(&self.table, key(conv_pk(cid), CONV_SK), e, condition)?,
-            put(
+            participant_upsert(
                 &self.table,
-                participant_item(
-                    cid,
-                    &participant.user_id,
-                    participant.access,
-                    participant.expires_at,
-                ),
-                None,
+                cid,
+                &participant.user_id,
+                participant.access,
+                now_ms,
+                participant.expires_at,
             )?,
         ];
         match self.transact("put participant", items).await? {
@@ -1228,15 +1275,26 @@ impl ParticipantWriter for DynamoStore {
 
 #[async_trait]
 impl ParticipantRemover for DynamoStore {
+    /// Two deletes side by side: the participant and their activity item, so that nothing of
+    /// the conversation is left in the user's conversation list.
     async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()> {
-        let request = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(conv_pk(conversation_id), part_sk(user_id))));
-        retry_conflicts(|| request.clone().send())
-            .await
-            .map_err(|e| sdk_error("DeleteItem (participant)", e))?;
+        let delete = |key: Item| {
+            let request = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key));
+            async move {
+                retry_conflicts(|| request.clone().send())
+                    .await
+                    .map_err(|e| sdk_error("DeleteItem (participant)", e))
+            }
+        };
+        futures::future::try_join(
+            delete(key(conv_pk(conversation_id), part_sk(user_id))),
+            delete(key(schema::act_pk(conversation_id), user_id)),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -1910,6 +1968,7 @@ mod tests {
 
     use super::*;
     use crate::scripted_http::{scripted_server, sdk_config, Reply};
+    use crate::store::ReadMarker;
 
     #[test]
     fn now_secs_agrees_with_is_expired() {
@@ -2058,13 +2117,13 @@ mod tests {
         let conflict = dynamodb_error("TransactionConflictException", json!({}));
         let (endpoint, received) = scripted_server(vec![conflict.clone(), conflict], ok()).await;
         let store = scripted_store(&endpoint);
-        assert!(store.delete_participant("c", "alice").await.is_ok());
-        assert_eq!(received.count_with("DynamoDB_20120810.DeleteItem"), 3);
+        assert_eq!(store.mark_unread("c", "alice", 0).await.ok(), Some(true));
+        assert_eq!(received.count_with("DynamoDB_20120810.UpdateItem"), 3);
 
         let invalid = dynamodb_error("ValidationException", json!({}));
         let (endpoint, received) = scripted_server(vec![invalid], ok()).await;
         let store = scripted_store(&endpoint);
-        assert!(store.delete_participant("c", "alice").await.is_err());
+        assert!(store.mark_unread("c", "alice", 0).await.is_err());
         assert_eq!(received.count(), 1, "no retry for other errors");
     }
 }

@@ -5,15 +5,18 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::store::{
-    ConversationReader, ConversationWriter, ItemReader, MessageCreator, MessageDeleter,
-    MessageEditor, MessageImporter, MessageLister, ParticipantRemover, ParticipantWriter,
-    ReactionAdder, ReactionReader, ReactionRemover, UserWriter,
+    ActivityWriter, ConversationLister, ConversationReader, ConversationWriter, ItemReader,
+    MessageCreator, MessageDeleter, MessageEditor, MessageImporter, MessageLister,
+    ParticipantRemover, ParticipantWriter, ReactionAdder, ReactionReader, ReactionRemover,
+    ReadMarker, UnreadCounter, UserWriter,
 };
 use async_trait::async_trait;
 
+use super::schema::activity_key;
 use super::{
-    is_expired, CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, Items,
-    MessagePage, ReactionGuard, ReactionOutcome, StoreError, StoreResult,
+    is_expired, Activity, ConversationListPage, CreateConditions, CreateOutcome, Failed,
+    IdempotencyKey, ItemKey, Items, ListedConversation, MessagePage, ReactionGuard,
+    ReactionOutcome, StoreError, StoreResult,
 };
 use crate::changes::{Change, ChangeSender};
 use crate::model::{
@@ -33,6 +36,8 @@ struct State {
     idempotency: HashMap<(String, IdempotencyKey), (String, i64)>,
     /// (conversation id, user id) → (message id, emoji) → expiresAt
     user_reactions: HashMap<(String, String), BTreeMap<(String, String), i64>>,
+    /// (conversation id, user id) → the newest message recorded for that user's list
+    activity: HashMap<(String, String), Activity>,
 }
 
 /// A message with its reaction counts, zero counts included: like the DynamoDB item, an emoji
@@ -89,6 +94,52 @@ impl MemoryStore {
 }
 
 impl State {
+    /// Adds or updates a participant: a live one keeps its `joinedAt` and read state. Returns
+    /// the change when the participant is new or its access changed.
+    fn put_participant(
+        &mut self,
+        mut participant: ParticipantRecord,
+        now_ms: i64,
+    ) -> Option<Change> {
+        let cid = participant.conversation_id.clone();
+        let uid = participant.user_id.clone();
+        let before = self.live_participant(&cid, &uid, now_ms).cloned();
+        if let Some(before) = &before {
+            participant.joined_at = before.joined_at;
+            participant.read_until = before.read_until;
+            participant.marked_unread = before.marked_unread;
+        }
+        let changed = before
+            .as_ref()
+            .is_none_or(|b| b.access != participant.access);
+        self.participants
+            .entry(cid.clone())
+            .or_default()
+            .insert(uid.clone(), participant.clone());
+        changed.then_some(Change::ParticipantChanged {
+            conversation_id: cid,
+            user_id: uid,
+            before,
+            after: Some(participant),
+        })
+    }
+
+    /// A user's place in their conversation list: the later of their joining and the newest
+    /// live message recorded for them.
+    fn position(&self, user_id: &str, cid: &str, now_ms: i64) -> Option<String> {
+        let participant = self.live_participant(cid, user_id, now_ms)?;
+        let joined = activity_key(participant.joined_at, cid);
+        let messaged = self
+            .activity
+            .get(&(cid.to_string(), user_id.to_string()))
+            .filter(|a| !is_expired(a.expires_at, now_ms))
+            .map(|a| activity_key(a.created_at, cid));
+        Some(match messaged {
+            Some(m) if m > joined => m,
+            _ => joined,
+        })
+    }
+
     fn live_participant(&self, cid: &str, uid: &str, now_ms: i64) -> Option<&ParticipantRecord> {
         self.participants
             .get(cid)
@@ -247,49 +298,62 @@ impl ConversationWriter for MemoryStore {
         now_ms: i64,
         expires_at: i64,
     ) -> StoreResult<()> {
-        let mut state = self.lock()?;
-        let current = state.live_conversation(conversation_id, now_ms).cloned();
-        if only_if_new && current.is_some() {
-            return Err(StoreError::ConditionFailed(Failed::ConversationExists));
-        }
-        let base = current.unwrap_or(ConversationRecord {
-            id: conversation_id.to_string(),
-            subject: None,
-            photo_url: None,
-            custom: Default::default(),
-            created_at: now_ms,
-            expires_at,
-        });
-        let conversation = ConversationRecord {
-            id: conversation_id.to_string(),
-            subject: patch.subject.clone().apply(base.subject),
-            photo_url: patch.photo_url.clone().apply(base.photo_url),
-            custom: patch
-                .custom
-                .clone()
-                .apply(Some(base.custom))
-                .unwrap_or_default(),
-            created_at: base.created_at,
-            expires_at,
-        };
-        state
-            .conversations
-            .insert(conversation_id.to_string(), conversation);
-        let members = state
-            .participants
-            .entry(conversation_id.to_string())
-            .or_default();
-        for (user_id, access) in participants {
-            members.insert(
-                user_id.clone(),
-                ParticipantRecord {
-                    conversation_id: conversation_id.to_string(),
-                    user_id: user_id.clone(),
-                    access: *access,
+        let (changes, ticket) = {
+            let mut state = self.lock()?;
+            let current = state.live_conversation(conversation_id, now_ms).cloned();
+            if only_if_new && current.is_some() {
+                return Err(StoreError::ConditionFailed(Failed::ConversationExists));
+            }
+            let base = current.clone().unwrap_or(ConversationRecord {
+                id: conversation_id.to_string(),
+                subject: None,
+                photo_url: None,
+                custom: Default::default(),
+                created_at: now_ms,
+                expires_at,
+            });
+            let conversation = ConversationRecord {
+                id: conversation_id.to_string(),
+                subject: patch.subject.clone().apply(base.subject),
+                photo_url: patch.photo_url.clone().apply(base.photo_url),
+                custom: patch
+                    .custom
+                    .clone()
+                    .apply(Some(base.custom))
+                    .unwrap_or_default(),
+                created_at: base.created_at,
+                expires_at,
+            };
+            let mut changes = Vec::new();
+            if let Some(before) = &current {
+                if (&before.subject, &before.photo_url, &before.custom)
+                    != (
+                        &conversation.subject,
+                        &conversation.photo_url,
+                        &conversation.custom,
+                    )
+                {
+                    changes.push(Change::ConversationChanged {
+                        conversation_id: conversation_id.to_string(),
+                    });
+                }
+            }
+            state
+                .conversations
+                .insert(conversation_id.to_string(), conversation);
+            for (user_id, access) in participants {
+                let joining = ParticipantRecord::joining(
+                    conversation_id,
+                    user_id,
+                    *access,
+                    now_ms,
                     expires_at,
-                },
-            );
-        }
+                );
+                changes.extend(state.put_participant(joining, now_ms));
+            }
+            (changes, self.changes.ticket())
+        };
+        ticket.send(changes).await;
         Ok(())
     }
 }
@@ -326,18 +390,21 @@ impl ParticipantWriter for MemoryStore {
         participant: &ParticipantRecord,
         now_ms: i64,
     ) -> StoreResult<()> {
-        let mut state = self.lock()?;
-        if state
-            .live_conversation(&participant.conversation_id, now_ms)
-            .is_none()
-        {
-            return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
-        }
-        state
-            .participants
-            .entry(participant.conversation_id.clone())
-            .or_default()
-            .insert(participant.user_id.clone(), participant.clone());
+        let (changes, ticket) = {
+            let mut state = self.lock()?;
+            if state
+                .live_conversation(&participant.conversation_id, now_ms)
+                .is_none()
+            {
+                return Err(StoreError::ConditionFailed(Failed::ConversationMissing));
+            }
+            let changes: Vec<Change> = state
+                .put_participant(participant.clone(), now_ms)
+                .into_iter()
+                .collect();
+            (changes, self.changes.ticket())
+        };
+        ticket.send(changes).await;
         Ok(())
     }
 }
@@ -345,9 +412,212 @@ impl ParticipantWriter for MemoryStore {
 #[async_trait]
 impl ParticipantRemover for MemoryStore {
     async fn delete_participant(&self, conversation_id: &str, user_id: &str) -> StoreResult<()> {
+        let (changes, ticket) = {
+            let mut state = self.lock()?;
+            let removed = state
+                .participants
+                .get_mut(conversation_id)
+                .and_then(|ps| ps.remove(user_id));
+            state
+                .activity
+                .remove(&(conversation_id.to_string(), user_id.to_string()));
+            let changes: Vec<Change> = removed
+                .map(|before| Change::ParticipantChanged {
+                    conversation_id: conversation_id.to_string(),
+                    user_id: user_id.to_string(),
+                    before: Some(before),
+                    after: None,
+                })
+                .into_iter()
+                .collect();
+            (changes, self.changes.ticket())
+        };
+        ticket.send(changes).await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ReadMarker for MemoryStore {
+    async fn mark_read(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.change_read_state(conversation_id, user_id, now_ms, |p| {
+            p.read_until = Some(p.read_until.map_or(at_ms, |r| r.max(at_ms)));
+            p.marked_unread = false;
+        })
+        .await
+    }
+
+    async fn mark_unread(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.change_read_state(conversation_id, user_id, now_ms, |p| {
+            p.marked_unread = true;
+        })
+        .await
+    }
+}
+
+impl MemoryStore {
+    /// Changes a live participant's read state; `false` when there is none.
+    async fn change_read_state(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        now_ms: i64,
+        change: impl FnOnce(&mut ParticipantRecord),
+    ) -> StoreResult<bool> {
+        let (changes, ticket) = {
+            let mut state = self.lock()?;
+            let Some(before) = state
+                .live_participant(conversation_id, user_id, now_ms)
+                .cloned()
+            else {
+                return Ok(false);
+            };
+            let mut after = before.clone();
+            change(&mut after);
+            let mut changes = Vec::new();
+            if after != before {
+                changes.push(Change::ParticipantChanged {
+                    conversation_id: conversation_id.to_string(),
+                    user_id: user_id.to_string(),
+                    before: Some(before),
+                    after: Some(after.clone()),
+                });
+                state
+                    .participants
+                    .entry(conversation_id.to_string())
+                    .or_default()
+                    .insert(user_id.to_string(), after);
+            }
+            (changes, self.changes.ticket())
+        };
+        ticket.send(changes).await;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl UnreadCounter for MemoryStore {
+    async fn count_unread(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        after_ms: Option<i64>,
+        cap: usize,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        let state = self.lock()?;
+        let count = state
+            .messages
+            .get(conversation_id)
+            .map(|ms| {
+                ms.values()
+                    .rev()
+                    .map(|m| &m.record)
+                    .filter(|m| !is_expired(m.expires_at, now_ms))
+                    .filter(|m| after_ms.is_none_or(|after| m.created_at > after))
+                    .filter(|m| m.sender_id.as_deref() != Some(user_id))
+                    .take(cap)
+                    .count()
+            })
+            .unwrap_or(0);
+        Ok(count as u64)
+    }
+}
+
+#[async_trait]
+impl ConversationLister for MemoryStore {
+    async fn list_conversations(
+        &self,
+        user_id: &str,
+        before: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<ConversationListPage> {
+        let state = self.lock()?;
+        let mut listed: Vec<ListedConversation> = state
+            .participants
+            .keys()
+            .filter_map(|cid| {
+                let position = state.position(user_id, cid, now_ms)?;
+                Some(ListedConversation {
+                    conversation_id: cid.clone(),
+                    position,
+                })
+            })
+            .filter(|c| before.is_none_or(|before| c.position.as_str() < before))
+            .collect();
+        listed.sort_by(|a, b| b.position.cmp(&a.position));
+        let loaded_all = listed.len() <= limit;
+        listed.truncate(limit);
+        Ok(ConversationListPage {
+            conversations: listed,
+            loaded_all,
+        })
+    }
+
+    async fn conversation_position(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        Ok(self.lock()?.position(user_id, conversation_id, now_ms))
+    }
+}
+
+#[async_trait]
+impl ActivityWriter for MemoryStore {
+    async fn record_activity(
+        &self,
+        conversation_id: &str,
+        user_ids: &[String],
+        activity: &Activity,
+    ) -> StoreResult<()> {
         let mut state = self.lock()?;
-        if let Some(ps) = state.participants.get_mut(conversation_id) {
-            ps.remove(user_id);
+        for user_id in user_ids {
+            let slot = state
+                .activity
+                .entry((conversation_id.to_string(), user_id.clone()))
+                .or_insert_with(|| activity.clone());
+            if slot.message_id < activity.message_id {
+                *slot = activity.clone();
+            }
+        }
+        Ok(())
+    }
+
+    async fn retract_activity(
+        &self,
+        conversation_id: &str,
+        user_ids: &[String],
+        removed_id: &str,
+        replacement: Option<&Activity>,
+    ) -> StoreResult<()> {
+        let mut state = self.lock()?;
+        for user_id in user_ids {
+            let key = (conversation_id.to_string(), user_id.clone());
+            if state.activity.get(&key).map(|a| a.message_id.as_str()) != Some(removed_id) {
+                continue;
+            }
+            match replacement {
+                Some(activity) => {
+                    state.activity.insert(key, activity.clone());
+                }
+                None => {
+                    state.activity.remove(&key);
+                }
+            }
         }
         Ok(())
     }

@@ -155,6 +155,42 @@ pub enum ReactionOutcome {
     TooManyReactions,
 }
 
+/// A place in a user's conversation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedConversation {
+    pub conversation_id: String,
+    /// Its activity key (`schema::activity_key`): the later of the user's joining and the
+    /// conversation's newest live message.
+    pub position: String,
+}
+
+/// A page of a user's conversation list, latest activity first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationListPage {
+    pub conversations: Vec<ListedConversation>,
+    /// No conversation lies beyond this page.
+    pub loaded_all: bool,
+}
+
+/// A message as the newest activity of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub message_id: String,
+    pub created_at: i64,
+    /// The message's `expiresAt` (seconds): the activity ends with it.
+    pub expires_at: i64,
+}
+
+impl Activity {
+    pub fn of(message: &MessageRecord) -> Self {
+        Activity {
+            message_id: message.id.clone(),
+            created_at: message.created_at,
+            expires_at: message.expires_at,
+        }
+    }
+}
+
 /// Every message-store port at once: what the composition root and the conformance suite hold.
 /// Operations never take it; each names the ports it uses (see `crate::ports`).
 pub trait Store:
@@ -172,6 +208,10 @@ pub trait Store:
     + ReactionAdder
     + ReactionRemover
     + ReactionReader
+    + ConversationLister
+    + ReadMarker
+    + UnreadCounter
+    + ActivityWriter
 {
 }
 
@@ -190,6 +230,10 @@ impl<
             + ReactionAdder
             + ReactionRemover
             + ReactionReader
+            + ConversationLister
+            + ReadMarker
+            + UnreadCounter
+            + ActivityWriter
             + ?Sized,
     > Store for T
 {
@@ -357,6 +401,89 @@ pub trait ReactionReader: Send + Sync {
         high: &str,
         now_ms: i64,
     ) -> StoreResult<HashSet<(String, String)>>;
+}
+
+#[async_trait]
+pub trait ConversationLister: Send + Sync {
+    /// A user's conversations, latest activity first (the later of the user's joining and the
+    /// conversation's newest live message), those placed before `before` (an activity key,
+    /// exclusive) when given: one query of the conversation-list index and one batch read,
+    /// whatever the conversations hold.
+    async fn list_conversations(
+        &self,
+        user_id: &str,
+        before: Option<&str>,
+        limit: usize,
+        now_ms: i64,
+    ) -> StoreResult<ConversationListPage>;
+
+    /// Where a conversation stands in a user's list; `None` when the user is not a live
+    /// participant of it.
+    async fn conversation_position(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>>;
+}
+
+#[async_trait]
+pub trait ReadMarker: Send + Sync {
+    /// Marks everything sent until `at_ms` as read by the participant (a later `readUntil` is
+    /// kept) and clears a mark-unread; `false` when the user is not a live participant.
+    async fn mark_read(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
+    /// Marks the conversation unread for the participant until their next read; `false` when
+    /// the user is not a live participant.
+    async fn mark_unread(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait UnreadCounter: Send + Sync {
+    /// How many live messages of the conversation were created after `after_ms` (all when
+    /// `None`) by anyone but `user_id` (system messages count), counting at most `cap`.
+    async fn count_unread(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        after_ms: Option<i64>,
+        cap: usize,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait ActivityWriter: Send + Sync {
+    /// Records `activity` as the newest message of the conversation in each user's list,
+    /// unless a newer one is recorded already (so a change delivered twice, or late, changes
+    /// nothing).
+    async fn record_activity(
+        &self,
+        conversation_id: &str,
+        user_ids: &[String],
+        activity: &Activity,
+    ) -> StoreResult<()>;
+
+    /// After message `removed_id` was deleted: each user's activity that still names it becomes
+    /// `replacement` (the newest live message left), or is removed when there is none.
+    async fn retract_activity(
+        &self,
+        conversation_id: &str,
+        user_ids: &[String],
+        removed_id: &str,
+        replacement: Option<&Activity>,
+    ) -> StoreResult<()>;
 }
 
 /// True when an item with this `expiresAt` (seconds) is gone at `now_ms`.

@@ -12,7 +12,8 @@
 //! |---|---|---|
 //! | user | `USER#{userId}` | `#USER` |
 //! | conversation | `CONV#{cid}` | `#CONV` |
-//! | participant | `CONV#{cid}` | `#PART#{userId}` |
+//! | participant | `CONV#{cid}` | `#PART#{userId}` (and `gsi1pk` = `UCONV#{userId}`, `gsi1sk` = `activity_key(joinedAt, cid)`) |
+//! | a participant's last-message activity | `ACT#{cid}` | `{userId}` (and `gsi1pk` = `UCONV#{userId}`, `gsi1sk` = `activity_key(createdAt of the last message, cid)`) |
 //! | message | `CONV#{cid}` | `MSG#{messageId}` |
 //! | idempotency key | `IDEM#{cid}#U#{userId}` (a user's send) or `IDEM#{cid}#S` (system messages) | `{idempotencyKey}` |
 //! | a user's reaction | `RXU#{cid}#{userId}` | `{messageId}#{emoji}` |
@@ -35,12 +36,13 @@ pub const SK: &str = "sk";
 /// Seconds since the epoch after which an item is gone: the TTL attribute, on every item.
 pub const EXPIRES_AT: &str = "expiresAt";
 
-/// The one global secondary index: connections by user (sparse: only connected connections
-/// carry its keys).
+/// The one global secondary index, overloaded by key prefix (sparse: only items that carry its
+/// keys are in it): a user's live connections (`UCONN#{userId}`) and a user's conversation list
+/// by activity (`UCONV#{userId}`).
 pub const GSI1: &str = "gsi1";
-/// `gsi1`'s partition key (S): `UCONN#{userId}`.
+/// `gsi1`'s partition key (S): `UCONN#{userId}` or `UCONV#{userId}`.
 pub const GSI1_PK: &str = "gsi1pk";
-/// `gsi1`'s sort key (S): the connection id.
+/// `gsi1`'s sort key (S): the connection id, or an activity key (`activity_key`).
 pub const GSI1_SK: &str = "gsi1sk";
 
 // ---- Key prefixes ---------------------------------------------------------------------------
@@ -69,6 +71,11 @@ pub const CONN_SK: &str = "#CONN";
 pub const SUBS_PREFIX: &str = "SUBS#";
 /// The prefix of `gsi1pk` on a connected connection.
 pub const UCONN_PREFIX: &str = "UCONN#";
+/// The prefix of `gsi1pk` on a user's conversation-list entries (participant and activity
+/// items).
+pub const UCONV_PREFIX: &str = "UCONV#";
+/// The partition of a conversation's per-participant activity items.
+pub const ACT_PREFIX: &str = "ACT#";
 /// Between the parts of a composite key (`RXU#{cid}#{userId}`, `{messageId}#{emoji}`,
 /// `{connectionId}#{subscriptionId}`).
 pub const KEY_SEPARATOR: char = '#';
@@ -146,6 +153,27 @@ pub fn uconn_pk(user_id: &str) -> String {
     format!("{UCONN_PREFIX}{user_id}")
 }
 
+/// `gsi1pk` of a user's conversation-list entries.
+pub fn uconv_pk(user_id: &str) -> String {
+    format!("{UCONV_PREFIX}{user_id}")
+}
+
+pub fn act_pk(conversation_id: &str) -> String {
+    format!("{ACT_PREFIX}{conversation_id}")
+}
+
+/// A place in a user's conversation list: the time (ms, 13 digits, so that text order is time
+/// order until the year 2286) and the conversation id, which breaks ties. Newest first is
+/// descending order of this key.
+pub fn activity_key(at_ms: i64, conversation_id: &str) -> String {
+    format!("{:013}{KEY_SEPARATOR}{conversation_id}", at_ms.max(0))
+}
+
+/// An activity key's conversation id.
+pub fn activity_key_conversation(key: &str) -> Option<&str> {
+    key.split_once(KEY_SEPARATOR).map(|(_, cid)| cid)
+}
+
 /// A primary key: `{pk, sk}`.
 pub fn key(pk: String, sk: impl Into<String>) -> HashMap<String, AttributeValue> {
     HashMap::from([
@@ -172,6 +200,15 @@ pub mod attr {
     // participants
     /// `ReadWrite` or `Read`.
     pub const ACCESS: &str = "access";
+    /// When the participant joined (ms).
+    pub const JOINED_AT: &str = "joinedAt";
+    /// Until when the participant has read (ms); absent before the first read.
+    pub const READ_UNTIL: &str = "readUntil";
+    /// `true` after a mark-unread, until the next read.
+    pub const MARKED_UNREAD: &str = "markedUnread";
+    // activity items
+    /// The id of the newest message seen for this activity item.
+    pub const LAST_MESSAGE_ID: &str = "lastMessageId";
     // messages
     pub const TYPE: &str = "type";
     /// Messages and inbox messages.
