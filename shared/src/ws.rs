@@ -27,7 +27,9 @@ use async_trait::async_trait;
 
 use crate::auth::{authenticate_token, AuthConfig, AuthError, Identity};
 use crate::config::sizes::{FRAME_MAX_BYTES, REQUEST_ID_MAX_BYTES};
-use crate::domain::{Context, ListInbox, ListMessages, MessagePageSnapshot};
+use crate::domain::{
+    Context, ConversationPage, ListConversations, ListInbox, ListMessages, MessagePageSnapshot,
+};
 use crate::error::{Error, Result};
 use crate::operation;
 use crate::ports::{
@@ -35,10 +37,14 @@ use crate::ports::{
     SubscriptionWriter, WindowExtender,
 };
 use crate::protocol::{
-    ClientFrame, ErrorBody, ErrorReply, FrameMessage, HelloFrame, HelloReply, InboxMoreFrame,
-    InboxReply, IncomingFrame, PingFrame, PongReply, ServerFrame,
+    ClientFrame, ConversationsState, ErrorBody, ErrorReply, FrameConversation, FrameMessage,
+    HelloFrame, HelloReply, InboxMoreFrame, InboxReply, IncomingFrame, PingFrame, PongReply,
+    ServerFrame,
 };
-use crate::realtime::{ConnectionRecord, SubscribeOutcome, SubscriptionRecord};
+use crate::realtime::{
+    conversation_list_topic, ConnectionRecord, SubscribeOutcome, SubscriptionRecord,
+    CONVERSATION_LIST_TOPIC,
+};
 use crate::routes::WsRoute;
 use crate::services::{Component, Services};
 use crate::sizes::{self, Fitted, Wire};
@@ -196,6 +202,7 @@ ws_operations! {
     WsSubscribe: "subscribe" => "ws-subscribe", frame;
     WsLoadMore: "loadMore" => "ws-load-more", frame;
     WsUnsubscribe: "unsubscribe" => "ws-unsubscribe", frame;
+    WsSubscribeConversations: "subscribeConversations" => "ws-subscribe-conversations", frame;
     WsDefault: "$default" => "ws-default", frame;
 }
 
@@ -249,11 +256,22 @@ operation! {
 }
 
 operation! {
+    /// `subscribeConversations`: a windowed subscription to the caller's conversation list.
+    pub struct WsSubscribeConversations {
+        ctx: Context,
+        lists: ListConversations,
+        subscriptions: Arc<dyn SubscriptionWriter>,
+        windows: Arc<dyn WindowExtender>,
+    }
+}
+
+operation! {
     /// `loadMore`: widens a subscription's window into the past.
     pub struct WsLoadMore {
         ctx: Context,
         items: Arc<dyn ItemReader>,
         messages: ListMessages,
+        lists: ListConversations,
         subscriptions: Arc<dyn SubscriptionReader>,
         windows: Arc<dyn WindowExtender>,
         removals: Arc<dyn SubscriptionRemover>,
@@ -573,6 +591,9 @@ impl WsLoadMore {
                 "no subscription {sub_id:?} on this connection"
             )));
         };
+        if sub.is_conversation_list() {
+            return self.more_conversations(&identity, &sub, count, frame).await;
+        }
         let cid = sub.conversation_id.as_str();
         let Some(start) = sub.window_start.as_deref() else {
             // The window already holds the whole conversation: nothing to read but the caller's
@@ -695,11 +716,172 @@ impl WsUnsubscribe {
         };
         let sub_id = subscription_id(&self.ctx, body.subscription_id)?;
         // Unsubscribing an unknown or ended subscription is a no-op that succeeds.
-        self.removals
+        let topic = self
+            .removals
             .delete_subscription(connection_id(event)?, &sub_id)
             .await?;
+        if topic.is_some_and(|t| t.starts_with(CONVERSATION_LIST_TOPIC)) {
+            return Ok(ServerFrame::conversations(
+                &sub_id,
+                ConversationsState::Unsubscribed,
+            ));
+        }
         Ok(ServerFrame::unsubscribed(&sub_id))
     }
+}
+
+impl WsSubscribeConversations {
+    async fn run(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+        frame: &Frame,
+    ) -> Result<ServerFrame> {
+        let ClientFrame::SubscribeConversations(body) = frame.frame()? else {
+            return Err(misrouted(frame, "subscribeConversations"));
+        };
+        let ctx = &self.ctx;
+        let sub_id = subscription_id(ctx, body.subscription_id)?;
+        let limits = &ctx.config().limits;
+        let limit = match page_size(
+            "limit",
+            body.limit.as_ref(),
+            limits.default_conversation_page,
+            limits.max_page,
+        ) {
+            Ok(limit) => limit,
+            Err(e) => return conversations_error(&sub_id, &e),
+        };
+        let identity = identity(event)?;
+        let Identity::User { user_id, .. } = &identity else {
+            return Err(Error::Unauthorized("a user token is needed".into()));
+        };
+        let connection_id = connection_id(event)?;
+        let topic = conversation_list_topic(user_id);
+        // Stored before the first window is read, so that a change meanwhile is pushed rather
+        // than lost; its window holds only what happens from now on until the first window is
+        // known.
+        let now = ctx.now_ms();
+        let record = SubscriptionRecord {
+            conversation_id: topic.clone(),
+            connection_id: connection_id.to_string(),
+            subscription_id: sub_id.clone(),
+            user_id: user_id.clone(),
+            window_start: Some(crate::store::schema::activity_key(now, "")),
+            expires_at: 0,
+        };
+        match self.subscriptions.put_subscription(&record, now).await? {
+            SubscribeOutcome::Subscribed => {}
+            SubscribeOutcome::ConnectionGone => {
+                return conversations_error(&sub_id, &Error::invalid("this connection is closed"))
+            }
+            SubscribeOutcome::TooMany => {
+                let e = Error::LimitExceeded(format!(
+                    "a connection may hold at most {} subscriptions",
+                    crate::config::connections::MAX_SUBSCRIPTIONS_PER_CONNECTION
+                ));
+                return conversations_error(&sub_id, &e);
+            }
+        }
+        let page = self.lists.page(user_id, None, limit).await?;
+        let (conversations, loaded_all, start) = conversations_window(&sub_id, page, frame)?;
+        self.windows
+            .extend_window(&topic, connection_id, &sub_id, start.as_deref(), now)
+            .await?;
+        Ok(ServerFrame::conversations(
+            &sub_id,
+            ConversationsState::Active {
+                conversations,
+                loaded_all,
+            },
+        ))
+    }
+}
+
+impl WsLoadMore {
+    /// `loadMore` on a conversation-list subscription: the conversations placed before its
+    /// window.
+    async fn more_conversations(
+        &self,
+        identity: &Identity,
+        sub: &SubscriptionRecord,
+        count: usize,
+        frame: &Frame,
+    ) -> Result<ServerFrame> {
+        let sub_id = &sub.subscription_id;
+        let Identity::User { user_id, .. } = identity else {
+            return Err(Error::Unauthorized("a user token is needed".into()));
+        };
+        let active = |conversations, loaded_all| {
+            ServerFrame::conversations(
+                sub_id,
+                ConversationsState::Active {
+                    conversations,
+                    loaded_all,
+                },
+            )
+        };
+        let Some(start) = sub.window_start.as_deref() else {
+            return Ok(active(Vec::new(), true));
+        };
+        let page = self.lists.page(user_id, Some(start), count).await?;
+        let (conversations, loaded_all, new_start) = conversations_window(sub_id, page, frame)?;
+        let now = self.ctx.now_ms();
+        if !self
+            .windows
+            .extend_window(
+                &sub.conversation_id,
+                &sub.connection_id,
+                sub_id,
+                new_start.as_deref(),
+                now,
+            )
+            .await?
+        {
+            return Err(Error::not_found(format!(
+                "no subscription {sub_id:?} on this connection"
+            )));
+        }
+        Ok(active(conversations, loaded_all))
+    }
+}
+
+/// The conversations of a `conversations` reply, as many as fit in the frame; whether the
+/// window then holds the whole list; and where the window starts (`None`: everything).
+fn conversations_window(
+    sub_id: &str,
+    page: ConversationPage,
+    frame: &Frame,
+) -> Result<(Vec<FrameConversation>, bool, Option<String>)> {
+    let conversations = page
+        .data
+        .into_iter()
+        .map(FrameConversation::of)
+        .collect::<Result<Vec<_>>>()?;
+    let fitted = fit_frame(conversations, frame, |cut| {
+        ServerFrame::conversations(
+            sub_id,
+            ConversationsState::Active {
+                conversations: Vec::new(),
+                loaded_all: page.loaded_all && !cut,
+            },
+        )
+    })?;
+    let loaded_all = page.loaded_all && !fitted.cut;
+    let start = match fitted.items.len() {
+        0 => None,
+        n if !loaded_all => page.positions.get(n - 1).cloned(),
+        _ => None,
+    };
+    Ok((fitted.items, loaded_all, start))
+}
+
+fn conversations_error(subscription_id: &str, error: &Error) -> Result<ServerFrame> {
+    Ok(ServerFrame::conversations(
+        subscription_id,
+        ConversationsState::Error {
+            error: error_body(error),
+        },
+    ))
 }
 
 // ---- Frames out ----

@@ -50,7 +50,7 @@ use natter::store::dynamo::DynamoStore;
 use natter::store::ItemKey;
 use natter::ws::{
     WsConnect, WsDefault, WsDisconnect, WsHello, WsInboxMore, WsLoadMore, WsOperation, WsPing,
-    WsService, WsSubscribe, WsUnsubscribe,
+    WsService, WsSubscribe, WsSubscribeConversations, WsUnsubscribe,
 };
 use serde_json::{json, Value};
 
@@ -609,6 +609,32 @@ async fn every_request_a_function_sends_is_granted_to_it() {
             .await,
     );
     assert_eq!(answer["state"], "active", "{answer}");
+    let frame = json!({"action": "subscribeConversations", "subscriptionId": "l1", "limit": 1});
+    let answer = reply(
+        &b.ws::<WsSubscribeConversations>()
+            .handle(ws_event(
+                "subscribeConversations",
+                "A",
+                "alice",
+                Some(frame),
+            ))
+            .await,
+    );
+    assert_eq!(answer["state"], "active", "{answer}");
+    let frame = json!({"action": "loadMore", "subscriptionId": "l1"});
+    let answer = reply(
+        &b.ws::<WsLoadMore>()
+            .handle(ws_event("loadMore", "A", "alice", Some(frame)))
+            .await,
+    );
+    assert_eq!(answer["type"], "conversations", "{answer}");
+    let frame = json!({"action": "unsubscribe", "subscriptionId": "l1"});
+    let answer = reply(
+        &b.ws::<WsUnsubscribe>()
+            .handle(ws_event("unsubscribe", "A", "alice", Some(frame)))
+            .await,
+    );
+    assert_eq!(answer["type"], "conversations", "{answer}");
     let frame = json!({"action": "unsubscribe", "subscriptionId": "s1"});
     b.ws::<WsUnsubscribe>()
         .handle(ws_event("unsubscribe", "A", "alice", Some(frame)))

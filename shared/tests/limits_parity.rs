@@ -189,6 +189,11 @@ fn openapi_expected() -> BTreeMap<String, Value> {
         components/parameters/InboxLimit/schema/minimum = 1
         components/parameters/InboxLimit/schema/maximum = {max_inbox_page}
         components/parameters/InboxLimit/schema/default = {max_inbox_page}
+        components/parameters/ConversationLimit/schema/minimum = 1
+        components/parameters/ConversationLimit/schema/maximum = {max_page}
+        components/parameters/ConversationLimit/schema/default = {default_conversation_page}
+        components/schemas/ConversationSnapshot/properties/unreadMessageCount/minimum = 0
+        components/schemas/ConversationSnapshot/properties/unreadMessageCount/maximum = {max_unread_count}
         # Ids: path parameters, `before`, senders, participants, recipients, mentions; roles.
         components/schemas/Id/minLength = 1
         components/schemas/Id/maxLength = {max_id_chars}
@@ -247,6 +252,8 @@ fn openapi_expected() -> BTreeMap<String, Value> {
         custom_emoji_max_chars = input::CUSTOM_EMOJI_MAX_CHARS,
         max_page = l.max_page,
         default_page = l.default_page,
+        default_conversation_page = l.default_conversation_page,
+        max_unread_count = l.max_unread_count,
         max_id_chars = l.max_id_chars,
         max_custom_keys = l.max_custom_keys,
         max_custom_key_chars = l.max_custom_key_chars,
