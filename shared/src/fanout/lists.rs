@@ -76,8 +76,9 @@ impl FanOut {
             return self.send(posts).await;
         };
         let (conversation, participants) = (&conversation, &participants);
-        let per_user: Vec<Result<Vec<Post>>> = futures::stream::iter(audience.updated.iter())
-            .map(|user_id| async move {
+        let per_user: Vec<Result<Vec<Post>>> = futures::stream::iter(audience.updated)
+            .map(|user_id: String| async move {
+                let user_id = user_id.as_str();
                 let subs = ports
                     .subscribers
                     .subscribers(&conversation_list_topic(user_id), now)
