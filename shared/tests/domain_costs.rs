@@ -18,9 +18,9 @@ use natter::changes::ChangeSender;
 use natter::clock::{Clock, ManualClock};
 use natter::config::Config;
 use natter::domain::{
-    AddReaction, DeleteMessage, EditMessage, EditMessageBody, GetMessage, ListMessages,
-    MessagePageSnapshot, PutConversation, PutConversationBody, RemoveReaction, SendMessage,
-    SendMessageBody,
+    AddReaction, DeleteMessage, EditMessage, EditMessageBody, GetMessage, ListConversations,
+    ListMessages, MarkRead, MessagePageSnapshot, PutConversation, PutConversationBody,
+    RemoveReaction, SendMessage, SendMessageBody,
 };
 use natter::error::Error;
 use natter::model::*;
@@ -835,4 +835,117 @@ async fn idempotent_send_returns_the_first_message_until_it_expires() {
         .await
         .unwrap();
     assert_ne!(later.id, first.id);
+}
+
+/// A page of 20 conversations, each holding `messages` messages from Bob that Alice has not
+/// read: (round trips, DynamoDB requests when on DynamoDB), and the snapshots' unread counts.
+async fn list_cost(f: &Fixture, messages: usize) -> (usize, Option<Vec<String>>, Vec<u64>) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    for c in 0..20 {
+        let cid = format!("l{c:02}");
+        f.domain
+            .put_conversation(
+                &alice,
+                &cid,
+                PutConversationBody {
+                    participants: Some(vec!["bob".into()]),
+                    ..PutConversationBody::default()
+                },
+            )
+            .await
+            .unwrap();
+        for i in 0..messages {
+            f.domain
+                .send_message(&bob, &cid, text(&format!("m{i}")))
+                .await
+                .unwrap();
+        }
+    }
+    f.take();
+    let page = f
+        .domain
+        .0
+        .build::<ListConversations>()
+        .run(&alice, "alice", Some(20), None)
+        .await
+        .unwrap();
+    let (rounds, calls, requests) = f.take();
+    eprintln!("a page of 20 conversations of {messages} messages: {rounds} round trips, {calls:?}");
+    let counts = page
+        .data
+        .iter()
+        .map(|c| c.unread_message_count.expect("a viewer's count"))
+        .collect();
+    (
+        rounds,
+        requests.map(|mut r| {
+            r.sort();
+            r
+        }),
+        counts,
+    )
+}
+
+async fn conversation_lists_cost_the_same_however_many_messages(small: Fixture, large: Fixture) {
+    let (rounds, requests, counts) = list_cost(&small, 2).await;
+    assert_eq!(counts, vec![2; 20]);
+    let (large_rounds, large_requests, large_counts) = list_cost(&large, 40).await;
+    assert_eq!(large_counts, vec![40; 20]);
+    assert_eq!(
+        (rounds, &requests),
+        (large_rounds, &large_requests),
+        "the cost grew with the messages"
+    );
+    // The list (one call), then the 20 snapshots side by side (each its items, then its newest
+    // message beside its unread count, then the message's sender: three deep), which overlap
+    // into one stretch of waiting.
+    assert_eq!(rounds, 2);
+    if let Some(requests) = requests {
+        let count = |name: &str| requests.iter().filter(|r| *r == name).count();
+        // One index query and one batch read for the list; per conversation three queries
+        // (conversation and participants, newest message, unread count) and one batch read
+        // (the newest message's sender).
+        assert_eq!(
+            (count("Query"), count("BatchGetItem")),
+            (1 + 60, 1 + 20),
+            "{requests:?}"
+        );
+        assert_eq!(requests.len(), 82, "{requests:?}");
+    }
+    // A read: one write.
+    small
+        .domain
+        .0
+        .build::<MarkRead>()
+        .run(&user("alice"), "l00")
+        .await
+        .unwrap();
+    let (rounds, _, requests) = small.take();
+    assert_eq!(rounds, 1);
+    if let Some(requests) = requests {
+        assert_eq!(requests, vec!["UpdateItem".to_string()]);
+    }
+}
+
+#[tokio::test]
+async fn conversation_lists_cost_the_same_however_many_messages_memory() {
+    conversation_lists_cost_the_same_however_many_messages(
+        fixture(Config::default()).await,
+        fixture(Config::default()).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn conversation_lists_cost_the_same_however_many_messages_dynamodb() {
+    let small = common::Harness::dynamodb("list-costs-small").await;
+    let large = common::Harness::dynamodb("list-costs-large").await;
+    let counter = |h: &common::Harness| h.dynamo.as_ref().map(|d| d.counter.clone());
+    conversation_lists_cost_the_same_however_many_messages(
+        fixture_on(small.store.clone(), counter(&small), Config::default()).await,
+        fixture_on(large.store.clone(), counter(&large), Config::default()).await,
+    )
+    .await;
+    small.finish().await;
+    large.finish().await;
 }

@@ -495,6 +495,8 @@ fn the_readme_limits_tables_are_the_config_values() {
         | inbox recipients | 1..{recipients} (400) |
         | `limit` on the inbox list; inbox messages per `hello` / `inboxMore` | 1..{inbox_page}, default {inbox_page} (400) |
         | WebSocket `limit` / `loadMore` `count` | 1..{max_page}, default {default_page} |
+        | `limit` on a user's conversation list, `subscribeConversations` `limit` | 1..{max_page}, default {conversation_page} (400) |
+        | `unreadMessageCount` | counts up to {unread} ({unread} means {unread} or more) |
         | WebSocket `requestId`, as JSON | {request_id} (`invalid_request`, not echoed) |
         | a message in frames, as JSON | {frame_message}; a larger one is sent as `{{id, conversationId, truncated: true}}` |
         | an HTTP response, as the Lambda response | {http_response} (6 MB less {http_reserve} kept free); a page stops early |
@@ -526,6 +528,8 @@ fn the_readme_limits_tables_are_the_config_values() {
         import = l.max_import_messages,
         max_page = l.max_page,
         default_page = l.default_page,
+        conversation_page = l.default_conversation_page,
+        unread = l.max_unread_count,
         reactions = l.max_distinct_reactions,
         custom_emoji = input::CUSTOM_EMOJI_MAX_CHARS,
         depth = input::CONTENT_MAX_DEPTH,

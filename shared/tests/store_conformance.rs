@@ -390,7 +390,14 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
     assert_eq!(c, expected);
     assert_eq!(
         ps,
-        vec![part("a", RW, exp), part("b", RW, exp2), part("c", RW, exp2)]
+        vec![
+            part("a", RW, exp),
+            part("b", RW, exp2),
+            ParticipantRecord {
+                joined_at: t1,
+                ..part("c", RW, exp2)
+            }
+        ]
     );
     let items = s
         .get_items(
@@ -441,7 +448,11 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
         .await
         .unwrap()
         .expect("conversation");
-    assert_eq!(ps, vec![part("b", RW, exp2), part("c", RW, exp2)]);
+    let joined_later = |p: ParticipantRecord| ParticipantRecord { joined_at: t1, ..p };
+    assert_eq!(
+        ps,
+        vec![part("b", RW, exp2), joined_later(part("c", RW, exp2))]
+    );
     let items = s
         .get_items(
             &[ItemKey::Participant {
@@ -491,7 +502,13 @@ async fn conversations_upsert_get_and_expiry(h: Harness) {
             expires_at: exp_in(2 * HOUR),
         }
     );
-    assert_eq!(ps, vec![part("d", READ, exp_in(2 * HOUR))]);
+    assert_eq!(
+        ps,
+        vec![ParticipantRecord {
+            joined_at: gone_at,
+            ..part("d", READ, exp_in(2 * HOUR))
+        }]
+    );
 
     assert!(s.get_conversation("missing", T0).await.unwrap().is_none());
     h.finish().await;
@@ -2042,7 +2059,47 @@ async fn request_counts(h: Harness) {
     assert!(s.delete_message("c", &m.id, Some("w")).await.unwrap());
     check("delete_message", &["DeleteItem"]);
     s.delete_participant("c", "x").await.unwrap();
-    check("delete_participant", &["DeleteItem"]);
+    check(
+        "delete_participant (and its activity)",
+        &["DeleteItem", "DeleteItem"],
+    );
+
+    // Read state, unread counts and conversation lists.
+    assert!(s.mark_read("c", "w", T0, T0).await.unwrap());
+    check("mark_read", &["UpdateItem"]);
+    assert!(s.mark_read("c", "w", T0 - 1, T0).await.unwrap());
+    check(
+        "mark_read (a later readUntil kept)",
+        &["UpdateItem", "UpdateItem"],
+    );
+    assert!(s.mark_unread("c", "w", T0).await.unwrap());
+    check("mark_unread", &["UpdateItem"]);
+    s.count_unread("c", "w", None, 255, T0).await.unwrap();
+    check("count_unread", &["Query"]);
+    let users = ["w".to_string(), "v".to_string()];
+    s.record_activity(
+        "c",
+        &users,
+        &Activity {
+            message_id: mid(5),
+            created_at: T0 + 5,
+            expires_at: exp,
+        },
+    )
+    .await
+    .unwrap();
+    check("record_activity (two users)", &["UpdateItem", "UpdateItem"]);
+    s.retract_activity("c", &users, &mid(5), None)
+        .await
+        .unwrap();
+    check(
+        "retract_activity (two users)",
+        &["DeleteItem", "DeleteItem"],
+    );
+    s.list_conversations("w", None, 20, T0).await.unwrap();
+    check("list_conversations", &["Query", "BatchGetItem"]);
+    s.conversation_position("w", "c", T0).await.unwrap();
+    check("conversation_position", &["BatchGetItem"]);
 
     println!("request counts:\n  {}", report.join("\n  "));
     h.finish().await;

@@ -227,15 +227,32 @@ async fn conversation_creator_and_participants(store: Store) {
         "createdAt {created_at}"
     );
 
-    // Both participants read it.
-    assert_eq!(expect_status(gw.get(&conv("c1"), &bob).await, 200), created);
+    // Both participants read it, each with their own read state; the secret key has none.
+    let viewer_fields = [
+        "access",
+        "joinedAt",
+        "unreadMessageCount",
+        "readUntil",
+        "isUnread",
+    ];
+    let shared = |mut snapshot: Value| {
+        for field in viewer_fields {
+            snapshot[field] = Value::Null;
+        }
+        snapshot
+    };
+    assert_eq!(created["access"], "ReadWrite");
+    assert_eq!(created["unreadMessageCount"], 0);
+    let by_bob = expect_status(gw.get(&conv("c1"), &bob).await, 200);
+    assert_eq!(shared(by_bob.clone()), shared(created.clone()));
+    assert_eq!(by_bob["access"], "ReadWrite");
     assert_eq!(
         expect_status(gw.get(&conv("c1"), &alice).await, 200),
         created
     );
     assert_eq!(
         expect_status(gw.get(&conv("c1"), &secret_key()).await, 200),
-        created
+        shared(created.clone())
     );
 
     // A ReadWrite participant updates it; createdAt stays, null clears, absent keeps, and
