@@ -35,12 +35,22 @@ pub enum Change {
         user_id: String,
         message_id: String,
     },
+    /// `user_id` started or stopped typing in a conversation: their typer item was created,
+    /// rewritten for a new spell, or deleted (not by TTL). An item whose `until` was only
+    /// extended is no change. The fan-out reads who is typing now (`fanout::typing`).
+    TypingChanged {
+        conversation_id: String,
+        user_id: String,
+    },
 }
 
 impl Change {
-    /// The conversation a message change belongs to; `None` for inbox changes.
+    /// The conversation a message or typing change belongs to; `None` for inbox changes.
     pub fn conversation_id(&self) -> Option<&str> {
         Some(match self {
+            Change::TypingChanged {
+                conversation_id, ..
+            } => conversation_id,
             Change::MessageCreated(m) | Change::MessageEdited(m) => &m.conversation_id,
             Change::MessageDeleted {
                 conversation_id, ..
@@ -52,8 +62,9 @@ impl Change {
         })
     }
 
-    pub fn message_id(&self) -> &str {
-        match self {
+    /// The message or inbox message the change is about; `None` for typing changes.
+    pub fn message_id(&self) -> Option<&str> {
+        Some(match self {
             Change::MessageCreated(m) | Change::MessageEdited(m) => &m.id,
             Change::MessageDeleted { message_id, .. } => message_id,
             Change::ReactionAdded { message, .. } | Change::ReactionRemoved { message, .. } => {
@@ -61,7 +72,8 @@ impl Change {
             }
             Change::InboxCreated(record) => &record.message_id,
             Change::InboxDeleted { message_id, .. } => message_id,
-        }
+            Change::TypingChanged { .. } => return None,
+        })
     }
 }
 

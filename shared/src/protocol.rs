@@ -40,6 +40,7 @@ pub enum ClientFrame {
     Subscribe(SubscribeFrame),
     LoadMore(LoadMoreFrame),
     Unsubscribe(UnsubscribeFrame),
+    Typing(TypingFrame),
 }
 
 /// `{action: "hello"}`: who am I, and the inbox replay. Answered by `hello`.
@@ -139,10 +140,28 @@ pub struct UnsubscribeFrame {
     pub subscription_id: Option<String>,
 }
 
+/// `{action: "typing", conversationId}`: the caller (a `ReadWrite` participant) is typing
+/// there, for the next 10 seconds. No reply; an `error` frame when refused. Every subscription
+/// to the conversation's messages (but the caller's own) gets a `typing` push when who is typing
+/// changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "TypingFrame", transform = with_request_id)]
+pub struct TypingFrame {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        with = "String",
+        required,
+        length(min = 1, max = 128),
+        pattern(ID_PATTERN)
+    )]
+    pub conversation_id: Option<String>,
+}
+
 /// Ids: 1 to 128 characters, no control characters, `#` or `/` (as in `docs/openapi.yaml`).
 const ID_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F#/]+$";
 
-const ACTIONS: &str = "hello, inboxMore, ping, subscribe, loadMore or unsubscribe";
+const ACTIONS: &str = "hello, inboxMore, ping, subscribe, loadMore, unsubscribe or typing";
 
 /// A client frame as it arrives: its JSON object, with the `requestId` to echo.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,8 +194,8 @@ impl IncomingFrame {
     pub fn frame(&self) -> Result<ClientFrame> {
         let action = match self.action() {
             Some(
-                action
-                @ ("hello" | "inboxMore" | "ping" | "subscribe" | "loadMore" | "unsubscribe"),
+                action @ ("hello" | "inboxMore" | "ping" | "subscribe" | "loadMore" | "unsubscribe"
+                | "typing"),
             ) => action,
             Some(other) => {
                 return Err(Error::invalid(format!(
@@ -230,6 +249,9 @@ pub enum ServerFrame {
     /// To every connection of the recipient.
     #[serde(rename = "inbox.deleted")]
     InboxDeleted(InboxDeletedPush),
+    /// To every subscription to a conversation's messages, when who is typing there changes.
+    #[serde(rename = "typing")]
+    Typing(TypingPush),
 }
 
 /// The reply to `hello`.
@@ -396,6 +418,17 @@ pub struct ReactionPush {
     pub subscription_id: String,
 }
 
+/// `typing`: who is typing in the subscription's conversation now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingPush {
+    pub subscription_id: String,
+    pub conversation_id: String,
+    /// The user ids of those typing, the one typing longest first; never the subscription's
+    /// own user. Empty when nobody (else) types any more.
+    pub users: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InboxDeletedPush {
@@ -548,6 +581,12 @@ mod tests {
             ),
             (json!({"action": "ping"}), ClientFrame::Ping(PingFrame {})),
             (
+                json!({"action": "typing", "conversationId": "c1"}),
+                ClientFrame::Typing(TypingFrame {
+                    conversation_id: Some("c1".into()),
+                }),
+            ),
+            (
                 json!({"action": "subscribe", "subscriptionId": "s1", "conversationId": "c1"}),
                 ClientFrame::Subscribe(SubscribeFrame {
                     subscription_id: Some("s1".into()),
@@ -677,21 +716,21 @@ mod tests {
         let cases = [
             (
                 r#"{"action": "dance"}"#,
-                "unknown action \"dance\"; expected hello, inboxMore, ping, subscribe, loadMore or \
-                 unsubscribe",
+                "unknown action \"dance\"; expected hello, inboxMore, ping, subscribe, loadMore, \
+                 unsubscribe or typing",
             ),
             (
                 r#"{"action": "Hello"}"#,
-                "unknown action \"Hello\"; expected hello, inboxMore, ping, subscribe, loadMore or \
-                 unsubscribe",
+                "unknown action \"Hello\"; expected hello, inboxMore, ping, subscribe, loadMore, \
+                 unsubscribe or typing",
             ),
             (
                 r#"{"noAction": true}"#,
-                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore or unsubscribe",
+                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe or typing",
             ),
             (
                 r#"{"action": 5}"#,
-                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore or unsubscribe",
+                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe or typing",
             ),
             (r#"[{"action": "hello"}]"#, "a frame must be a JSON object"),
             (
@@ -943,6 +982,15 @@ mod tests {
                 }),
                 json!({"type": "inbox.deleted", "messageId": "inb_1"}),
             ),
+            (
+                ServerFrame::Typing(TypingPush {
+                    subscription_id: "s".into(),
+                    conversation_id: "c1".into(),
+                    users: vec!["alice".into(), "carol".into()],
+                }),
+                json!({"type": "typing", "subscriptionId": "s", "conversationId": "c1",
+                    "users": ["alice", "carol"]}),
+            ),
         ]
     }
 
@@ -982,7 +1030,8 @@ mod tests {
                 "ping",
                 "subscribe",
                 "loadMore",
-                "unsubscribe"
+                "unsubscribe",
+                "typing"
             ]
         );
         // Client frames are closed; the ids a valid frame needs are required.
@@ -1003,7 +1052,12 @@ mod tests {
         ] {
             assert!(schema["$defs"][reply]["properties"]["requestId"].is_object());
         }
-        for push in ["MessagePush", "ReactionPush", "InboxMessageSnapshot"] {
+        for push in [
+            "MessagePush",
+            "ReactionPush",
+            "InboxMessageSnapshot",
+            "TypingPush",
+        ] {
             assert!(schema["$defs"][push]["properties"]
                 .get("requestId")
                 .is_none());

@@ -40,6 +40,7 @@
 mod batch;
 mod push;
 mod stream;
+mod typing;
 
 pub use push::{ManagementApiPusher, PushOutcome, Pusher};
 pub use stream::change_from_record;
@@ -60,6 +61,7 @@ use crate::model::{MessageRecord, MessageSnapshot};
 use crate::operation;
 use crate::ports::{
     ConnectionLister, Disconnector, ItemReader, Port, ReactionReader, SubscriberLister,
+    TypingLister, TypingRemover,
 };
 use crate::protocol::{
     FrameMessage, InboxDeletedPush, MessageDeletedPush, MessagePush, ReactionPush, ServerFrame,
@@ -84,7 +86,8 @@ pub struct Report {
 
 operation! {
     /// What the fan-out reads and changes in storage: a conversation's subscribers, a user's
-    /// connections, participants, the viewers' reactions, and gone connections.
+    /// connections, participants, the viewers' reactions, gone connections, and typers (who
+    /// is typing; a sender's typing ends with their message).
     pub struct FanOutPorts {
         ctx: Context,
         items: Arc<dyn ItemReader>,
@@ -92,6 +95,8 @@ operation! {
         subscribers: Arc<dyn SubscriberLister>,
         connections: Arc<dyn ConnectionLister>,
         disconnector: Arc<dyn Disconnector>,
+        typers: Arc<dyn TypingLister>,
+        typing_ends: Arc<dyn TypingRemover>,
     }
 }
 
@@ -164,8 +169,16 @@ impl FanOut {
         let Some(cid) = change.conversation_id() else {
             return self.apply_inbox(change).await;
         };
+        let message_id = match change {
+            // Who is typing goes to every subscription, whatever its window (`typing`).
+            Change::TypingChanged { user_id, .. } => return self.apply_typing(cid, user_id).await,
+            Change::MessageCreated(m) => {
+                self.end_typing(m).await?;
+                &m.id
+            }
+            _ => change.message_id().unwrap_or_default(),
+        };
         let now = self.ports.ctx.now_ms();
-        let message_id = change.message_id();
         let subs: Vec<SubscriptionRecord> = self
             .ports
             .subscribers
@@ -317,7 +330,9 @@ impl FanOut {
                     })
                     .collect::<Result<_>>()?
             }
-            Change::InboxCreated(_) | Change::InboxDeleted { .. } => Vec::new(),
+            Change::InboxCreated(_)
+            | Change::InboxDeleted { .. }
+            | Change::TypingChanged { .. } => Vec::new(),
         };
         Ok(posts)
     }

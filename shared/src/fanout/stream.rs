@@ -14,7 +14,9 @@ use aws_lambda_events::dynamodb::EventRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::changes::Change;
-use crate::store::schema::{attr, chg, CONV_PREFIX, INBOX_PREFIX, MSG_PREFIX, PK, SK};
+use crate::store::schema::{
+    attr, chg, CONV_PREFIX, INBOX_PREFIX, MSG_PREFIX, PK, SK, TYPING_PREFIX,
+};
 
 /// The change a DynamoDB stream record stands for: `None` for items other than messages, for
 /// TTL removals (expiry is not news), and for updates that changed nothing a client sees.
@@ -46,6 +48,12 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
             })),
             _ => Ok(None),
         };
+    }
+    if let (Some(cid), Some(user_id)) = (
+        text_key(PK).and_then(|pk| pk.strip_prefix(TYPING_PREFIX)),
+        text_key(SK),
+    ) {
+        return super::typing::change_from_typer_record(record, cid, user_id);
     }
     let (Some(cid), Some(mid)) = (
         text_key(PK).and_then(|pk| pk.strip_prefix(CONV_PREFIX)),
