@@ -175,7 +175,7 @@ async fn each_typing_method_is_one_request() {
     let s = Subject::dynamodb("typing_request_counts").await;
     let store = &*s.store;
     let counter = &s.harness.dynamo.as_ref().unwrap().counter;
-    let mut check = |what: &str, expected: &[&str]| {
+    let check = |what: &str, expected: &[&str]| {
         assert_eq!(counter.take(), expected, "{what}");
     };
     store
