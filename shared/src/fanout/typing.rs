@@ -122,3 +122,76 @@ pub(super) fn change_from_typer_record(
         other => Err(format!("unknown event name {other:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::super::change_from_record;
+    use crate::changes::Change;
+
+    fn image(since: i64, until: i64) -> Value {
+        json!({"pk": {"S": "TYPING#c1"}, "sk": {"S": "alice"},
+            "since": {"N": since.to_string()}, "until": {"N": until.to_string()},
+            "expiresAt": {"N": (until / 1000 + 61).to_string()}})
+    }
+
+    fn record(event: &str, new: Option<Value>, old: Option<Value>, by_ttl: bool) -> Value {
+        let mut dynamodb = json!({"Keys": {"pk": {"S": "TYPING#c1"}, "sk": {"S": "alice"}},
+            "SequenceNumber": "7", "SizeBytes": 1});
+        if let Some(new) = new {
+            dynamodb["NewImage"] = new;
+        }
+        if let Some(old) = old {
+            dynamodb["OldImage"] = old;
+        }
+        let mut record = json!({"eventID": "e1", "eventName": event, "awsRegion": "us-east-1",
+            "eventSource": "aws:dynamodb", "dynamodb": dynamodb});
+        if by_ttl {
+            record["userIdentity"] =
+                json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+        }
+        record
+    }
+
+    fn decode(record: Value) -> Option<Change> {
+        change_from_record(&serde_json::from_value(record).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn typer_records_are_changes_when_a_spell_starts_or_ends_only() {
+        let changed = Some(Change::TypingChanged {
+            conversation_id: "c1".into(),
+            user_id: "alice".into(),
+        });
+        assert_eq!(
+            decode(record("INSERT", Some(image(1, 10_001)), None, false)),
+            changed
+        );
+        assert_eq!(
+            decode(record("REMOVE", None, Some(image(1, 10_001)), false)),
+            changed
+        );
+        // Extended: same spell, nothing to tell.
+        let extended = record(
+            "MODIFY",
+            Some(image(1, 15_001)),
+            Some(image(1, 10_001)),
+            false,
+        );
+        assert_eq!(decode(extended), None);
+        // Rewritten for a new spell before any check deleted the old one.
+        let new_spell = record(
+            "MODIFY",
+            Some(image(20_000, 30_000)),
+            Some(image(1, 10_001)),
+            false,
+        );
+        assert_eq!(decode(new_spell), changed);
+        // TTL removals are not news.
+        assert_eq!(
+            decode(record("REMOVE", None, Some(image(1, 10_001)), true)),
+            None
+        );
+    }
+}
