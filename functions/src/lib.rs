@@ -17,6 +17,7 @@ use natter::fanout::{FanOut, ManagementApiPusher};
 use natter::http::{HttpOperation, HttpService};
 use natter::secrets;
 use natter::services::Services;
+use natter::typing::{SqsTypingTimer, TypingExpiry};
 use natter::ws::{WsOperation, WsService};
 
 /// The AWS configuration every client of this process is built from.
@@ -24,16 +25,23 @@ async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// The services over the table named by `TABLE_NAME`, with the deployment's settings.
+/// The services over the table named by `TABLE_NAME`, with the deployment's settings; when
+/// `TYPING_QUEUE_URL` is set (only `ws-typing`'s), typing expiry checks go to that queue.
 fn services(sdk: &aws_config::SdkConfig) -> Result<Services, Error> {
     init_tracing();
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    Ok(Services::dynamodb(
+    let services = Services::dynamodb(
         aws_sdk_dynamodb::Client::new(sdk),
         &table,
         Arc::new(SystemClock),
         Config::from_env()?,
-    ))
+    );
+    Ok(match std::env::var("TYPING_QUEUE_URL") {
+        Ok(url) if !url.is_empty() => {
+            services.with_typing_timer(Arc::new(SqsTypingTimer::from_sdk(sdk, &url)))
+        }
+        _ => services,
+    })
 }
 
 /// Runs HTTP API operation `O` (e.g. `serve_http::<SendMessage>()`).
@@ -104,6 +112,19 @@ pub async fn serve_fan_out() -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<aws_lambda_events::dynamodb::Event>| async move {
             Ok::<_, Error>(fan_out.handle_stream_event(event.payload).await)
+        },
+    ))
+    .await
+}
+
+/// Runs the typing expiry checks of the typing queue (an SQS event source with batch item
+/// failures reported).
+pub async fn serve_typing_expiry() -> Result<(), Error> {
+    let services = services(&sdk_config().await)?;
+    let expiry = &services.build::<TypingExpiry>();
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
+            Ok::<_, Error>(expiry.handle_sqs_event(event.payload).await)
         },
     ))
     .await

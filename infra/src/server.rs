@@ -81,9 +81,25 @@ pub enum ChangeSource {
 }
 
 /// The storage the options ask for, with its change source ready: on DynamoDB the stream is
-/// positioned before this returns, so nothing written after start-up is missed.
+/// positioned before this returns, so nothing written after start-up is missed. Typing expiry
+/// checks run in this process (`natter::typing::InProcessTimer`), on either store.
 pub async fn storage(options: &ServeOptions, config: Config) -> Result<Storage, String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut storage = stores(options, config, clock.clone()).await?;
+    let (timer, checks) = natter::typing::InProcessTimer::new(clock);
+    storage.services = storage.services.with_typing_timer(Arc::new(timer));
+    tokio::spawn(natter::typing::run_in_process_expiry(
+        checks,
+        storage.services.build(),
+    ));
+    Ok(storage)
+}
+
+async fn stores(
+    options: &ServeOptions,
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Storage, String> {
     match &options.dynamodb_endpoint {
         None => {
             let (services, changes) = Services::memory(clock, config);

@@ -47,12 +47,22 @@ pub enum Change {
         user_id: String,
         message_id: String,
     },
+    /// `user_id` started or stopped typing in a conversation: their typer item was created,
+    /// rewritten for a new spell, or deleted (not by TTL). An item whose `until` was only
+    /// extended is no change. The fan-out reads who is typing now (`fanout::typing`).
+    TypingChanged {
+        conversation_id: String,
+        user_id: String,
+    },
 }
 
 impl Change {
-    /// The conversation a message change belongs to; `None` for inbox changes.
+    /// The conversation a message or typing change belongs to; `None` for inbox changes.
     pub fn conversation_id(&self) -> Option<&str> {
         Some(match self {
+            Change::TypingChanged {
+                conversation_id, ..
+            } => conversation_id,
             Change::MessageCreated(m) | Change::MessageEdited(m) => &m.conversation_id,
             Change::MessageDeleted {
                 conversation_id, ..
@@ -79,6 +89,7 @@ impl Change {
             }
             Change::ParticipantChanged { .. }
             | Change::ConversationChanged { .. }
+            | Change::TypingChanged { .. }
             | Change::InboxCreated(_)
             | Change::InboxDeleted { .. } => None,
         }

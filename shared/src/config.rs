@@ -299,6 +299,22 @@ pub mod connections {
     pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
 }
 
+/// Typing indicators (`docs/websocket.md`, "Typing"): one short-lived typer item per user and
+/// conversation, never a write per keystroke.
+pub mod typing {
+    /// A user stops typing this long after the `typing` frame that last wrote their typer item
+    /// (ms).
+    pub const LIFETIME_MS: i64 = 10_000;
+    /// A `typing` frame while the typer item is live and was written less than this long ago
+    /// writes nothing (ms). So a user stops typing between `LIFETIME_MS - THROTTLE_MS` and
+    /// `LIFETIME_MS` after their last frame, and a spell costs one write per `THROTTLE_MS` at
+    /// most, however fast the client sends.
+    pub const THROTTLE_MS: i64 = 5_000;
+    /// How long after `until` DynamoDB's TTL may delete a typer item that no expiry check
+    /// deleted (seconds); reads ignore it from `until` on anyway.
+    pub const TTL_GRACE_SECS: i64 = 60;
+}
+
 /// How replies, pushes and responses are kept within AWS's limits ([`aws`]): the page builder
 /// (`sizes.rs`) stops a page when the next item would not fit, and a message too big for any
 /// frame is sent in its short form.
@@ -463,6 +479,8 @@ pub mod aws {
     pub const DYNAMODB_BATCH_WRITE_MAX_ITEMS: usize = 25;
     /// DynamoDB: the most operands of one `IN` in a condition expression.
     pub const DYNAMODB_IN_MAX_OPERANDS: usize = 100;
+    /// SQS: the longest per-message `DelaySeconds`.
+    pub const SQS_MAX_DELAY_SECS: i64 = 900;
 }
 
 #[cfg(test)]

@@ -29,4 +29,5 @@ pub mod secrets;
 pub mod services;
 pub mod sizes;
 pub mod store;
+pub mod typing;
 pub mod ws;

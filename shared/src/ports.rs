@@ -19,12 +19,14 @@ use std::sync::Arc;
 
 use crate::services::{Component, Services};
 
+pub use crate::store::typing::{TypingLister, TypingRemover, TypingStore, TypingWriter};
 pub use crate::store::{
     ActivityWriter, ConversationLister, ConversationReader, ConversationWriter, ItemReader,
     MessageCreator, MessageDeleter, MessageEditor, MessageImporter, MessageLister,
     ParticipantRemover, ParticipantWriter, ReactionAdder, ReactionReader, ReactionRemover,
     ReadMarker, Store, UnreadCounter, UserWriter,
 };
+pub use crate::typing::TypingTimer;
 
 /// One IAM action on the table (`dynamodb:GetItem` …) or on its indexes (`Resource:
 /// ${Table.Arn}/index/*`). A part of a `TransactWriteItems` is the action of its kind
@@ -72,15 +74,19 @@ macro_rules! ports {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Port {
             $($port,)*
+            /// The typing expiry timer (`typing::TypingTimer`): no DynamoDB action, but on AWS
+            /// `sqs:SendMessage` on the typing queue.
+            TypingTimer,
         }
 
         impl Port {
-            pub const ALL: &'static [Port] = &[$(Port::$port,)*];
+            pub const ALL: &'static [Port] = &[$(Port::$port,)* Port::TypingTimer];
 
             /// The DynamoDB actions this port's implementation may send.
             pub fn actions(self) -> &'static [Action] {
                 match self {
                     $(Port::$port => &[$(Action::$action),*],)*
+                    Port::TypingTimer => &[],
                 }
             }
 
@@ -88,6 +94,7 @@ macro_rules! ports {
             pub fn name(self) -> &'static str {
                 match self {
                     $(Port::$port => stringify!($port),)*
+                    Port::TypingTimer => "TypingTimer",
                 }
             }
         }
@@ -143,4 +150,8 @@ ports! {
     SubscriptionRemover from realtime => [GetItem, UpdateItem, DeleteItem],
     SubscriberLister from realtime => [Query],
     Disconnector from realtime => [UpdateItem, BatchWriteItem],
+    // Typers (the typer item itself is read through `ItemReader`).
+    TypingWriter from typing => [PutItem],
+    TypingLister from typing => [Query],
+    TypingRemover from typing => [DeleteItem],
 }

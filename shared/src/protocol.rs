@@ -41,6 +41,7 @@ pub enum ClientFrame {
     LoadMore(LoadMoreFrame),
     Unsubscribe(UnsubscribeFrame),
     SubscribeConversations(SubscribeConversationsFrame),
+    Typing(TypingFrame),
 }
 
 /// `{action: "hello"}`: who am I, and the inbox replay. Answered by `hello`.
@@ -163,11 +164,29 @@ pub struct SubscribeConversationsFrame {
     pub limit: Option<Value>,
 }
 
+/// `{action: "typing", conversationId}`: the caller (a `ReadWrite` participant) is typing
+/// there, for the next 10 seconds. No reply; an `error` frame when refused. Every subscription
+/// to the conversation's messages (but the caller's own) gets a `typing` push when who is typing
+/// changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "TypingFrame", transform = with_request_id)]
+pub struct TypingFrame {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        with = "String",
+        required,
+        length(min = 1, max = 128),
+        pattern(ID_PATTERN)
+    )]
+    pub conversation_id: Option<String>,
+}
+
 /// Ids: 1 to 128 characters, no control characters, `#` or `/` (as in `docs/openapi.yaml`).
 const ID_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F#/]+$";
 
 const ACTIONS: &str =
-    "hello, inboxMore, ping, subscribe, loadMore, unsubscribe or subscribeConversations";
+    "hello, inboxMore, ping, subscribe, loadMore, unsubscribe, subscribeConversations or typing";
 
 /// A client frame as it arrives: its JSON object, with the `requestId` to echo.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,7 +225,8 @@ impl IncomingFrame {
                 | "subscribe"
                 | "loadMore"
                 | "unsubscribe"
-                | "subscribeConversations"),
+                | "subscribeConversations"
+                | "typing"),
             ) => action,
             Some(other) => {
                 return Err(Error::invalid(format!(
@@ -272,6 +292,9 @@ pub enum ServerFrame {
     /// removed): it is no longer theirs.
     #[serde(rename = "conversation.removed")]
     ConversationRemoved(ConversationRemovedPush),
+    /// To every subscription to a conversation's messages, when who is typing there changes.
+    #[serde(rename = "typing")]
+    Typing(TypingPush),
 }
 
 /// The reply to `hello`.
@@ -528,6 +551,17 @@ pub struct ReactionPush {
     pub subscription_id: String,
 }
 
+/// `typing`: who is typing in the subscription's conversation now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingPush {
+    pub subscription_id: String,
+    pub conversation_id: String,
+    /// The user ids of those typing, the one typing longest first; never the subscription's
+    /// own user. Empty when nobody (else) types any more.
+    pub users: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InboxDeletedPush {
@@ -688,6 +722,12 @@ mod tests {
             ),
             (json!({"action": "ping"}), ClientFrame::Ping(PingFrame {})),
             (
+                json!({"action": "typing", "conversationId": "c1"}),
+                ClientFrame::Typing(TypingFrame {
+                    conversation_id: Some("c1".into()),
+                }),
+            ),
+            (
                 json!({"action": "subscribe", "subscriptionId": "s1", "conversationId": "c1"}),
                 ClientFrame::Subscribe(SubscribeFrame {
                     subscription_id: Some("s1".into()),
@@ -818,20 +858,20 @@ mod tests {
             (
                 r#"{"action": "dance"}"#,
                 "unknown action \"dance\"; expected hello, inboxMore, ping, subscribe, loadMore, \
-                 unsubscribe or subscribeConversations",
+                 unsubscribe, subscribeConversations or typing",
             ),
             (
                 r#"{"action": "Hello"}"#,
                 "unknown action \"Hello\"; expected hello, inboxMore, ping, subscribe, loadMore, \
-                 unsubscribe or subscribeConversations",
+                 unsubscribe, subscribeConversations or typing",
             ),
             (
                 r#"{"noAction": true}"#,
-                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe or subscribeConversations",
+                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe, subscribeConversations or typing",
             ),
             (
                 r#"{"action": 5}"#,
-                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe or subscribeConversations",
+                "a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe, subscribeConversations or typing",
             ),
             (r#"[{"action": "hello"}]"#, "a frame must be a JSON object"),
             (
@@ -1130,6 +1170,15 @@ mod tests {
                 }),
                 json!({"type": "conversation.removed", "conversationId": "c1", "subscriptionId": "l"}),
             ),
+            (
+                ServerFrame::Typing(TypingPush {
+                    subscription_id: "s".into(),
+                    conversation_id: "c1".into(),
+                    users: vec!["alice".into(), "carol".into()],
+                }),
+                json!({"type": "typing", "subscriptionId": "s", "conversationId": "c1",
+                    "users": ["alice", "carol"]}),
+            ),
         ]
     }
 
@@ -1203,7 +1252,8 @@ mod tests {
                 "subscribe",
                 "loadMore",
                 "unsubscribe",
-                "subscribeConversations"
+                "subscribeConversations",
+                "typing"
             ]
         );
         // Client frames are closed; the ids a valid frame needs are required.
@@ -1224,7 +1274,12 @@ mod tests {
         ] {
             assert!(schema["$defs"][reply]["properties"]["requestId"].is_object());
         }
-        for push in ["MessagePush", "ReactionPush", "InboxMessageSnapshot"] {
+        for push in [
+            "MessagePush",
+            "ReactionPush",
+            "InboxMessageSnapshot",
+            "TypingPush",
+        ] {
             assert!(schema["$defs"][push]["properties"]
                 .get("requestId")
                 .is_none());

@@ -11,13 +11,14 @@ use crate::changes::ChangeReceiver;
 use crate::clock::Clock;
 use crate::config::storage::CHANGE_FEED_CAPACITY;
 use crate::config::Config;
-use crate::ports::{ConnectionReader, InboxStore, Port, RealtimeStore, Store};
+use crate::ports::{ConnectionReader, InboxStore, Port, RealtimeStore, Store, TypingStore};
 use crate::realtime::dynamo::DynamoRealtimeStore;
 use crate::realtime::memory::MemoryRealtimeStore;
 use crate::store::dynamo::DynamoStore;
 use crate::store::inbox::{ClientDirectory, ConnectionDirectory};
 use crate::store::memory::MemoryStore;
 use crate::store::memory_inbox::MemoryInbox;
+use crate::typing::{NoTypingTimer, TypingTimer};
 
 /// Everything a process stores and the time and settings it runs with.
 #[derive(Clone)]
@@ -26,6 +27,9 @@ pub struct Services {
     pub(crate) inbox: Arc<dyn InboxStore>,
     pub(crate) realtime: Arc<dyn RealtimeStore>,
     pub(crate) clients: Arc<dyn ClientDirectory>,
+    pub(crate) typing: Arc<dyn TypingStore>,
+    /// Schedules typing expiry checks; none unless given (`with_typing_timer`).
+    pub(crate) typing_timer: Arc<dyn TypingTimer>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Arc<Config>,
 }
@@ -36,6 +40,7 @@ impl Services {
         store: Arc<dyn Store>,
         inbox: Arc<dyn InboxStore>,
         realtime: Arc<dyn RealtimeStore>,
+        typing: Arc<dyn TypingStore>,
         clock: Arc<dyn Clock>,
         config: Config,
     ) -> Self {
@@ -45,6 +50,8 @@ impl Services {
             inbox,
             realtime,
             clients: Arc::new(ConnectionDirectory(connections)),
+            typing,
+            typing_timer: Arc::new(NoTypingTimer),
             clock,
             config: Arc::new(config),
         }
@@ -57,12 +64,13 @@ impl Services {
     /// once it is full.
     pub fn memory(clock: Arc<dyn Clock>, config: Config) -> (Self, ChangeReceiver) {
         let (changes, feed) = crate::changes::feed(CHANGE_FEED_CAPACITY);
-        let store = MemoryStore::with_changes(changes.clone());
+        let store = Arc::new(MemoryStore::with_changes(changes.clone()));
         let inbox = MemoryInbox::new(changes);
         let services = Services::new(
-            Arc::new(store),
+            store.clone(),
             Arc::new(inbox),
             Arc::new(MemoryRealtimeStore::new()),
+            store,
             clock,
             config,
         );
@@ -79,11 +87,18 @@ impl Services {
         let store = DynamoStore::new(client.clone(), table);
         Services::new(
             Arc::new(store.clone()),
-            Arc::new(store),
+            Arc::new(store.clone()),
             Arc::new(DynamoRealtimeStore::new(client, table)),
+            Arc::new(store),
             clock,
             config,
         )
+    }
+
+    /// The same services, scheduling typing expiry checks with this timer (`typing`).
+    pub fn with_typing_timer(mut self, timer: Arc<dyn TypingTimer>) -> Self {
+        self.typing_timer = timer;
+        self
     }
 
     /// The same stores and clock under other settings.

@@ -48,6 +48,7 @@ use crate::realtime::{
 use crate::routes::WsRoute;
 use crate::services::{Component, Services};
 use crate::sizes::{self, Fitted, Wire};
+pub use crate::typing::WsTyping;
 use serde::Serialize;
 
 // ---- The $connect authorizer ----
@@ -140,7 +141,8 @@ impl WsService {
 
 /// Declares every WebSocket route once. A `connection` route (`$connect`, `$disconnect`) answers
 /// with a status; a `frame` route gets the parsed client frame and answers with a reply frame
-/// that echoes its `requestId`. Each operation's `run` does the work.
+/// that echoes its `requestId`; a `silent` one (`typing`) answers only when it has something to
+/// say (an error). Each operation's `run` does the work.
 macro_rules! ws_operations {
     ($($op:ident: $key:literal => $function:literal, $kind:ident;)*) => {
         $(
@@ -174,6 +176,24 @@ macro_rules! ws_operations {
             }
         }
     };
+    (@handler silent $op:ident) => {
+        #[async_trait]
+        impl WsHandler for $op {
+            async fn handle(
+                &self,
+                event: ApiGatewayWebsocketProxyRequest,
+            ) -> ApiGatewayProxyResponse {
+                match Frame::parse(event.body.as_deref()).and_then(echoable) {
+                    Ok(frame) => match self.run(&event, &frame).await {
+                        Ok(None) => no_reply(),
+                        Ok(Some(reply)) => reply_response(reply, frame.request_id),
+                        Err(e) => reply_response(error_frame(&e), frame.request_id),
+                    },
+                    Err(e) => reply_response(error_frame(&e), None),
+                }
+            }
+        }
+    };
     (@handler frame $op:ident) => {
         #[async_trait]
         impl WsHandler for $op {
@@ -203,6 +223,7 @@ ws_operations! {
     WsLoadMore: "loadMore" => "ws-load-more", frame;
     WsUnsubscribe: "unsubscribe" => "ws-unsubscribe", frame;
     WsSubscribeConversations: "subscribeConversations" => "ws-subscribe-conversations", frame;
+    WsTyping: "typing" => "ws-typing", silent;
     WsDefault: "$default" => "ws-default", frame;
 }
 
@@ -914,6 +935,13 @@ fn echo(reply: &ServerFrame, request_id: Option<&Value>) -> Result<String> {
         }
     }
     Ok(text)
+}
+
+/// A route response with no body: API Gateway sends nothing back.
+fn no_reply() -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = 200;
+    response
 }
 
 fn reply_response(reply: ServerFrame, request_id: Option<Value>) -> ApiGatewayProxyResponse {

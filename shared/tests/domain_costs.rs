@@ -502,6 +502,7 @@ async fn fixture_on(
         store.clone(),
         Arc::new(MemoryInbox::new(ChangeSender::none())),
         Arc::new(MemoryRealtimeStore::new()),
+        Arc::new(MemoryStore::new()),
         Arc::new(clock.clone()),
         config,
     ));

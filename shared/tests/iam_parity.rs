@@ -48,9 +48,10 @@ use natter::routes::{HTTP_ROUTES, WS_ROUTES};
 use natter::services::Services;
 use natter::store::dynamo::DynamoStore;
 use natter::store::ItemKey;
+use natter::typing::{Expiry, TypingExpiry, TypingTimer};
 use natter::ws::{
     WsConnect, WsDefault, WsDisconnect, WsHello, WsInboxMore, WsLoadMore, WsOperation, WsPing,
-    WsService, WsSubscribe, WsSubscribeConversations, WsUnsubscribe,
+    WsService, WsSubscribe, WsSubscribeConversations, WsTyping, WsUnsubscribe,
 };
 use serde_json::{json, Value};
 
@@ -140,6 +141,10 @@ fn ports_by_function() -> BTreeMap<String, Vec<Port>> {
         out.insert(route.function.to_string(), (route.ports)());
     }
     out.insert("fan-out".to_string(), FanOut::ports());
+    out.insert(
+        "typing-expiry".to_string(),
+        natter::services::ports_of::<TypingExpiry>(),
+    );
     out.insert("authorizer".to_string(), Vec::new());
     out.insert("ws-authorizer".to_string(), Vec::new());
     out
@@ -393,6 +398,18 @@ fn ws_event(
 fn reply(response: &ApiGatewayProxyResponse) -> Value {
     let text = natter::ws::reply_body(response).unwrap_or_default();
     serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Keeps the expiry checks it is asked to schedule.
+#[derive(Default)]
+struct Checks(Mutex<Vec<Expiry>>);
+
+#[async_trait]
+impl TypingTimer for Checks {
+    async fn schedule(&self, expiry: &Expiry, _now_ms: i64) -> natter::error::Result<()> {
+        self.0.lock().unwrap().push(expiry.clone());
+        Ok(())
+    }
 }
 
 /// Posts succeed, except to connection `gone`.
@@ -756,6 +773,60 @@ async fn every_request_a_function_sends_is_granted_to_it() {
         .await
         .unwrap();
 
+    // Typing: alice's spell ends with her message (the fan-out deletes it), bob's by its expiry
+    // check (the one after his extension), and a check of an extended spell deletes nothing.
+    let checks = Arc::new(Checks::default());
+    let typing = WsService::new::<WsTyping>(
+        &b.services(WsTyping::ROUTE.function)
+            .with_typing_timer(checks.clone()),
+    );
+    let frame = json!({"action": "typing", "conversationId": "c1"});
+    for (conn, who) in [("A", "alice"), ("B", "bob")] {
+        let response = typing
+            .handle(ws_event("typing", conn, who, Some(frame.clone())))
+            .await;
+        assert_eq!(natter::ws::reply_body(&response), None, "typing {who}");
+    }
+    fan_out
+        .apply(&Change::TypingChanged {
+            conversation_id: "c1".into(),
+            user_id: "alice".into(),
+        })
+        .await
+        .unwrap();
+    let said = send
+        .run(&alice, "c1", body(json!({"text": "typed"})))
+        .await
+        .unwrap();
+    let items = (b.setup.build::<Arc<dyn ItemReader>>())
+        .get_items(
+            &[ItemKey::Message {
+                conversation_id: "c1".into(),
+                message_id: said.id.clone(),
+            }],
+            b.clock.now_ms(),
+        )
+        .await
+        .unwrap();
+    let record = items.messages.into_values().next().expect("the message");
+    fan_out
+        .apply(&Change::MessageCreated(record))
+        .await
+        .unwrap();
+    b.clock.advance_ms(6_000);
+    typing
+        .handle(ws_event("typing", "B", "bob", Some(frame.clone())))
+        .await;
+    b.clock.advance_ms(11_000);
+    let expiry: TypingExpiry = b.services("typing-expiry").build();
+    let scheduled = checks.0.lock().unwrap().clone();
+    assert_eq!(scheduled.len(), 3, "{scheduled:?}");
+    assert!(
+        !expiry.run(&scheduled[1]).await.unwrap(),
+        "bob's first check"
+    );
+    assert!(expiry.run(&scheduled[2]).await.unwrap(), "bob's last check");
+
     // Records that expired are rewritten: a user and a conversation whose lives ran out.
     b.clock.advance_ms(1_300_000);
     b.http::<PutUser>()
@@ -892,6 +963,96 @@ fn secret_grants() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
 /// Exactly the authorizers (`natter::secrets::READERS`) may read the secrets: `GetSecretValue`
 /// (`natter::secrets::ACTIONS`) on the two secrets and nothing else; no other function holds any
 /// secretsmanager action or any grant on a secret.
+/// Binary name → the SQS actions its policy grants, with their resources.
+fn sqs_grants() -> BTreeMap<String, BTreeSet<(String, String)>> {
+    let template = load_template();
+    let mut out = BTreeMap::new();
+    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary")
+            .to_string();
+        let mut grants = BTreeSet::new();
+        for policy in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let target = resource_text(&statement["Resource"]);
+                for action in statement["Action"].as_sequence().into_iter().flatten() {
+                    let name = action.as_str().expect("actions are strings");
+                    if name.starts_with("sqs:") {
+                        grants.insert((name.to_string(), target.clone()));
+                    }
+                }
+            }
+        }
+        out.insert(binary, grants);
+    }
+    out
+}
+
+#[test]
+fn only_the_typing_route_schedules_checks_and_only_the_expiry_function_reads_them() {
+    let grants = sqs_grants();
+    let ports = ports_by_function();
+    let template = load_template();
+    for (function, held) in &ports {
+        let sends: BTreeSet<&(String, String)> = grants[function]
+            .iter()
+            .filter(|(action, _)| action == "sqs:SendMessage")
+            .collect();
+        if held.contains(&Port::TypingTimer) {
+            assert_eq!(
+                sends.into_iter().collect::<Vec<_>>(),
+                [&("sqs:SendMessage".to_string(), "TypingQueue.Arn".to_string())],
+                "{function} holds the typing timer"
+            );
+        } else {
+            assert!(sends.is_empty(), "{function} may send to {sends:?}");
+        }
+    }
+    let poll: BTreeSet<(String, String)> = [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+    ]
+    .iter()
+    .map(|a| (a.to_string(), "TypingQueue.Arn".to_string()))
+    .collect();
+    for (function, grants) in &grants {
+        let want = match function.as_str() {
+            "typing-expiry" => poll.clone(),
+            "ws-typing" => [("sqs:SendMessage".to_string(), "TypingQueue.Arn".to_string())].into(),
+            _ => BTreeSet::new(),
+        };
+        assert_eq!(grants, &want, "{function}'s SQS grants");
+    }
+    // The queue's only consumer is the expiry function, and a failing check is not retried
+    // forever.
+    let resources = &template["Resources"];
+    let event = &resources["TypingExpiryFunction"]["Properties"]["Events"]["Checks"];
+    assert_eq!(event["Type"].as_str(), Some("SQS"));
+    assert_eq!(
+        resource_text(&event["Properties"]["Queue"]),
+        "TypingQueue.Arn"
+    );
+    let redrive = &resources["TypingQueue"]["Properties"]["RedrivePolicy"];
+    assert_eq!(
+        resource_text(&redrive["deadLetterTargetArn"]),
+        "TypingDeadLetterQueue.Arn"
+    );
+    assert!(redrive["maxReceiveCount"].as_u64().is_some_and(|n| n >= 1));
+    let url = &resources["WsTypingFunction"]["Properties"]["Environment"]["Variables"]
+        ["TYPING_QUEUE_URL"];
+    assert_eq!(resource_text(url), "TypingQueue");
+}
+
 #[test]
 fn only_the_authorizers_may_read_the_secrets() {
     let want: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = natter::secrets::READERS

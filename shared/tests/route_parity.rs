@@ -290,6 +290,7 @@ fn every_websocket_function_has_a_binary() {
     }
     assert!(bins.contains(WS_AUTHORIZER_FUNCTION));
     assert!(bins.contains("fan-out"));
+    assert!(bins.contains("typing-expiry"));
 }
 
 #[test]

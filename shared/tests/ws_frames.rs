@@ -173,17 +173,17 @@ async fn frames_that_are_not_client_frames_get_error_frames() {
         (
             "ws-default",
             Some(r#"{"action": "dance", "requestId": 7}"#),
-            r#"{"type":"error","error":{"code":"invalid_request","message":"unknown action \"dance\"; expected hello, inboxMore, ping, subscribe, loadMore, unsubscribe or subscribeConversations"},"requestId":7}"#,
+            r#"{"type":"error","error":{"code":"invalid_request","message":"unknown action \"dance\"; expected hello, inboxMore, ping, subscribe, loadMore, unsubscribe, subscribeConversations or typing"},"requestId":7}"#,
         ),
         (
             "ws-default",
             Some(r#"{"noAction": true, "requestId": "r"}"#),
-            r#"{"type":"error","error":{"code":"invalid_request","message":"a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe or subscribeConversations"},"requestId":"r"}"#,
+            r#"{"type":"error","error":{"code":"invalid_request","message":"a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe, subscribeConversations or typing"},"requestId":"r"}"#,
         ),
         (
             "ws-default",
             Some(r#"{"action": 5}"#),
-            r#"{"type":"error","error":{"code":"invalid_request","message":"a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe or subscribeConversations"}}"#,
+            r#"{"type":"error","error":{"code":"invalid_request","message":"a frame needs an action: hello, inboxMore, ping, subscribe, loadMore, unsubscribe, subscribeConversations or typing"}}"#,
         ),
         (
             "ws-hello",

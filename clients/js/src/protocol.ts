@@ -4,7 +4,7 @@
 /**
  * A frame a client sends. `action` names it (API Gateway routes on `$request.body.action`).
  */
-export type ClientFrame = HelloFrame | InboxMoreFrame | PingFrame | SubscribeFrame | LoadMoreFrame | UnsubscribeFrame;
+export type ClientFrame = HelloFrame | InboxMoreFrame | PingFrame | SubscribeFrame | LoadMoreFrame | UnsubscribeFrame | TypingFrame;
 
 /**
  * `{action: "hello"}`: who am I, and the inbox replay. Answered by `hello`.
@@ -97,6 +97,21 @@ export type UnsubscribeFrame = {
 };
 
 /**
+ * `{action: "typing", conversationId}`: the caller (a `ReadWrite` participant) is typing
+ * there, for the next 10 seconds. No reply; an `error` frame when refused. Every subscription
+ * to the conversation's messages (but the caller's own) gets a `typing` push when who is typing
+ * changes.
+ */
+export type TypingFrame = {
+  action: "typing";
+  conversationId: string;
+  /**
+   * Any JSON value, `null` included: a client frame may carry one, and the reply to it echoes it verbatim.
+   */
+  requestId?: unknown;
+};
+
+/**
  * A frame the server sends: a reply to a client frame (`hello`, `subscription`, `error`) or a
  * push (`message.*`, `reaction.*`, `inbox.*`).
  */
@@ -124,6 +139,8 @@ export type ServerFrame = (HelloReply & {
   type: "inbox.message";
 }) | (InboxDeletedPush & {
   type: "inbox.deleted";
+}) | (TypingPush & {
+  type: "typing";
 });
 
 /**
@@ -417,6 +434,19 @@ export type ReactionPush = {
 
 export type InboxDeletedPush = {
   messageId: string;
+};
+
+/**
+ * `typing`: who is typing in the subscription's conversation now.
+ */
+export type TypingPush = {
+  subscriptionId: string;
+  conversationId: string;
+  /**
+   * The user ids of those typing, the one typing longest first; never the subscription's
+   * own user. Empty when nobody (else) types any more.
+   */
+  users: string[];
 };
 
 /**

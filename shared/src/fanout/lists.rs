@@ -228,6 +228,7 @@ impl FanOut {
             }
             Change::ReactionAdded { .. }
             | Change::ReactionRemoved { .. }
+            | Change::TypingChanged { .. }
             | Change::InboxCreated(_)
             | Change::InboxDeleted { .. } => return Ok(None),
         };

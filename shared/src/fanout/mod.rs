@@ -41,6 +41,7 @@ mod batch;
 mod lists;
 mod push;
 mod stream;
+mod typing;
 
 pub use push::{ManagementApiPusher, PushOutcome, Pusher};
 pub use stream::change_from_record;
@@ -62,7 +63,7 @@ use crate::model::{MessageRecord, MessageSnapshot};
 use crate::operation;
 use crate::ports::{
     ActivityWriter, ConnectionLister, ConversationLister, ConversationReader, Disconnector,
-    ItemReader, MessageLister, Port, ReactionReader, SubscriberLister,
+    ItemReader, MessageLister, Port, ReactionReader, SubscriberLister, TypingLister, TypingRemover,
 };
 use crate::protocol::{
     FrameMessage, InboxDeletedPush, MessageDeletedPush, MessagePush, ReactionPush, ServerFrame,
@@ -96,7 +97,8 @@ impl Report {
 
 operation! {
     /// What the fan-out reads and changes in storage: a conversation's subscribers, a user's
-    /// connections, participants, the viewers' reactions, and gone connections.
+    /// connections, participants, the viewers' reactions, gone connections, and typers (who
+    /// is typing; a sender's typing ends with their message).
     pub struct FanOutPorts {
         ctx: Context,
         items: Arc<dyn ItemReader>,
@@ -109,6 +111,8 @@ operation! {
         lister: Arc<dyn ConversationLister>,
         activity: Arc<dyn ActivityWriter>,
         views: ConversationViews,
+        typers: Arc<dyn TypingLister>,
+        typing_ends: Arc<dyn TypingRemover>,
     }
 }
 
@@ -177,6 +181,13 @@ impl FanOut {
         let Some(cid) = change.conversation_id() else {
             return self.apply_inbox(change).await;
         };
+        // Who is typing goes to every message subscription, whatever its window (`typing`).
+        if let Change::TypingChanged { user_id, .. } = change {
+            return self.apply_typing(cid, user_id).await;
+        }
+        if let Change::MessageCreated(m) = change {
+            self.end_typing(m).await?;
+        }
         let mut report = match change.message_id() {
             Some(message_id) => self.apply_to_messages(cid, message_id, change).await?,
             None => Report::default(),
@@ -346,6 +357,7 @@ impl FanOut {
             }
             Change::ParticipantChanged { .. }
             | Change::ConversationChanged { .. }
+            | Change::TypingChanged { .. }
             | Change::InboxCreated(_)
             | Change::InboxDeleted { .. } => Vec::new(),
         };

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::changes::Change;
 use crate::store::schema::{
-    attr, chg, CONV_PREFIX, CONV_SK, INBOX_PREFIX, MSG_PREFIX, PART_PREFIX, PK, SK,
+    attr, chg, CONV_PREFIX, CONV_SK, INBOX_PREFIX, MSG_PREFIX, PART_PREFIX, PK, SK, TYPING_PREFIX,
 };
 
 /// The change a DynamoDB stream record stands for: `None` for items other than messages, for
@@ -48,6 +48,12 @@ pub fn change_from_record(record: &EventRecord) -> std::result::Result<Option<Ch
             })),
             _ => Ok(None),
         };
+    }
+    if let (Some(cid), Some(user_id)) = (
+        text_key(PK).and_then(|pk| pk.strip_prefix(TYPING_PREFIX)),
+        text_key(SK),
+    ) {
+        return super::typing::change_from_typer_record(record, cid, user_id);
     }
     let Some(cid) = text_key(PK).and_then(|pk| pk.strip_prefix(CONV_PREFIX)) else {
         return Ok(None);

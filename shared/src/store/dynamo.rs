@@ -19,6 +19,7 @@
 pub mod inbox;
 mod lists;
 pub mod ops;
+pub mod typing;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -87,6 +88,10 @@ fn item_key(k: &ItemKey) -> (String, String) {
             conversation_id,
             message_id,
         } => (conv_pk(conversation_id), msg_sk(message_id)),
+        ItemKey::Typer {
+            conversation_id,
+            user_id,
+        } => (schema::typing_pk(conversation_id), user_id.clone()),
     }
 }
 
@@ -1037,6 +1042,15 @@ impl ItemReader for DynamoStore {
         for item in &found {
             let r = Reader::new(item);
             if !r.is_live(now_ms)? {
+                continue;
+            }
+            if r.s(PK)?.starts_with(schema::TYPING_PREFIX) {
+                let t = typing::read_typer(item)?;
+                if t.is_live(now_ms) {
+                    items
+                        .typers
+                        .insert((t.conversation_id.clone(), t.user_id.clone()), t);
+                }
                 continue;
             }
             let sk = r.s(SK)?;

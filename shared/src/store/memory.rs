@@ -1,6 +1,8 @@
 //! The embedded store: every access pattern of the DynamoDB store, kept in memory behind one
 //! lock, so that each method is atomic exactly like its DynamoDB transaction.
 
+mod typing;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -38,6 +40,8 @@ struct State {
     user_reactions: HashMap<(String, String), BTreeMap<(String, String), i64>>,
     /// (conversation id, user id) → the newest message recorded for that user's list
     activity: HashMap<(String, String), Activity>,
+    /// conversation id → user id → typer (`store::typing`)
+    typers: HashMap<String, BTreeMap<String, super::typing::TyperRecord>>,
 }
 
 /// A message with its reaction counts, zero counts included: like the DynamoDB item, an emoji
@@ -238,6 +242,21 @@ impl ItemReader for MemoryStore {
                         items
                             .messages
                             .insert((conversation_id.clone(), message_id.clone()), m.snapshot());
+                    }
+                }
+                ItemKey::Typer {
+                    conversation_id,
+                    user_id,
+                } => {
+                    if let Some(t) = state
+                        .typers
+                        .get(conversation_id)
+                        .and_then(|ts| ts.get(user_id))
+                        .filter(|t| t.is_live(now_ms))
+                    {
+                        items
+                            .typers
+                            .insert((conversation_id.clone(), user_id.clone()), t.clone());
                     }
                 }
             }

@@ -11,6 +11,7 @@ pub mod inbox;
 pub mod memory;
 pub mod memory_inbox;
 pub mod schema;
+pub mod typing;
 
 use std::collections::{HashMap, HashSet};
 
@@ -59,6 +60,11 @@ pub enum ItemKey {
         conversation_id: String,
         message_id: String,
     },
+    /// A user's typer item (`store::typing`); read only while live (`until` not passed).
+    Typer {
+        conversation_id: String,
+        user_id: String,
+    },
 }
 
 /// What `get_items` found; missing and expired items are absent.
@@ -70,6 +76,8 @@ pub struct Items {
     pub participants: HashMap<(String, String), ParticipantRecord>,
     /// Keyed by (conversation id, message id).
     pub messages: HashMap<(String, String), MessageRecord>,
+    /// Keyed by (conversation id, user id); only live typers.
+    pub typers: HashMap<(String, String), typing::TyperRecord>,
     /// Every key these items answer for, found or not (filled in by the domain), so that an
     /// item known to be missing is not read again.
     pub looked_up: HashSet<ItemKey>,
@@ -84,6 +92,11 @@ impl Items {
     pub fn message(&self, conversation_id: &str, message_id: &str) -> Option<&MessageRecord> {
         self.messages
             .get(&(conversation_id.to_string(), message_id.to_string()))
+    }
+
+    pub fn typer(&self, conversation_id: &str, user_id: &str) -> Option<&typing::TyperRecord> {
+        self.typers
+            .get(&(conversation_id.to_string(), user_id.to_string()))
     }
 }
 
@@ -241,7 +254,8 @@ impl<
 
 #[async_trait]
 pub trait ItemReader: Send + Sync {
-    /// Fetches users, conversations, participants and messages by key in one round trip.
+    /// Fetches users, conversations, participants, messages and typers by key in one round
+    /// trip.
     async fn get_items(&self, keys: &[ItemKey], now_ms: i64) -> StoreResult<Items>;
 }
 

@@ -69,6 +69,8 @@ pub const CONN_PREFIX: &str = "CONN#";
 /// The sort key of a connection item.
 pub const CONN_SK: &str = "#CONN";
 pub const SUBS_PREFIX: &str = "SUBS#";
+/// Who is typing in a conversation: `TYPING#{cid}`, one item per typer, sort key the user id.
+pub const TYPING_PREFIX: &str = "TYPING#";
 /// The prefix of `gsi1pk` on a connected connection.
 pub const UCONN_PREFIX: &str = "UCONN#";
 /// The prefix of `gsi1pk` on a user's conversation-list entries (participant and activity
@@ -146,6 +148,11 @@ pub fn subs_pk(conversation_id: &str) -> String {
 /// subscription id of at most 512 bytes it stays far below the sort key's 1024 bytes.
 pub fn subs_sk(connection_id: &str, subscription_id: &str) -> String {
     format!("{connection_id}{KEY_SEPARATOR}{subscription_id}")
+}
+
+/// The partition of a conversation's typers (sort key: the user id).
+pub fn typing_pk(conversation_id: &str) -> String {
+    format!("{TYPING_PREFIX}{conversation_id}")
 }
 
 /// `gsi1pk` of a connected connection of this user.
@@ -244,6 +251,12 @@ pub mod attr {
     pub const SUBSCRIPTION_ID: &str = "subscriptionId";
     /// Absent: the window is the whole conversation.
     pub const WINDOW_START: &str = "windowStart";
+    // typers
+    /// When this typing spell began (N, ms).
+    pub const SINCE: &str = "since";
+    /// When the typer stops typing unless they type again (N, ms): the last written `typing`
+    /// frame plus `config::typing::LIFETIME_MS`.
+    pub const UNTIL: &str = "until";
 }
 
 /// The change marker: a message item's last change, a map the stream fan-out reads from the new
