@@ -25,7 +25,7 @@ use natter::model::{
     Patch, ReactionCount, UserPatch, UserRecord,
 };
 use natter::store::{
-    CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, ReactionGuard,
+    Activity, CreateConditions, CreateOutcome, Failed, IdempotencyKey, ItemKey, ReactionGuard,
     ReactionOutcome, Store, StoreError,
 };
 
@@ -74,6 +74,10 @@ conformance!(
     concurrent_edits_keep_the_custom_key_limit,
     only_one_creates_a_new_conversation,
     ten_thousand_reactions,
+    read_state_is_kept_per_participant,
+    unread_counts_others_live_messages,
+    conversation_lists_follow_joining_and_activity,
+    conversation_lists_page_through_many,
 );
 
 mod dynamodb_only {
@@ -2230,5 +2234,319 @@ async fn only_one_creates_a_new_conversation(h: Harness) {
             .collect::<Vec<_>>(),
         vec!["late"]
     );
+    h.finish().await;
+}
+
+// ---- Read state and conversation lists ------------------------------------------------------
+
+/// A message of `cid` created at `T0 + i` ms, with the id of that time.
+fn message_at(cid: &str, i: i64, sender: Option<&str>, expires_at: i64) -> MessageRecord {
+    MessageRecord {
+        created_at: T0 + i,
+        ..message(cid, &mid(i), sender, expires_at)
+    }
+}
+
+fn activity_at(i: i64, expires_at: i64) -> Activity {
+    Activity {
+        message_id: mid(i),
+        created_at: T0 + i,
+        expires_at,
+    }
+}
+
+async fn participant_of(
+    s: &dyn Store,
+    cid: &str,
+    uid: &str,
+    now: i64,
+) -> Option<ParticipantRecord> {
+    let (_, ps) = s.get_conversation(cid, now).await.unwrap()?;
+    ps.into_iter().find(|p| p.user_id == uid)
+}
+
+async fn read_state_is_kept_per_participant(h: Harness) {
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    conversation(s, "c", &[("a", RW), ("b", READ)], exp).await;
+    let a = participant_of(s, "c", "a", T0).await.unwrap();
+    assert_eq!(
+        (a.joined_at, a.read_until, a.marked_unread),
+        (T0, None, false)
+    );
+
+    assert!(s.mark_read("c", "a", T0 + 50, T0 + 50).await.unwrap());
+    let a = participant_of(s, "c", "a", T0 + 50).await.unwrap();
+    assert_eq!((a.read_until, a.marked_unread), (Some(T0 + 50), false));
+    assert!(s.mark_unread("c", "a", T0 + 60).await.unwrap());
+    let a = participant_of(s, "c", "a", T0 + 60).await.unwrap();
+    assert_eq!((a.read_until, a.marked_unread), (Some(T0 + 50), true));
+    // An earlier read (a clock behind) keeps the later readUntil but ends the mark.
+    assert!(s.mark_read("c", "a", T0 + 40, T0 + 70).await.unwrap());
+    let a = participant_of(s, "c", "a", T0 + 70).await.unwrap();
+    assert_eq!((a.read_until, a.marked_unread), (Some(T0 + 50), false));
+
+    // Strangers, missing conversations: nothing to mark, nothing written.
+    assert!(!s.mark_read("c", "eve", T0, T0).await.unwrap());
+    assert!(!s.mark_unread("c", "eve", T0).await.unwrap());
+    assert!(!s.mark_read("nope", "a", T0, T0).await.unwrap());
+    assert!(participant_of(s, "c", "eve", T0).await.is_none());
+
+    // A change of access, or the conversation written again with them, keeps the joining
+    // and the read state.
+    s.put_participant(
+        &ParticipantRecord::joining("c", "a", READ, T0 + 100, exp),
+        T0 + 100,
+    )
+    .await
+    .unwrap();
+    s.upsert_conversation(
+        "c",
+        &ConversationPatch::default(),
+        &[("a".into(), RW)],
+        false,
+        T0 + 200,
+        exp,
+    )
+    .await
+    .unwrap();
+    let a = participant_of(s, "c", "a", T0 + 200).await.unwrap();
+    assert_eq!(
+        (a.access, a.joined_at, a.read_until),
+        (RW, T0, Some(T0 + 50))
+    );
+    // Leaving and joining again starts over.
+    s.delete_participant("c", "a").await.unwrap();
+    s.put_participant(
+        &ParticipantRecord::joining("c", "a", RW, T0 + 300, exp),
+        T0 + 300,
+    )
+    .await
+    .unwrap();
+    let a = participant_of(s, "c", "a", T0 + 300).await.unwrap();
+    assert_eq!(
+        (a.joined_at, a.read_until, a.marked_unread),
+        (T0 + 300, None, false)
+    );
+    // An expired participant marks nothing.
+    assert!(!s.mark_read("c", "b", T0, at_expiry(exp)).await.unwrap());
+    h.finish().await;
+}
+
+async fn unread_counts_others_live_messages(h: Harness) {
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    let short = exp_in(10);
+    conversation(s, "c", &[("a", RW), ("b", RW)], exp).await;
+    // b sends 1..=5, a sends 6, the system 7, b 8 (expiring early), b 9.
+    let mut msgs: Vec<MessageRecord> = (1..=5)
+        .map(|i| message_at("c", i, Some("b"), exp))
+        .collect();
+    msgs.push(message_at("c", 6, Some("a"), exp));
+    msgs.push(message_at("c", 7, None, exp));
+    msgs.push(message_at("c", 8, Some("b"), short));
+    msgs.push(message_at("c", 9, Some("b"), exp));
+    s.import_messages(&msgs, T0).await.unwrap();
+    conversation(s, "other", &[("a", RW)], exp).await;
+    s.import_messages(&[message_at("other", 1, Some("b"), exp)], T0)
+        .await
+        .unwrap();
+    let count = |user: &'static str, after: Option<i64>, cap: usize, now: i64| async move {
+        s.count_unread("c", user, after, cap, now).await.unwrap()
+    };
+    assert_eq!(
+        count("a", None, 255, T0).await,
+        8,
+        "b's six, the system's one, not a's"
+    );
+    assert_eq!(count("b", None, 255, T0).await, 2, "a's and the system's");
+    assert_eq!(count("a", Some(T0 + 5), 255, T0).await, 3, "7, 8 and 9");
+    assert_eq!(count("a", Some(T0 + 9), 255, T0).await, 0);
+    assert_eq!(
+        count("a", Some(T0 + 4), 255, at_expiry(short)).await,
+        3,
+        "5, 7, 9: 8 expired"
+    );
+    assert_eq!(count("a", None, 3, T0).await, 3, "the cap");
+    assert_eq!(count("a", None, 0, T0).await, 0);
+    assert_eq!(s.count_unread("none", "a", None, 255, T0).await.unwrap(), 0);
+    h.finish().await;
+}
+
+async fn conversation_lists_follow_joining_and_activity(h: Harness) {
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    let short = exp_in(10);
+    for (i, cid) in ["c1", "c2", "c3"].into_iter().enumerate() {
+        let at = T0 + 10 * i as i64;
+        s.upsert_conversation(
+            cid,
+            &ConversationPatch::default(),
+            &[("u".into(), RW), ("v".into(), RW)],
+            false,
+            at,
+            exp,
+        )
+        .await
+        .unwrap();
+    }
+    let order = |user: &'static str, before: Option<String>, limit: usize, now: i64| async move {
+        let page = s
+            .list_conversations(user, before.as_deref(), limit, now)
+            .await
+            .unwrap();
+        let ids: Vec<String> = page
+            .conversations
+            .iter()
+            .map(|c| c.conversation_id.clone())
+            .collect();
+        (ids, page.loaded_all)
+    };
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        order("u", None, 10, T0 + 50).await,
+        (names(&["c3", "c2", "c1"]), true)
+    );
+    assert_eq!(order("nobody", None, 10, T0).await, (Vec::new(), true));
+
+    // A message moves c1 to the front, for each user it was recorded for.
+    s.record_activity("c1", &["u".into()], &activity_at(100, exp))
+        .await
+        .unwrap();
+    assert_eq!(
+        order("u", None, 10, T0 + 100).await,
+        (names(&["c1", "c3", "c2"]), true)
+    );
+    assert_eq!(
+        order("v", None, 10, T0 + 100).await,
+        (names(&["c3", "c2", "c1"]), true)
+    );
+    // An older message recorded late changes nothing.
+    s.record_activity("c1", &["u".into()], &activity_at(60, exp))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.conversation_position("u", "c1", T0 + 100).await.unwrap(),
+        Some(natter::store::schema::activity_key(T0 + 100, "c1"))
+    );
+
+    // Pages, each after the last conversation of the one before.
+    assert_eq!(
+        order("u", None, 2, T0 + 100).await,
+        (names(&["c1", "c3"]), false)
+    );
+    let after_c3 = s.conversation_position("u", "c3", T0 + 100).await.unwrap();
+    assert_eq!(
+        order("u", after_c3, 2, T0 + 100).await,
+        (names(&["c2"]), true)
+    );
+    assert_eq!(
+        s.conversation_position("nobody", "c3", T0).await.unwrap(),
+        None
+    );
+
+    // The newest message of c2 is deleted: its place goes back to the message before it, then
+    // to the joining when none is left; a retraction that names another message does nothing.
+    s.record_activity("c2", &["u".into()], &activity_at(200, exp))
+        .await
+        .unwrap();
+    assert_eq!(order("u", None, 1, T0 + 200).await.0, names(&["c2"]));
+    s.retract_activity("c2", &["u".into()], &mid(999), None)
+        .await
+        .unwrap();
+    assert_eq!(order("u", None, 1, T0 + 200).await.0, names(&["c2"]));
+    s.retract_activity("c2", &["u".into()], &mid(200), Some(&activity_at(90, exp)))
+        .await
+        .unwrap();
+    assert_eq!(
+        order("u", None, 10, T0 + 200).await.0,
+        names(&["c1", "c2", "c3"])
+    );
+    s.retract_activity("c2", &["u".into()], &mid(90), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        order("u", None, 10, T0 + 200).await.0,
+        names(&["c1", "c3", "c2"])
+    );
+
+    // When the newest message expires, the conversation falls back to the joining.
+    s.record_activity("c2", &["u".into()], &activity_at(300, short))
+        .await
+        .unwrap();
+    assert_eq!(
+        order("u", None, 10, T0 + 300).await.0,
+        names(&["c2", "c1", "c3"])
+    );
+    assert_eq!(
+        order("u", None, 10, at_expiry(short)).await.0,
+        names(&["c1", "c3", "c2"])
+    );
+
+    // Leaving takes the conversation out of the list, its activity too; joining again puts
+    // it at the new joining.
+    let later = at_expiry(short);
+    s.delete_participant("c1", "u").await.unwrap();
+    assert_eq!(order("u", None, 10, later).await.0, names(&["c3", "c2"]));
+    assert_eq!(
+        s.conversation_position("u", "c1", later).await.unwrap(),
+        None
+    );
+    s.put_participant(
+        &ParticipantRecord::joining("c1", "u", READ, later + 1, exp),
+        later + 1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        order("u", None, 10, later + 1).await.0,
+        names(&["c1", "c3", "c2"])
+    );
+    h.finish().await;
+}
+
+async fn conversation_lists_page_through_many(h: Harness) {
+    let s = &*h.store;
+    let exp = exp_in(HOUR);
+    // 45 conversations joined one millisecond apart, half of them with a message later on.
+    for i in 0..45_i64 {
+        let cid = format!("c{i:02}");
+        s.upsert_conversation(
+            &cid,
+            &ConversationPatch::default(),
+            &[("u".into(), RW)],
+            false,
+            T0 + i,
+            exp,
+        )
+        .await
+        .unwrap();
+        if i % 2 == 0 {
+            s.record_activity(&cid, &["u".into()], &activity_at(1000 + i, exp))
+                .await
+                .unwrap();
+        }
+    }
+    let mut expected: Vec<(i64, String)> = (0..45_i64)
+        .map(|i| (if i % 2 == 0 { 1000 + i } else { i }, format!("c{i:02}")))
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<String> = expected.into_iter().map(|(_, c)| c).collect();
+    let mut seen = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = s
+            .list_conversations("u", before.as_deref(), 7, T0 + 2000)
+            .await
+            .unwrap();
+        assert!(page.conversations.len() <= 7);
+        seen.extend(page.conversations.iter().map(|c| c.conversation_id.clone()));
+        if page.loaded_all {
+            break;
+        }
+        before = page.conversations.last().map(|c| c.position.clone());
+        assert!(seen.len() <= 45, "paging does not end");
+    }
+    assert_eq!(seen, expected);
     h.finish().await;
 }
