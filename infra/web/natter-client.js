@@ -1170,8 +1170,12 @@ class TypingChannel {
                 conversationId: this.conversationId,
                 limit: 1,
             });
-            if (this.ended)
+            if (this.ended) {
+                // Released while subscribing: the server holds it now, so let it go.
+                if (reply.type === "subscription" && reply.state === "active")
+                    c.send({ action: "unsubscribe", subscriptionId: this.subscriptionId });
                 return;
+            }
             if (reply.type === "error")
                 throw NatterError.from(reply.error);
             if (reply.type !== "subscription")

@@ -1290,7 +1290,11 @@ class TypingChannel implements WireSubscription {
         conversationId: this.conversationId,
         limit: 1,
       });
-      if (this.ended) return;
+      if (this.ended) {
+        // Released while subscribing: the server holds it now, so let it go.
+        if (reply.type === "subscription" && reply.state === "active") c.send({ action: "unsubscribe", subscriptionId: this.subscriptionId });
+        return;
+      }
       if (reply.type === "error") throw NatterError.from(reply.error);
       if (reply.type !== "subscription") throw new NatterError("internal", 0, `unexpected reply ${reply.type} to subscribe`);
       if (reply.state === "error") throw NatterError.from(reply.error);
