@@ -116,7 +116,7 @@ async function signIn(event) {
     status("");
     session.on("message", () => renderInbox());
     renderInbox();
-    renderConversationList();
+    watchConversations();
   } catch (error) {
     report(error);
   }
@@ -124,25 +124,48 @@ async function signIn(event) {
 
 // ---- Conversations ----
 
-function knownConversations() {
-  try {
-    return JSON.parse(localStorage.getItem(`natter-demo:${me}`) ?? "[]");
-  } catch {
-    return [];
-  }
-}
+/** The conversation list: the user's conversations, latest activity first, live. */
+let conversations = { subscription: null, list: [], loadedAll: true };
 
-function remember(conversationId) {
-  const known = knownConversations().filter((id) => id !== conversationId);
-  localStorage.setItem(`natter-demo:${me}`, JSON.stringify([conversationId, ...known].slice(0, 50)));
+function watchConversations() {
+  conversations.subscription?.unsubscribe();
+  conversations = { subscription: null, list: [], loadedAll: true };
+  const mine = conversations;
+  mine.subscription = session.subscribeConversations((list, loadedAll) => {
+    if (conversations !== mine) return;
+    mine.list = list;
+    mine.loadedAll = loadedAll;
+    renderConversationList();
+  });
+  mine.subscription.terminated.then((state) => {
+    if (state.type === "error") report(state.error);
+  });
 }
 
 function renderConversationList() {
-  $("conversation-list").replaceChildren(
-    ...knownConversations().map((id) =>
-      el("li", { class: open?.id === id ? "open" : "", "data-conversation-id": id, onclick: () => openConversation(id) }, id),
-    ),
-  );
+  const items = conversations.list.map((c) => {
+    const unread = c.unreadMessageCount ?? 0;
+    const last = c.lastMessage;
+    const classes = [open?.id === c.id ? "open" : "", c.isUnread ? "unread" : ""].filter(Boolean).join(" ");
+    return el("li", { class: classes, "data-conversation-id": c.id, onclick: () => openConversation(c.id) },
+      el("div", { class: "title" },
+        el("span", { class: "name" }, c.subject || c.id),
+        unread > 0 ? el("span", { class: "badge", title: `${unread} unread` }, String(unread)) : null),
+      last ? el("div", { class: "preview" }, `${last.sender ? (last.sender.name ?? last.sender.id) + ": " : ""}${last.plaintext}`) : null);
+  });
+  if (!conversations.loadedAll) {
+    items.push(el("li", { class: "more", onclick: () => conversations.subscription.loadMore().catch(report) }, "more…"));
+  }
+  $("conversation-list").replaceChildren(...items);
+}
+
+/** Marks the open conversation read, once per newest message (and not while the page is hidden). */
+function markOpenRead() {
+  if (!open || document.visibilityState !== "visible") return;
+  const newest = open.messages[0]?.id ?? "";
+  if (open.readAt === newest) return;
+  open.readAt = newest;
+  open.ref.markAsRead().catch(report);
 }
 
 async function openConversation(conversationId) {
@@ -151,8 +174,8 @@ async function openConversation(conversationId) {
     // Opening an id nobody uses creates it, with the caller as its first participant.
     const snapshot = (await conversation.get()) ?? (await conversation.set({}), await conversation.get());
     open?.subscription.unsubscribe();
-    open = { id: conversationId, ref: conversation, replyTo: null, subscription: null, messages: [] };
-    remember(conversationId);
+    open?.typing.unsubscribe();
+    open = { id: conversationId, ref: conversation, replyTo: null, subscription: null, typing: null, messages: [], readAt: null };
     renderConversationList();
     $("chat").hidden = false;
     $("chat-title").textContent = snapshot?.subject || conversationId;
@@ -160,9 +183,20 @@ async function openConversation(conversationId) {
     $("message-list").replaceChildren();
     $("load-state").textContent = "loading…";
     const opened = open;
+    $("typing").textContent = "";
     opened.subscription = conversation.subscribeMessages((messages, loadedAll) => {
       if (open !== opened) return;
       renderMessages(messages, loadedAll);
+      // Read while it is open: what arrives is read when it shows in a visible page.
+      markOpenRead();
+    });
+    opened.typing = conversation.subscribeTyping(({ users }) => {
+      if (open !== opened) return;
+      const names = users.map((u) => u.name ?? u.id);
+      $("typing").textContent =
+        names.length === 0 ? "" :
+        names.length === 1 ? `${names[0]} is typing…` :
+        `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]} are typing…`;
     });
     opened.subscription.terminated.then(() => {
       if (open === opened && opened.subscription.state.type === "error") report(opened.subscription.state.error);
@@ -311,6 +345,14 @@ async function start() {
   $("compose-text").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) send(event);
   });
+  $("compose-text").addEventListener("input", () => open?.ref.markAsTyping());
+  $("mark-unread").addEventListener("click", () => {
+    if (!open) return;
+    // Until the next message comes in, opening it again is what reads it.
+    open.readAt = open.messages[0]?.id ?? "";
+    open.ref.markAsUnread().catch(report);
+  });
+  document.addEventListener("visibilitychange", markOpenRead);
   $("cancel-reply").addEventListener("click", () => setReply(null));
   $("messages").addEventListener("scroll", maybeLoadOlder);
   $("inbox-send").addEventListener("submit", sendInbox);

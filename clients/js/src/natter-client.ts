@@ -4,7 +4,10 @@
 // compiled dist/natter-client.js loads as it is in a browser's <script type="module">; the other
 // modules hold types only.
 import type {
+  Access,
+  ConversationSnapshot as FrameConversationSnapshot,
   ErrorBody,
+  FrameConversation,
   FrameMessage,
   InboxMessageSnapshot,
   MessageSnapshot,
@@ -18,12 +21,14 @@ import type {
   ConversationUpdate,
   EditParams,
   SendParams,
+  TypingSnapshot,
   UserUpdate,
-  Access,
 } from "./types.js";
 
 export type * from "./protocol.js";
 export type * from "./types.js";
+// Over HTTP and in callbacks a conversation's last message is whole (the frame's may be truncated).
+export type { ConversationSnapshot } from "./types.js";
 
 // ------------------------------------------------------------------------------------------------
 // Errors
@@ -356,6 +361,18 @@ class Connection {
     });
   }
 
+  /** Sends a frame that has no reply (no `requestId`); false when the socket is not open. */
+  fire(frame: { action: string; [key: string]: unknown }): boolean {
+    const ws = this.ws;
+    if (!ws || !this.open) return false;
+    try {
+      ws.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Sends a frame whose reply nobody waits for. */
   send(frame: { action: string; [key: string]: unknown }): void {
     this.request(frame).catch(() => {});
@@ -435,9 +452,14 @@ export class ConversationRef {
     return `/v1/conversations/${segment(this.id)}`;
   }
 
-  /** The conversation as the current user sees it, or `null` (missing, or not a participant). */
-  get(): Promise<ConversationSnapshot | null> {
-    return this.session.getOrNull<ConversationSnapshot>(this.path());
+  /**
+   * The conversation as the current user sees it, with their read state (`unreadMessageCount`,
+   * `readUntil`, `isUnread`, ...), or `null` (missing, or not a participant).
+   */
+  async get(): Promise<ConversationSnapshot | null> {
+    const c = await this.session.getOrNull<ConversationSnapshot>(this.path());
+    if (c?.lastMessage) this.session.learnMessage(c.lastMessage);
+    return c;
   }
 
   /** Creates or updates the conversation (its creator becomes a `ReadWrite` participant). */
@@ -462,7 +484,36 @@ export class ConversationRef {
         typeof p.referencedMessage === "string" ? p.referencedMessage : p.referencedMessage.id;
     }
     const snapshot = await this.session.request<MessageSnapshot>("POST", `${this.path()}/messages`, body);
+    this.session.typingEnded(this.id);
+    this.session.learnMessage(snapshot);
     return new MessageRef(this.session, this.id, snapshot.id);
+  }
+
+  /** Marks every message sent until now as read by the current user (`readUntil`, no unread). */
+  async markAsRead(): Promise<void> {
+    await this.session.request("POST", `${this.path()}/read`);
+  }
+
+  /** Marks the conversation unread for the current user: `isUnread` until the next read. */
+  async markAsUnread(): Promise<void> {
+    await this.session.request("POST", `${this.path()}/unread`);
+  }
+
+  /**
+   * Tells the others that the current user is typing here. It lasts 10 s: call it again (on every
+   * keystroke, say) to extend it; the client sends at most one frame per conversation per 3 s,
+   * and sending a message ends it. Fire and forget: a `Read` participant's is refused silently.
+   */
+  markAsTyping(): void {
+    this.session.markTyping(this.id);
+  }
+
+  /**
+   * Who else is typing here, typing longest first, as `{users: [UserSnapshot]}`: called once
+   * when active (usually with nobody) and whenever it changes. Never lists the current user.
+   */
+  subscribeTyping(onSnapshot?: (typing: TypingSnapshot) => void): TypingSubscription {
+    return this.session.subscribeTyping(this.id, onSnapshot);
   }
 
   message(id: string): MessageRef {
@@ -537,8 +588,6 @@ export class ReactionRef {
 // ------------------------------------------------------------------------------------------------
 // Message subscriptions
 
-type ActiveMessages = ActiveState<MessageSnapshot[]>;
-
 /** The reply's copy of a referenced message, brought up to date with the message itself. */
 function referencedFrom(old: ReferencedMessageSnapshot, m: MessageSnapshot): ReferencedMessageSnapshot | null {
   if (!m.sender) return null;
@@ -558,30 +607,54 @@ function referencedFrom(old: ReferencedMessageSnapshot, m: MessageSnapshot): Ref
   };
 }
 
-export class MessageSubscription {
+/** Whole messages for a frame's, fetching truncated ones over HTTP (`gone`: no longer there). */
+async function resolveMessages(
+  session: Session,
+  messages: FrameMessage[],
+): Promise<Array<MessageSnapshot | { id: string; gone: true }>> {
+  const whole = await Promise.all(
+    messages.map(async (m) => {
+      if (!isTruncated(m)) return m;
+      const fetched = await session.conversation(m.conversationId).message(m.id).get();
+      return fetched ?? { id: m.id, gone: true as const };
+    }),
+  );
+  for (const m of whole) if (!("gone" in m)) session.learnMessage(m);
+  return whole;
+}
+
+/** What the session routes frames to: a subscription the server holds on the connection. */
+interface WireSubscription {
+  readonly subscriptionId: string;
+  /** A new connection is open (its `epoch`): subscribe again. */
+  restore(epoch: number): void;
+  /** A push for this subscription id. */
+  pushed(frame: ServerFrame): void;
+  end(state: UnsubscribedState | ErrorState): void;
+}
+
+/**
+ * The life of a live subscription with a window (messages, conversations): its states, the
+ * `connected` and `terminated` promises, frames and window reads applied one at a time in order,
+ * and `loadMore`'s bounds and coalescing. Subclasses read the window and apply pushes.
+ */
+abstract class LiveSubscription<T> implements WireSubscription {
   /** The subscription's state: `pending`, `active` (with the window), `unsubscribed` or `error`. */
-  state: MessageSubscriptionState = { type: "pending" };
+  state: PendingState | ActiveState<T> | UnsubscribedState | ErrorState = { type: "pending" };
   /** Resolves with the first active state; rejects if the subscription ends before that. */
-  readonly connected: Promise<ActiveMessages>;
+  readonly connected: Promise<ActiveState<T>>;
   /** Resolves when the subscription ends (unsubscribed, or an error). */
   readonly terminated: Promise<UnsubscribedState | ErrorState>;
 
-  private resolveConnected!: (s: ActiveMessages) => void;
+  private resolveConnected!: (s: ActiveState<T>) => void;
   private rejectConnected!: (e: unknown) => void;
   private resolveTerminated!: (s: UnsubscribedState | ErrorState) => void;
   private wasActive = false;
-  private ended = false;
-
-  /** The window: every message with an id at or after `windowStart` (all of them when `loadedAll`). */
-  private byId = new Map<string, MessageSnapshot>();
-  private windowStart: string | null = null;
-  private loadedAll = false;
-  private hasWindow = false;
-  private lastEmitted: MessageSnapshot[] | null = null;
-  private lastLoadedAll = false;
+  protected ended = false;
+  protected loadedAll = false;
 
   /** The connection epoch on which the server holds this subscription with our window. */
-  private liveEpoch = -1;
+  protected liveEpoch = -1;
   private liveWaiters: Array<() => void> = [];
   /** Frames and window reads are applied one at a time, in order. */
   private queue: Promise<void> = Promise.resolve();
@@ -589,10 +662,8 @@ export class MessageSubscription {
 
   /** @internal */
   constructor(
-    private session: Session,
+    protected session: Session,
     /** @internal */ readonly subscriptionId: string,
-    readonly conversationId: string,
-    private onSnapshot: ((messages: MessageSnapshot[], loadedAll: boolean) => void) | undefined,
   ) {
     this.connected = new Promise((resolve, reject) => {
       this.resolveConnected = resolve;
@@ -603,7 +674,7 @@ export class MessageSubscription {
   }
 
   /**
-   * Loads `count` (1..100, default 30) older messages into the window. Calls made while one is
+   * Loads `count` (1..100, default 30) older entries into the window. Calls made while one is
    * loading share its page. Resolves once they are in `state` (and the callback has run).
    */
   loadMore(count: number = DEFAULT_PAGE): Promise<void> {
@@ -630,7 +701,7 @@ export class MessageSubscription {
 
   // --- internal ----------------------------------------------------------------------------------
 
-  private isLive(): boolean {
+  protected isLive(): boolean {
     const c = this.session.connection;
     return c.open && this.liveEpoch === c.epoch;
   }
@@ -640,13 +711,13 @@ export class MessageSubscription {
     return new Promise((resolve) => this.liveWaiters.push(resolve));
   }
 
-  private wakeWaiters(): void {
+  protected wakeWaiters(): void {
     const waiters = this.liveWaiters;
     this.liveWaiters = [];
     for (const w of waiters) w();
   }
 
-  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+  protected enqueue<T>(task: () => Promise<T>): Promise<T> {
     const run = this.queue.then(task);
     this.queue = run.then(
       () => {},
@@ -670,6 +741,17 @@ export class MessageSubscription {
     this.wakeWaiters();
   }
 
+  /** The window is now `snapshot`: the state becomes active, and `connected` resolves the first time. */
+  protected activate(snapshot: T): ActiveState<T> {
+    const state: ActiveState<T> = { type: "active", latestSnapshot: snapshot, loadedAll: this.loadedAll };
+    this.state = state;
+    if (!this.wasActive) {
+      this.wasActive = true;
+      this.resolveConnected(state);
+    }
+    return state;
+  }
+
   /** @internal A new connection is open: subscribe again with at least the window we had. */
   restore(epoch: number): void {
     this.enqueue(() => this.readWindow(epoch)).catch((e) => {
@@ -688,31 +770,76 @@ export class MessageSubscription {
     });
   }
 
-  /** Full messages for a reply's or push's, fetching the truncated ones over HTTP (null: gone). */
-  private async resolve(messages: FrameMessage[]): Promise<Array<MessageSnapshot | { id: string; gone: true }>> {
-    return Promise.all(
-      messages.map(async (m) => {
-        if (!isTruncated(m)) return m;
-        const whole = await this.session.conversation(m.conversationId).message(m.id).get();
-        return whole ?? { id: m.id, gone: true as const };
-      }),
-    );
-  }
-
-  private async request(frame: { action: string; [key: string]: unknown }, epoch: number) {
+  /** A frame on connection `epoch` (only while it is the current one), and its reply of `type`. */
+  protected async requestOn<R extends ServerFrame["type"]>(
+    type: R,
+    frame: { action: string; [key: string]: unknown },
+    epoch: number,
+  ): Promise<Extract<ServerFrame, { type: R }>> {
     const c = this.session.connection;
     if (this.ended) throw new Disconnected();
     if (c.epoch !== epoch || !c.open) throw new Disconnected();
     const reply = await c.request(frame);
     if (reply.type === "error") throw NatterError.from(reply.error);
-    if (reply.type !== "subscription") {
+    if (reply.type !== type) {
       throw new NatterError("internal", 0, `unexpected reply ${reply.type} to ${frame.action}`);
     }
-    return reply;
+    return reply as Extract<ServerFrame, { type: R }>;
+  }
+
+  private async runLoadMore(count: number): Promise<void> {
+    for (;;) {
+      await this.untilLive();
+      if (this.ended || this.loadedAll) return;
+      const epoch = this.liveEpoch;
+      try {
+        await this.enqueue(async () => {
+          if (this.ended || this.loadedAll) return;
+          if (this.liveEpoch !== epoch) throw new Disconnected();
+          await this.readMore(count, epoch);
+        });
+        return;
+      } catch (e) {
+        if (e instanceof Disconnected) continue; // load again once the window is restored
+        throw e;
+      }
+    }
   }
 
   /** (Re)subscribes on connection `epoch` and reads back as far as the window reached. */
-  private async readWindow(epoch: number): Promise<void> {
+  protected abstract readWindow(epoch: number): Promise<void>;
+  /** One `loadMore` of `count` on connection `epoch`, into the window. */
+  protected abstract readMore(count: number, epoch: number): Promise<void>;
+  protected abstract applyPush(frame: ServerFrame): Promise<void>;
+}
+
+export class MessageSubscription extends LiveSubscription<MessageSnapshot[]> {
+  /** The window: every message with an id at or after `windowStart` (all of them when `loadedAll`). */
+  private byId = new Map<string, MessageSnapshot>();
+  private windowStart: string | null = null;
+  private hasWindow = false;
+  private lastEmitted: MessageSnapshot[] | null = null;
+  private lastLoadedAll = false;
+
+  /** @internal */
+  constructor(
+    session: Session,
+    subscriptionId: string,
+    readonly conversationId: string,
+    private onSnapshot: ((messages: MessageSnapshot[], loadedAll: boolean) => void) | undefined,
+  ) {
+    super(session, subscriptionId);
+  }
+
+  private resolve(messages: FrameMessage[]): Promise<Array<MessageSnapshot | { id: string; gone: true }>> {
+    return resolveMessages(this.session, messages);
+  }
+
+  private request(frame: { action: string; [key: string]: unknown }, epoch: number) {
+    return this.requestOn("subscription", frame, epoch);
+  }
+
+  protected async readWindow(epoch: number): Promise<void> {
     if (this.ended) return;
     const hadWindow = this.hasWindow;
     const previousStart = this.windowStart;
@@ -758,35 +885,20 @@ export class MessageSubscription {
     this.wakeWaiters();
   }
 
-  private async runLoadMore(count: number): Promise<void> {
-    for (;;) {
-      await this.untilLive();
-      if (this.ended || this.loadedAll) return;
-      const epoch = this.liveEpoch;
-      try {
-        await this.enqueue(async () => {
-          if (this.ended || this.loadedAll) return;
-          if (this.liveEpoch !== epoch) throw new Disconnected();
-          const reply = await this.request({ action: "loadMore", subscriptionId: this.subscriptionId, count }, epoch);
-          if (reply.state === "error") return this.end({ type: "error", error: NatterError.from(reply.error) });
-          if (reply.state !== "active") return this.end({ type: "unsubscribed" });
-          for (const m of reply.messages) {
-            if (this.windowStart === null || m.id < this.windowStart) this.windowStart = m.id;
-          }
-          for (const m of await this.resolve(reply.messages)) {
-            if ("gone" in m) continue;
-            const old = this.byId.get(m.id);
-            this.byId.set(m.id, old && deepEqual(old, m) ? old : m);
-          }
-          this.loadedAll = reply.loadedAll;
-          this.emit();
-        });
-        return;
-      } catch (e) {
-        if (e instanceof Disconnected) continue; // load again once the window is restored
-        throw e;
-      }
+  protected async readMore(count: number, epoch: number): Promise<void> {
+    const reply = await this.request({ action: "loadMore", subscriptionId: this.subscriptionId, count }, epoch);
+    if (reply.state === "error") return this.end({ type: "error", error: NatterError.from(reply.error) });
+    if (reply.state !== "active") return this.end({ type: "unsubscribed" });
+    for (const m of reply.messages) {
+      if (this.windowStart === null || m.id < this.windowStart) this.windowStart = m.id;
     }
+    for (const m of await this.resolve(reply.messages)) {
+      if ("gone" in m) continue;
+      const old = this.byId.get(m.id);
+      this.byId.set(m.id, old && deepEqual(old, m) ? old : m);
+    }
+    this.loadedAll = reply.loadedAll;
+    this.emit();
   }
 
   private inWindow(id: string): boolean {
@@ -809,7 +921,7 @@ export class MessageSubscription {
     }
   }
 
-  private async applyPush(frame: ServerFrame): Promise<void> {
+  protected async applyPush(frame: ServerFrame): Promise<void> {
     if (this.ended || !this.hasWindow) return;
     switch (frame.type) {
       case "message.created":
@@ -878,14 +990,372 @@ export class MessageSubscription {
     if (same) return;
     this.lastEmitted = messages;
     this.lastLoadedAll = this.loadedAll;
-    const state: ActiveMessages = { type: "active", latestSnapshot: messages, loadedAll: this.loadedAll };
-    this.state = state;
-    if (!this.wasActive) {
-      this.wasActive = true;
-      this.resolveConnected(state);
-    }
+    const state = this.activate(messages);
     const callback = this.onSnapshot;
     if (callback) callSafely(() => callback(messages, state.loadedAll));
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Conversation lists
+
+/** When a conversation last saw activity for its viewer: its last message or their joining. */
+function activityOf(c: ConversationSnapshot): number {
+  return Math.max(c.lastMessage?.createdAt ?? -Infinity, c.joinedAt ?? -Infinity);
+}
+
+/** Latest activity first; equal activity by id, descending (the server's order). */
+function latestActivityFirst(a: ConversationSnapshot, b: ConversationSnapshot): number {
+  const d = activityOf(b) - activityOf(a);
+  if (d !== 0 && !Number.isNaN(d)) return d;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** A conversation of a frame made whole: a truncated one or last message fetched over HTTP (null: gone). */
+async function resolveConversation(session: Session, c: FrameConversation): Promise<ConversationSnapshot | null> {
+  if ((c as { truncated?: unknown }).truncated === true) return session.conversation(c.id).get();
+  const full = c as FrameConversationSnapshot;
+  const last = full.lastMessage;
+  if (last === null) return full as ConversationSnapshot;
+  const [m] = await resolveMessages(session, [last]);
+  const lastMessage = !m || "gone" in m ? null : m;
+  return lastMessage === last ? (full as ConversationSnapshot) : { ...full, lastMessage };
+}
+
+export type ConversationSubscriptionState =
+  | PendingState
+  | ActiveState<ConversationSnapshot[]>
+  | UnsubscribedState
+  | ErrorState;
+
+/** The first window of a conversation list, and `loadMore`'s default page, as the server's. */
+const DEFAULT_CONVERSATION_PAGE = 20;
+
+/**
+ * A live window onto the user's conversations, latest activity first: `session.subscribeConversations`.
+ * Its states, `connected`, `terminated`, `loadMore` and `unsubscribe` are a message
+ * subscription's; after a reconnect it holds at least as many conversations as before.
+ */
+export class ConversationSubscription extends LiveSubscription<ConversationSnapshot[]> {
+  private byId = new Map<string, ConversationSnapshot>();
+  private hasWindow = false;
+  private lastEmitted: ConversationSnapshot[] | null = null;
+  private lastLoadedAll = false;
+
+  /** @internal */
+  constructor(
+    session: Session,
+    subscriptionId: string,
+    private onSnapshot: ((conversations: ConversationSnapshot[], loadedAll: boolean) => void) | undefined,
+  ) {
+    super(session, subscriptionId);
+  }
+
+  /** Loads `count` (1..100, default 20) conversations of older activity into the window. */
+  override loadMore(count: number = DEFAULT_CONVERSATION_PAGE): Promise<void> {
+    return super.loadMore(count);
+  }
+
+  private request(frame: { action: string; [key: string]: unknown }, epoch: number) {
+    return this.requestOn("conversations", frame, epoch);
+  }
+
+  private async resolveAll(conversations: FrameConversation[]): Promise<ConversationSnapshot[]> {
+    const whole = await Promise.all(conversations.map((c) => resolveConversation(this.session, c)));
+    return whole.filter((c): c is ConversationSnapshot => c !== null);
+  }
+
+  /** `c`, or the object the window holds for it when nothing changed. */
+  private kept(c: ConversationSnapshot): ConversationSnapshot {
+    const old = this.byId.get(c.id);
+    return old && deepEqual(old, c) ? old : c;
+  }
+
+  protected async readWindow(epoch: number): Promise<void> {
+    if (this.ended) return;
+    const hadWindow = this.hasWindow;
+    const previous = this.byId.size;
+    const previousAll = this.loadedAll;
+    const limit = hadWindow ? Math.max(1, Math.min(MAX_PAGE, previous)) : DEFAULT_CONVERSATION_PAGE;
+    const fresh = new Map<string, ConversationSnapshot>();
+    let all = false;
+    let frame: { action: string; [key: string]: unknown } = {
+      action: "subscribeConversations",
+      subscriptionId: this.subscriptionId,
+      limit,
+    };
+    for (;;) {
+      const reply = await this.request(frame, epoch);
+      if (reply.state === "error") return this.end({ type: "error", error: NatterError.from(reply.error) });
+      if (reply.state !== "active") return this.end({ type: "unsubscribed" });
+      for (const c of await this.resolveAll(reply.conversations)) fresh.set(c.id, c);
+      all = reply.loadedAll;
+      // At least as many as the window held (all of them when it held all).
+      if (!hadWindow || all || (!previousAll && fresh.size >= previous) || reply.conversations.length === 0) break;
+      const count = previousAll ? MAX_PAGE : Math.max(1, Math.min(MAX_PAGE, previous - fresh.size));
+      frame = { action: "loadMore", subscriptionId: this.subscriptionId, count };
+    }
+    if (this.ended) return;
+    const next = new Map<string, ConversationSnapshot>();
+    for (const [id, c] of fresh) next.set(id, this.kept(c));
+    this.byId = next;
+    this.loadedAll = all;
+    this.hasWindow = true;
+    this.liveEpoch = epoch;
+    this.emit();
+    this.wakeWaiters();
+  }
+
+  protected async readMore(count: number, epoch: number): Promise<void> {
+    const reply = await this.request({ action: "loadMore", subscriptionId: this.subscriptionId, count }, epoch);
+    if (reply.state === "error") return this.end({ type: "error", error: NatterError.from(reply.error) });
+    if (reply.state !== "active") return this.end({ type: "unsubscribed" });
+    for (const c of await this.resolveAll(reply.conversations)) this.byId.set(c.id, this.kept(c));
+    this.loadedAll = reply.loadedAll;
+    this.emit();
+  }
+
+  protected async applyPush(frame: ServerFrame): Promise<void> {
+    if (this.ended || !this.hasWindow) return;
+    switch (frame.type) {
+      case "conversation.updated": {
+        const c = await resolveConversation(this.session, frame.conversation);
+        if (this.ended) return;
+        if (c) this.byId.set(c.id, this.kept(c));
+        else this.byId.delete(frame.conversation.id);
+        break;
+      }
+      case "conversation.removed":
+        this.byId.delete(frame.conversationId);
+        break;
+      default:
+        return;
+    }
+    this.emit();
+  }
+
+  /** Calls back when the list differs from the last one shown: a new array, old objects kept. */
+  private emit(): void {
+    if (this.ended) return;
+    const conversations = [...this.byId.values()].sort(latestActivityFirst);
+    const last = this.lastEmitted;
+    const same =
+      last !== null &&
+      last.length === conversations.length &&
+      last.every((c, i) => c === conversations[i]) &&
+      this.lastLoadedAll === this.loadedAll;
+    if (same) return;
+    this.lastEmitted = conversations;
+    this.lastLoadedAll = this.loadedAll;
+    const state = this.activate(conversations);
+    const callback = this.onSnapshot;
+    if (callback) callSafely(() => callback(conversations, state.loadedAll));
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Typing
+
+/** How long a `typing` frame counts on the server. */
+const TYPING_LASTS = 10 * 1000;
+/** The client sends at most one `typing` frame per conversation this often. */
+const TYPING_THROTTLE = 3 * 1000;
+
+export type TypingSubscriptionState = PendingState | ActiveState<TypingSnapshot> | UnsubscribedState | ErrorState;
+
+/**
+ * Who else is typing in a conversation: `conversation.subscribeTyping`. `state` is `pending`
+ * until the session listens to the conversation, then `active` with the latest
+ * `{users}` (typing longest first); `unsubscribe()` ends it.
+ */
+export class TypingSubscription {
+  state: TypingSubscriptionState = { type: "pending" };
+  /** Resolves with the first active state; rejects if the subscription ends before that. */
+  readonly connected: Promise<ActiveState<TypingSnapshot>>;
+  /** Resolves when the subscription ends (unsubscribed, or an error). */
+  readonly terminated: Promise<UnsubscribedState | ErrorState>;
+  private resolveConnected!: (s: ActiveState<TypingSnapshot>) => void;
+  private rejectConnected!: (e: unknown) => void;
+  private resolveTerminated!: (s: UnsubscribedState | ErrorState) => void;
+  private ended = false;
+
+  /** @internal */
+  constructor(
+    private channel: TypingChannel | null,
+    readonly conversationId: string,
+    private onSnapshot: ((typing: TypingSnapshot) => void) | undefined,
+  ) {
+    this.connected = new Promise((resolve, reject) => {
+      this.resolveConnected = resolve;
+      this.rejectConnected = reject;
+    });
+    this.connected.catch(() => {});
+    this.terminated = new Promise((resolve) => (this.resolveTerminated = resolve));
+  }
+
+  unsubscribe(): void {
+    if (this.ended) return;
+    this.channel?.release(this);
+    this.end({ type: "unsubscribed" });
+  }
+
+  /** @internal */
+  show(snapshot: TypingSnapshot): void {
+    if (this.ended) return;
+    const first = this.state.type === "pending";
+    const state: ActiveState<TypingSnapshot> = { type: "active", latestSnapshot: snapshot, loadedAll: true };
+    this.state = state;
+    if (first) this.resolveConnected(state);
+    const callback = this.onSnapshot;
+    if (callback) callSafely(() => callback(snapshot));
+  }
+
+  /** @internal */
+  end(state: UnsubscribedState | ErrorState): void {
+    if (this.ended) return;
+    this.ended = true;
+    const wasActive = this.state.type === "active";
+    this.state = state;
+    this.channel = null;
+    if (!wasActive) {
+      this.rejectConnected(
+        state.type === "error" ? state.error : new NatterError("unsubscribed", 0, "the subscription ended before it was active"),
+      );
+    }
+    this.resolveTerminated(state);
+  }
+}
+
+/**
+ * The session's ear in one conversation for its typing pushes: a message subscription of its own
+ * with a window of one message (the server pushes `typing` only to message subscriptions), shared
+ * by every `subscribeTyping` of the conversation and ended with the last of them. Its message
+ * pushes are ignored. The server says who types only when that changes, and not again on
+ * subscribing, so a push missed while reconnecting cannot be read back: whoever was shown typing
+ * before a reconnect is shown until the next push, but at most 10 s (a spell's length) after the
+ * push that last listed them.
+ */
+class TypingChannel implements WireSubscription {
+  private listeners = new Set<TypingSubscription>();
+  private snapshot: TypingSnapshot = { users: [] };
+  /** When a push last listed each user shown. */
+  private confirmed = new Map<string, number>();
+  /** Since a reconnect, no push came: the users shown may have stopped while we were away. */
+  private uncertain = false;
+  private expiry: ReturnType<typeof setTimeout> | null = null;
+  private liveEpoch = -1;
+  private ended = false;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private session: Session,
+    readonly subscriptionId: string,
+    readonly conversationId: string,
+  ) {}
+
+  add(sub: TypingSubscription): void {
+    this.listeners.add(sub);
+    // Never from within subscribeTyping itself: after it returned, as a push would.
+    this.enqueue(async () => {
+      if (this.liveEpoch >= 0 && this.listeners.has(sub) && sub.state.type === "pending") sub.show(this.snapshot);
+    });
+  }
+
+  release(sub: TypingSubscription): void {
+    if (!this.listeners.delete(sub) || this.listeners.size > 0 || this.ended) return;
+    const c = this.session.connection;
+    if (c.open && this.liveEpoch === c.epoch) {
+      c.send({ action: "unsubscribe", subscriptionId: this.subscriptionId });
+    }
+    this.end({ type: "unsubscribed" });
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.queue = this.queue.then(task).catch((e) => {
+      if (e instanceof Disconnected) return; // the next connection subscribes again
+      if (e instanceof NatterError) this.end({ type: "error", error: e });
+      else callSafely(() => {
+        throw e;
+      });
+    });
+  }
+
+  restore(epoch: number): void {
+    this.enqueue(async () => {
+      const c = this.session.connection;
+      if (this.ended || c.epoch !== epoch || !c.open) return;
+      const reply = await c.request({
+        action: "subscribe",
+        subscriptionId: this.subscriptionId,
+        conversationId: this.conversationId,
+        limit: 1,
+      });
+      if (this.ended) {
+        // Released while subscribing: the server holds it now, so let it go.
+        if (reply.type === "subscription" && reply.state === "active") c.send({ action: "unsubscribe", subscriptionId: this.subscriptionId });
+        return;
+      }
+      if (reply.type === "error") throw NatterError.from(reply.error);
+      if (reply.type !== "subscription") throw new NatterError("internal", 0, `unexpected reply ${reply.type} to subscribe`);
+      if (reply.state === "error") throw NatterError.from(reply.error);
+      if (reply.state !== "active") return this.end({ type: "unsubscribed" });
+      for (const m of reply.messages) if (!isTruncated(m)) this.session.learnMessage(m);
+      const first = this.liveEpoch < 0;
+      this.liveEpoch = epoch;
+      if (first) return this.publish(this.snapshot.users, true);
+      this.uncertain = true;
+      this.expireUncertain();
+    });
+  }
+
+  /** After a reconnect and until the next push: drops those not listed for 10 s. */
+  private expireUncertain(): void {
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = null;
+    if (!this.uncertain || this.ended) return;
+    const now = Date.now();
+    const users = this.snapshot.users.filter((u) => (this.confirmed.get(u.id) ?? 0) + TYPING_LASTS > now);
+    this.publish(users, false);
+    if (users.length === 0) return;
+    const next = Math.min(...users.map((u) => this.confirmed.get(u.id)! + TYPING_LASTS));
+    this.expiry = setTimeout(() => this.enqueue(async () => this.expireUncertain()), Math.max(0, next - now));
+  }
+
+  pushed(frame: ServerFrame): void {
+    const f = frame as { type: string; conversationId?: unknown; users?: unknown };
+    if (f.type !== "typing" || !Array.isArray(f.users)) return;
+    const me = this.session.userId;
+    const ids = (f.users as unknown[]).filter((u): u is string => typeof u === "string" && u !== me);
+    this.enqueue(async () => {
+      if (this.ended || this.liveEpoch !== this.session.connection.epoch) return;
+      const users = await Promise.all(ids.map((id) => this.session.typingUser(id, this.conversationId)));
+      if (this.ended) return;
+      const now = Date.now();
+      this.confirmed = new Map(ids.map((id) => [id, now]));
+      this.uncertain = false;
+      if (this.expiry) clearTimeout(this.expiry);
+      this.expiry = null;
+      this.publish(users, false);
+    });
+  }
+
+  /** Shows `users` to every listener when they differ from what was shown (or `always`). */
+  private publish(users: UserSnapshot[], always: boolean): void {
+    const old = this.snapshot.users;
+    const same = old.length === users.length && old.every((u, i) => u === users[i]);
+    if (same && !always) return;
+    if (!same) this.snapshot = { users };
+    for (const l of [...this.listeners]) l.show(this.snapshot);
+  }
+
+  end(state: UnsubscribedState | ErrorState): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = null;
+    this.session.forgetTyping(this);
+    for (const l of [...this.listeners]) l.end(state);
+    this.listeners.clear();
   }
 }
 
@@ -903,7 +1373,18 @@ export class Session {
   private tokenPromise: Promise<string> | null = null;
   private tokenError: unknown = null;
   private nextSubscription = 1;
-  private subscriptions = new Map<string, MessageSubscription>();
+  private subscriptions = new Map<string, WireSubscription>();
+  /** The typing channel of each conversation someone called subscribeTyping on. */
+  private typingChannels = new Map<string, TypingChannel>();
+  /** When the last `typing` frame went out, per conversation (for the throttle). */
+  private typingSent = new Map<string, number>();
+  /** markAsTyping calls made while offline, per conversation: sent on connecting when still fresh. */
+  private typingWanted = new Map<string, number>();
+  /** The latest UserSnapshot seen of each user (senders of the messages this session saw). */
+  private users = new Map<string, UserSnapshot>();
+  /** Users looked up and not found: what is shown for them until a real snapshot comes along. */
+  private guessedUsers = new Map<string, UserSnapshot>();
+  private userLookups = new Map<string, Promise<UserSnapshot>>();
 
   private inbox = new Map<string, InboxMessageSnapshot>();
   private inboxList: InboxMessageSnapshot[] | null = [];
@@ -987,6 +1468,20 @@ export class Session {
   async deleteMessages(): Promise<void> {
     await this.request("DELETE", "/v1/inbox");
     for (const id of [...this.inbox.keys()]) this.dropInbox(id);
+  }
+
+  /**
+   * A live window onto the user's conversations, latest activity first (the later of the last
+   * message and the user's joining): the first 20, more with `loadMore`, and every change: a new
+   * message, a read, a mark-unread, a join, a change of access, subject, photo or custom. A
+   * conversation the user joins or that gets a message enters it; one the user leaves goes.
+   */
+  subscribeConversations(
+    onSnapshot?: (conversations: ConversationSnapshot[], loadedAll: boolean) => void,
+  ): ConversationSubscription {
+    this.webSocketConstructor();
+    const sub = new ConversationSubscription(this, `c${this.nextSubscription++}`, onSnapshot);
+    return this.wire(sub);
   }
 
   /** Closes the connection and ends every subscription. */
@@ -1117,6 +1612,11 @@ export class Session {
   ): MessageSubscription {
     this.webSocketConstructor();
     const sub = new MessageSubscription(this, `m${this.nextSubscription++}`, conversationId, onSnapshot);
+    return this.wire(sub);
+  }
+
+  /** Puts a subscription on the connection (subscribing now when it is open). */
+  private wire<S extends WireSubscription>(sub: S): S {
     if (this.closed) {
       sub.end({ type: "unsubscribed" });
       return sub;
@@ -1128,13 +1628,112 @@ export class Session {
   }
 
   /** @internal */
-  forget(sub: MessageSubscription): void {
+  forget(sub: WireSubscription): void {
     if (this.subscriptions.get(sub.subscriptionId) === sub) this.subscriptions.delete(sub.subscriptionId);
+  }
+
+  /** @internal `conversation.subscribeTyping`: shares the conversation's typing channel. */
+  subscribeTyping(conversationId: string, onSnapshot?: (typing: TypingSnapshot) => void): TypingSubscription {
+    this.webSocketConstructor();
+    let channel = this.typingChannels.get(conversationId);
+    if (!channel && !this.closed) {
+      channel = new TypingChannel(this, `t${this.nextSubscription++}`, conversationId);
+      this.typingChannels.set(conversationId, channel);
+      this.wire(channel);
+    }
+    const sub = new TypingSubscription(channel ?? null, conversationId, onSnapshot);
+    if (channel) channel.add(sub);
+    else sub.end({ type: "unsubscribed" });
+    return sub;
+  }
+
+  /** @internal */
+  forgetTyping(channel: TypingChannel): void {
+    this.forget(channel);
+    if (this.typingChannels.get(channel.conversationId) === channel) this.typingChannels.delete(channel.conversationId);
+  }
+
+  /** @internal `conversation.markAsTyping`: a `typing` frame, at most one per conversation per 3 s. */
+  markTyping(conversationId: string): void {
+    if (this.closed) return;
+    this.webSocketConstructor();
+    const now = Date.now();
+    const last = this.typingSent.get(conversationId);
+    if (last !== undefined && now - last < TYPING_THROTTLE) return;
+    this.connection.ensure();
+    if (this.connection.fire({ action: "typing", conversationId })) {
+      this.typingSent.set(conversationId, now);
+      this.typingWanted.delete(conversationId);
+    } else {
+      this.typingWanted.set(conversationId, now);
+    }
+  }
+
+  /** @internal The user sent a message there: the server ended their typing, so the next call sends. */
+  typingEnded(conversationId: string): void {
+    this.typingSent.delete(conversationId);
+    this.typingWanted.delete(conversationId);
+  }
+
+  /** @internal Remembers the users a message shows (its sender, and its reply's). */
+  learnMessage(m: MessageSnapshot): void {
+    this.learnUser(m.sender);
+    this.learnUser(m.referencedMessage?.sender ?? null);
+  }
+
+  private learnUser(u: UserSnapshot | null): void {
+    if (!u || typeof u.id !== "string") return;
+    const old = this.users.get(u.id);
+    if (!old || !deepEqual(old, u)) this.users.set(u.id, u);
+    this.guessedUsers.delete(u.id);
+  }
+
+  /**
+   * @internal A typing user's snapshot: the latest one this session saw; else the user's own
+   * (for the session's user) or one from the conversation's latest 100 messages; else one with
+   * only the id (a user token may read no other user, so there is nothing more to be had).
+   */
+  typingUser(userId: string, conversationId: string): Promise<UserSnapshot> {
+    const known = this.users.get(userId) ?? this.guessedUsers.get(userId);
+    if (known) return Promise.resolve(known);
+    let lookup = this.userLookups.get(userId);
+    if (!lookup) {
+      lookup = (async () => {
+        try {
+          if (userId === this.userId) {
+            this.learnUser(await this.user(userId).get());
+          } else {
+            const page = await this.request<{ data: MessageSnapshot[] }>(
+              "GET",
+              `/v1/conversations/${segment(conversationId)}/messages?limit=${MAX_PAGE}`,
+            );
+            for (const m of page.data) this.learnMessage(m);
+          }
+        } catch {
+          // Shown with its id only, as below.
+        }
+        const found = this.users.get(userId);
+        if (found) return found;
+        const guess: UserSnapshot = { id: userId, name: null, photoUrl: null, role: "default", custom: {} };
+        this.guessedUsers.set(userId, guess);
+        return guess;
+      })().finally(() => this.userLookups.delete(userId));
+      this.userLookups.set(userId, lookup);
+    }
+    return lookup;
   }
 
   /** @internal A socket opened: hello (and the inbox replay), and every subscription again. */
   connectionOpened(epoch: number): void {
     for (const sub of this.subscriptions.values()) sub.restore(epoch);
+    // Typing that was asked for while offline, if it would still be on.
+    const now = Date.now();
+    for (const [conversationId, at] of [...this.typingWanted]) {
+      this.typingWanted.delete(conversationId);
+      if (now - at < TYPING_LASTS && this.connection.fire({ action: "typing", conversationId })) {
+        this.typingSent.set(conversationId, now);
+      }
+    }
     this.helloAndReplay().catch((e) => {
       if (!(e instanceof Disconnected)) callSafely(() => {
         throw e;
@@ -1213,10 +1812,18 @@ export class Session {
       case "message.deleted":
       case "reaction.added":
       case "reaction.removed":
+      case "conversation.updated":
+      case "conversation.removed":
         this.subscriptions.get(frame.subscriptionId)?.pushed(frame);
         return;
-      default:
+      default: {
+        // `typing` (not in every server's schema yet): for the typing channels.
+        const f = frame as { type: string; subscriptionId?: unknown };
+        if (f.type === "typing" && typeof f.subscriptionId === "string") {
+          this.subscriptions.get(f.subscriptionId)?.pushed(frame);
+        }
         return;
+      }
     }
   }
 }

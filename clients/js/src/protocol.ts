@@ -4,7 +4,7 @@
 /**
  * A frame a client sends. `action` names it (API Gateway routes on `$request.body.action`).
  */
-export type ClientFrame = HelloFrame | InboxMoreFrame | PingFrame | SubscribeFrame | LoadMoreFrame | UnsubscribeFrame | TypingFrame;
+export type ClientFrame = HelloFrame | InboxMoreFrame | PingFrame | SubscribeFrame | LoadMoreFrame | UnsubscribeFrame | SubscribeConversationsFrame | TypingFrame;
 
 /**
  * `{action: "hello"}`: who am I, and the inbox replay. Answered by `hello`.
@@ -97,6 +97,28 @@ export type UnsubscribeFrame = {
 };
 
 /**
+ * `{action: "subscribeConversations", subscriptionId, limit?}`: the caller's `limit`
+ * conversations of latest activity, and every change to them from then on. Answered by
+ * `conversations` (state `active` or `error`); `loadMore` and `unsubscribe` work on it as on a
+ * message subscription, and answer with `conversations` too.
+ */
+export type SubscribeConversationsFrame = {
+  action: "subscribeConversations";
+  /**
+   * Chosen by the client, unique per connection (shared with message subscriptions).
+   */
+  subscriptionId: string;
+  /**
+   * How many conversations the first window holds: 1 to 100, 20 when absent or `null`.
+   */
+  limit?: number | null;
+  /**
+   * Any JSON value, `null` included: a client frame may carry one, and the reply to it echoes it verbatim.
+   */
+  requestId?: unknown;
+};
+
+/**
  * `{action: "typing", conversationId}`: the caller (a `ReadWrite` participant) is typing
  * there, for the next 10 seconds. No reply; an `error` frame when refused. Every subscription
  * to the conversation's messages (but the caller's own) gets a `typing` push when who is typing
@@ -139,6 +161,12 @@ export type ServerFrame = (HelloReply & {
   type: "inbox.message";
 }) | (InboxDeletedPush & {
   type: "inbox.deleted";
+}) | (ConversationsReply & {
+  type: "conversations";
+}) | (ConversationPush & {
+  type: "conversation.updated";
+}) | (ConversationRemovedPush & {
+  type: "conversation.removed";
 }) | (TypingPush & {
   type: "typing";
 });
@@ -434,6 +462,100 @@ export type ReactionPush = {
 
 export type InboxDeletedPush = {
   messageId: string;
+};
+
+/**
+ * A conversation as a frame carries it: whole, with its last message as a `FrameMessage`; or,
+ * when even that could not fit in a frame (thousands of participants), its short form
+ * `{id, truncated: true}`: `GET /conversations/{cid}` returns it whole.
+ */
+export type FrameConversation = ConversationSnapshot | TruncatedConversation;
+
+/**
+ * A conversation as one viewer sees it (TalkJS's shape). The viewer fields (`access`,
+ * `joinedAt`, `readUntil`, `unreadMessageCount`, `isUnread`) are null for the secret key.
+ * `M` is how the last message is carried: whole over HTTP, as a `FrameMessage` in frames.
+ */
+export type ConversationSnapshot = {
+  id: string;
+  subject: string | null;
+  photoUrl: string | null;
+  custom: { [key: string]: string };
+  createdAt: number;
+  participants: { [key: string]: ParticipantSnapshot };
+  access: Access | null;
+  joinedAt: number | null;
+  /**
+   * The newest live message, or null.
+   */
+  lastMessage: FrameMessage | null;
+  /**
+   * Others' live messages after `readUntil`, counted up to `Limits::max_unread_count`.
+   */
+  unreadMessageCount: number | null;
+  readUntil: number | null;
+  /**
+   * The earliest `readUntil` among the participants (null while one has never read).
+   */
+  everyoneReadUntil: number | null;
+  isUnread: boolean | null;
+};
+
+export type ParticipantSnapshot = {
+  access: Access;
+};
+
+export type Access = "ReadWrite" | "Read";
+
+/**
+ * `{id, truncated: true}`: a conversation too big for a frame.
+ */
+export type TruncatedConversation = {
+  id: string;
+  /**
+   * Always `true`.
+   */
+  truncated: true;
+};
+
+/**
+ * The reply to `subscribeConversations`, and to `loadMore` and `unsubscribe` on its
+ * subscription.
+ */
+export type ConversationsReply = {
+  subscriptionId: string;
+  /**
+   * Any JSON value, `null` included: a client frame may carry one, and the reply to it echoes it verbatim.
+   */
+  requestId?: unknown;
+} & ({
+  state: "active";
+  conversations: FrameConversation[];
+  /**
+   * No conversation with older activity remains.
+   */
+  loadedAll: boolean;
+} | {
+  state: "error";
+  error: ErrorBody;
+} | {
+  state: "unsubscribed";
+});
+
+/**
+ * `conversation.updated`: the conversation as the subscriber sees it now.
+ */
+export type ConversationPush = {
+  conversation: FrameConversation;
+  subscriptionId: string;
+};
+
+/**
+ * `conversation.removed`.
+ */
+export type ConversationRemovedPush = {
+  conversationId: string;
+  subscriptionId: string;
 };
 
 /**

@@ -1,19 +1,34 @@
 // The HTTP API's shapes that no WebSocket frame carries (docs/openapi.yaml). The frame and
 // snapshot types (MessageSnapshot, UserSnapshot, InboxMessageSnapshot, ...) are generated from the
 // server's schema into ./protocol.ts.
-import type { ContentBlock, UserSnapshot } from "./protocol.js";
+import type {
+  Access,
+  ContentBlock,
+  ConversationSnapshot as FrameConversationSnapshot,
+  MessageSnapshot,
+  UserSnapshot,
+} from "./protocol.js";
 
-/** A participant's access: `Read` may read and subscribe, `ReadWrite` may also write. */
-export type Access = "ReadWrite" | "Read";
+/**
+ * `GET /v1/conversations/{id}`, a page of `GET /v1/users/{id}/conversations`, and what
+ * `subscribeConversations` shows: the conversation as the viewing participant sees it.
+ *
+ * - `lastMessage`: the newest live message (always whole: the client fetches a truncated one).
+ * - `access`, `joinedAt`: the viewer's access and when they joined (ms).
+ * - `readUntil`: when the viewer last read it (`markAsRead`), or null.
+ * - `unreadMessageCount`: the others' messages after `readUntil`.
+ * - `everyoneReadUntil`: the earliest `readUntil` among the participants (null while one never read).
+ * - `isUnread`: `unreadMessageCount > 0`, or marked unread (`markAsUnread`) since the last read.
+ *
+ * The viewer fields are null only for the secret key, which this client does not use.
+ */
+export interface ConversationSnapshot extends Omit<FrameConversationSnapshot, "lastMessage"> {
+  lastMessage: MessageSnapshot | null;
+}
 
-/** `GET /v1/conversations/{id}`, as the viewing participant sees it. */
-export interface ConversationSnapshot {
-  id: string;
-  subject: string | null;
-  photoUrl: string | null;
-  custom: { [key: string]: string };
-  createdAt: number;
-  participants: { [userId: string]: { access: Access } };
+/** What `conversation.subscribeTyping(...)` shows: who else is typing there, typing longest first. */
+export interface TypingSnapshot {
+  users: UserSnapshot[];
 }
 
 /** `session.user(id).set(...)`: a field left out keeps its value, `null` clears it. */
@@ -57,4 +72,4 @@ export interface EditParams {
   custom?: { [key: string]: string | null } | null;
 }
 
-export type { UserSnapshot };
+export type { Access, UserSnapshot };

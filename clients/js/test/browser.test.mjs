@@ -1,7 +1,8 @@
 // The demo page in a real browser: headless Chromium (Debian's package, driven by
 // playwright-core; no browser is downloaded) with two users in two pages chatting live through
 // natter-local on its embedded store. A message, a reply, a reaction, an edit, a delete and an
-// inbox message made in one page appear in the other. Screenshots go to
+// inbox message made in one page appear in the other; a conversation written in shows in the
+// other's list with an unread badge until opened; typing shows as "… is typing". Screenshots go to
 // `target/screenshots/` (the README's comes from there).
 
 import { test, before, after } from "node:test";
@@ -131,12 +132,63 @@ test("two users chat live in two pages", async () => {
   await alice.page.click("#inbox-send button[type=submit]");
   await bob.page.locator("#inbox-list li", { hasText: '"invite": "lunch"' }).waitFor({ timeout: SEEN_WITHIN });
 
+  // alice starts a second conversation with bob and writes in it: it shows in bob's list, bold,
+  // with an unread badge, while bob still has the first one open.
+  const second = `${conversationId}-plans`;
+  await openConversation(alice.page, second);
+  await alice.page.fill("#invite-user", "bob");
+  await alice.page.click("#invite button[type=submit]");
+  await alice.page.waitForSelector("#status:has-text('added bob')");
+  await alice.page.fill("#compose-text", "are you free on Friday?");
+  await alice.page.press("#compose-text", "Enter");
+  const secondInBob = bob.page.locator(`#conversation-list li[data-conversation-id="${second}"]`);
+  await secondInBob.locator(".badge:text-is('1')").waitFor({ timeout: SEEN_WITHIN });
+  assert.match(await secondInBob.getAttribute("class"), /\bunread\b/, "an unread conversation is bold");
+  assert.match(await secondInBob.locator(".preview").textContent(), /are you free on Friday\?/);
+  // Latest activity first: the second conversation is above the first.
+  const order = await bob.page.locator("#conversation-list li[data-conversation-id]").evaluateAll(
+    (items) => items.map((li) => li.dataset.conversationId),
+  );
+  assert.deepEqual(order.slice(0, 2), [second, conversationId]);
+  // The open one was read as its messages came in: no badge.
+  await bob.page.locator(`#conversation-list li.open[data-conversation-id="${conversationId}"]:not(.unread)`).waitFor({ timeout: SEEN_WITHIN });
+  assert.equal(await bob.page.locator(`#conversation-list li[data-conversation-id="${conversationId}"] .badge`).count(), 0);
+
+  // alice types in the first conversation: bob, who has it open, sees that she is typing.
+  // The gateway cuts connections every 3 s, and a typing push that a reconnect of bob's drops is
+  // not sent again while alice types on: then alice sends what she typed, which ends her typing,
+  // and types again (at most three times).
+  await openConversation(alice.page, conversationId);
+  for (let attempt = 1; ; attempt++) {
+    await alice.page.locator("#compose-text").pressSequentially("on my way", { delay: 40 });
+    try {
+      await bob.page.locator("#typing:has-text('alice is typing…')").waitFor({ timeout: 6000 });
+      break;
+    } catch (e) {
+      if (attempt === 3) throw e;
+      await alice.page.press("#compose-text", "Enter");
+      await messageWith(bob.page, "on my way").last().waitFor({ timeout: SEEN_WITHIN });
+    }
+  }
+  assert.equal(await alice.page.locator("#typing").textContent(), "", "alice is not told that she is typing");
+
   await alice.page.screenshot({ path: join(SCREENSHOTS, "demo-alice.png") });
   await bob.page.screenshot({ path: join(SCREENSHOTS, "demo-bob.png") });
+
+  // alice sends what she typed: bob's typing line clears.
+  await alice.page.press("#compose-text", "Enter");
+  await messageWith(bob.page, "on my way").last().waitFor({ timeout: SEEN_WITHIN });
+  await bob.page.waitForFunction(() => document.getElementById("typing").textContent === "", null, { timeout: SEEN_WITHIN });
 
   // bob deletes his reply; it leaves alice's page.
   await messageWith(bob.page, "yes, at noon").locator("button.delete").click();
   await reply.waitFor({ state: "detached", timeout: SEEN_WITHIN });
+
+  // bob opens the second conversation: it is read, and its badge goes.
+  await secondInBob.click();
+  await messageWith(bob.page, "are you free on Friday?").waitFor({ timeout: SEEN_WITHIN });
+  await bob.page.locator(`#conversation-list li.open[data-conversation-id="${second}"]:not(.unread)`).waitFor({ timeout: SEEN_WITHIN });
+  assert.equal(await secondInBob.locator(".badge").count(), 0, "no unread badge once opened");
 
   assert.deepEqual(alice.problems, [], "alice's page logged errors");
   assert.deepEqual(bob.problems, [], "bob's page logged errors");
