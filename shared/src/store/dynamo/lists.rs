@@ -95,9 +95,9 @@ impl DynamoStore {
 impl ConversationLister for DynamoStore {
     /// Pages of the index, newest first, each holding at most two entries per conversation
     /// (its activity item and its participant item; leaving deletes both), so one page of
-    /// `2 × (limit + 1)` entries usually answers. The index is eventually consistent; each
-    /// entry is checked against the items themselves (one strongly consistent batch read), and
-    /// an entry that is not where its conversation stands now is skipped.
+    /// `2 × (limit + 1)` entries usually answers. The index is eventually consistent, and a
+    /// message may move a conversation between the query and the reads: each conversation
+    /// seen is placed where its items (one strongly consistent batch read) say it stands now.
     async fn list_conversations(
         &self,
         user_id: &str,
@@ -118,7 +118,9 @@ impl ConversationLister for DynamoStore {
             None => format!("{pk} = {pk_v}"),
         };
         let page_size = i32::try_from(want.saturating_mul(2)).unwrap_or(i32::MAX);
-        let mut listed: Vec<ListedConversation> = Vec::new();
+        // Every conversation with an entry in the part of the index read so far, at the place
+        // it stands now (from the items, which may have moved since the index was read).
+        let mut candidates: std::collections::BTreeMap<String, String> = Default::default();
         let mut start: Option<Item> = None;
         loop {
             let out = self
@@ -135,7 +137,7 @@ impl ConversationLister for DynamoStore {
                 .send()
                 .await
                 .map_err(|err| sdk_error("Query (conversation list)", err))?;
-            let mut places: Vec<(String, String)> = Vec::new();
+            let mut cids: Vec<String> = Vec::new();
             for item in out.items() {
                 let r = Reader::new(item);
                 if !r.is_live(now_ms)? {
@@ -144,23 +146,22 @@ impl ConversationLister for DynamoStore {
                 let place = r.s(GSI1_SK)?;
                 let cid = activity_key_conversation(place)
                     .ok_or_else(|| r.malformed("gsi1sk is not an activity key"))?;
-                places.push((cid.to_string(), place.to_string()));
-            }
-            let mut cids: Vec<&str> = places.iter().map(|(c, _)| c.as_str()).collect();
-            cids.sort_unstable();
-            cids.dedup();
-            let entries = self.entries(user_id, &cids, now_ms).await?;
-            for (cid, place) in &places {
-                let stands = entries.get(cid).and_then(Entries::position);
-                let shown = listed.iter().any(|c| &c.conversation_id == cid);
-                if stands == Some(place.as_str()) && !shown && listed.len() < want {
-                    listed.push(ListedConversation {
-                        conversation_id: cid.clone(),
-                        position: place.clone(),
-                    });
+                if !candidates.contains_key(cid) && !cids.iter().any(|c| c == cid) {
+                    cids.push(cid.to_string());
                 }
             }
-            if listed.len() >= want {
+            let refs: Vec<&str> = cids.iter().map(String::as_str).collect();
+            for (cid, entries) in self.entries(user_id, &refs, now_ms).await? {
+                // A conversation that moved up past `before` since belongs to an earlier page.
+                if let Some(position) = entries.position() {
+                    if before.is_none_or(|b| position < b) {
+                        candidates.insert(cid, position.to_string());
+                    }
+                }
+            }
+            // A conversation stands at or above each of its entries, so every one not read yet
+            // stands below everything read: enough candidates make the page.
+            if candidates.len() >= want {
                 break;
             }
             match out.last_evaluated_key() {
@@ -168,6 +169,14 @@ impl ConversationLister for DynamoStore {
                 _ => break,
             }
         }
+        let mut listed: Vec<ListedConversation> = candidates
+            .into_iter()
+            .map(|(conversation_id, position)| ListedConversation {
+                conversation_id,
+                position,
+            })
+            .collect();
+        listed.sort_by(|a, b| b.position.cmp(&a.position));
         let loaded_all = listed.len() < want;
         listed.truncate(limit);
         Ok(ConversationListPage {
