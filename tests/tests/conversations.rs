@@ -181,8 +181,8 @@ async fn read_state_is_exact_per_viewer(store: Store) {
     );
     expect_error(
         &post(&gw, "/conversations/c/read", &secret_key()).await,
-        400,
-        "invalid_request",
+        403,
+        "forbidden",
     );
 }
 
@@ -260,8 +260,8 @@ async fn the_list_is_latest_activity_first_and_pages(store: Store) {
     expect_error(
         &gw.get("/users/alice/conversations?before=bobs-own", &alice)
             .await,
-        400,
-        "invalid_request",
+        404,
+        "not_found",
     );
     let nobody = list(&gw, "nobody", "").await;
     assert_eq!(

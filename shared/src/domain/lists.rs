@@ -231,7 +231,7 @@ impl ListConversations {
                 ctx.check_id("before", cid)?;
                 let found = self.lister.conversation_position(user_id, cid, now).await?;
                 Some(found.ok_or_else(|| {
-                    Error::invalid(format!(
+                    Error::not_found(format!(
                         "before names conversation {cid:?}, which is not in this user's list"
                     ))
                 })?)
@@ -291,7 +291,7 @@ impl MarkUnread {
 fn participant_caller(identity: &Identity) -> Result<&str> {
     match identity {
         Identity::User { user_id, .. } => Ok(user_id),
-        Identity::Secret => Err(Error::invalid(
+        Identity::Secret => Err(Error::forbidden(
             "read state belongs to a participant: use a user token",
         )),
     }
