@@ -352,8 +352,11 @@ pub mod fanout {
     use std::time::Duration;
 
     /// Posts in flight at once when `FANOUT_CONCURRENCY` (template parameter
-    /// `FanOutConcurrency`) is unset.
-    pub const DEFAULT_CONCURRENCY: usize = 32;
+    /// `FanOutConcurrency`) is unset. At AWS's post latency (about 20 ms) one fan-out posts
+    /// 128 / 20 ms = 6,400 a second, under API Gateway's account throttle of 10,000 requests a
+    /// second (shared with `@connections`), and 5,000 subscribers are bounded by
+    /// 5,000 × 20 ms / 128 = 781 ms; `docs/benchmarks.md` has the measurements it was chosen from.
+    pub const DEFAULT_CONCURRENCY: usize = 128;
     /// The least `FANOUT_CONCURRENCY` may ask for.
     pub const MIN_CONCURRENCY: usize = 1;
     /// The most `FANOUT_CONCURRENCY` may ask for.
