@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use natter::config::authorizer::CACHE_TTL_SECS;
 use natter::config::aws::{WS_CONNECTION_MAX_SECS, WS_IDLE_TIMEOUT_SECS};
+use natter::config::local::CONNECTIONS_LATENCY_MAX_MS;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_TABLE: &str = "natter";
@@ -32,6 +34,12 @@ pub struct ServeOptions {
     /// Every WebSocket connection is closed with 1001 this long after it connected (API
     /// Gateway's 2 hours unless `--ws-max-lifetime` shortens it).
     pub ws_max_lifetime: Duration,
+    /// How long a verdict of the HTTP authorizer is reused for the same `Authorization` value
+    /// (`template.yaml`'s 60 s unless `--authorizer-cache-ttl` shortens it; 0 caches nothing).
+    pub authorizer_cache_ttl: Duration,
+    /// How long each `@connections` post waits before it is served (`--connections-latency-ms`,
+    /// default none): AWS's network round trip, for the fan-out benchmark.
+    pub connections_latency: Duration,
 }
 
 impl Default for ServeOptions {
@@ -43,6 +51,8 @@ impl Default for ServeOptions {
             table: DEFAULT_TABLE.to_string(),
             ws_idle_timeout: Duration::from_secs(WS_IDLE_TIMEOUT_SECS as u64),
             ws_max_lifetime: Duration::from_secs(WS_CONNECTION_MAX_SECS as u64),
+            authorizer_cache_ttl: Duration::from_secs(CACHE_TTL_SECS),
+            connections_latency: Duration::ZERO,
         }
     }
 }
@@ -50,6 +60,7 @@ impl Default for ServeOptions {
 pub const USAGE: &str = "\
 usage: natter-local [--listen 127.0.0.1:8787] [--dynamodb-endpoint URL] [--table NAME]
                     [--ws-idle-timeout SECONDS] [--ws-max-lifetime SECONDS]
+                    [--authorizer-cache-ttl SECONDS] [--connections-latency-ms MS]
        natter-local token --user ID [--role ROLE] [--ttl SECONDS]
 
 Runs natter on localhost with the same handlers as the Lambda functions: the HTTP API under
@@ -61,6 +72,11 @@ client message closes the connection with 1009), a connection is closed with 100
 --ws-idle-timeout seconds without a client frame (default and most 600) and
 --ws-max-lifetime seconds after it connected (default and most 7200), and a client whose
 unwritten frames pass 1 MiB is closed with 1008; HTTP responses over 6 MB answer 502.
+The HTTP authorizer's verdicts are cached per Authorization value for
+--authorizer-cache-ttl seconds (default and most 60, 0 for none), and a request without the
+header is answered 401 {\"message\":\"Unauthorized\"}, as API Gateway does.
+--connections-latency-ms delays every @connections post by that much (0 to 10000, default 0),
+as AWS's network would.
 Environment: NATTER_SIGNING_SECRET, NATTER_SECRET_KEY (dev values when unset),
 NATTER_SIGNING_KID (the signing key's id in every token's kid; default k1),
 NATTER_SIGNING_SECRET_PREVIOUS and NATTER_SIGNING_KID_PREVIOUS (a second key that still
@@ -110,6 +126,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 "--table",
                 "--ws-idle-timeout",
                 "--ws-max-lifetime",
+                "--authorizer-cache-ttl",
+                "--connections-latency-ms",
             ]
         };
         let (name, inline) = match flag.split_once('=') {
@@ -170,7 +188,37 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             values.remove("--ws-max-lifetime"),
             WS_CONNECTION_MAX_SECS,
         )?,
+        authorizer_cache_ttl: Duration::from_secs(up_to(
+            "--authorizer-cache-ttl",
+            "seconds",
+            values.remove("--authorizer-cache-ttl"),
+            CACHE_TTL_SECS,
+            CACHE_TTL_SECS,
+        )?),
+        connections_latency: Duration::from_millis(up_to(
+            "--connections-latency-ms",
+            "milliseconds",
+            values.remove("--connections-latency-ms"),
+            0,
+            CONNECTIONS_LATENCY_MAX_MS,
+        )?),
     }))
+}
+
+/// A flag's value as a whole number from 0 up to `max`, `default` when absent.
+fn up_to(
+    name: &str,
+    unit: &str,
+    value: Option<String>,
+    default: u64,
+    max: u64,
+) -> Result<u64, String> {
+    match value {
+        None => Ok(default),
+        Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+            format!("{name} must be a whole number of {unit} from 0 to {max}, got {v:?}")
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -191,6 +239,8 @@ mod tests {
                 table: "natter".into(),
                 ws_idle_timeout: Duration::from_secs(600),
                 ws_max_lifetime: Duration::from_secs(7200),
+                authorizer_cache_ttl: Duration::from_secs(60),
+                connections_latency: Duration::ZERO,
             })
         );
         assert_eq!(
@@ -200,7 +250,8 @@ mod tests {
         assert_eq!(
             parse(&args(
                 "--listen 127.0.0.1:0 --dynamodb-endpoint http://127.0.0.1:5000 --table t \
-                 --ws-idle-timeout 2 --ws-max-lifetime=5"
+                 --ws-idle-timeout 2 --ws-max-lifetime=5 --authorizer-cache-ttl 0 \
+                 --connections-latency-ms 20"
             ))
             .unwrap(),
             Command::Serve(ServeOptions {
@@ -209,6 +260,8 @@ mod tests {
                 table: "t".into(),
                 ws_idle_timeout: Duration::from_secs(2),
                 ws_max_lifetime: Duration::from_secs(5),
+                authorizer_cache_ttl: Duration::ZERO,
+                connections_latency: Duration::from_millis(20),
             })
         );
         assert_eq!(
@@ -224,6 +277,10 @@ mod tests {
             "--ws-max-lifetime 7201",
             "--ws-max-lifetime 1.5",
             "--ws-max-lifetime",
+            "--authorizer-cache-ttl 61",
+            "--authorizer-cache-ttl -1",
+            "--connections-latency-ms 10001",
+            "--connections-latency-ms 1.5",
             "token --user a --ws-idle-timeout 5",
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad}");

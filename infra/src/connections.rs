@@ -57,6 +57,10 @@ pub async fn post(
     Path(connection_id): Path<String>,
     body: Bytes,
 ) -> Response {
+    // AWS's network round trip (`--connections-latency-ms`): the post is served after it.
+    if !state.connections_latency.is_zero() {
+        tokio::time::sleep(state.connections_latency).await;
+    }
     let Some(socket) = state.sockets.get(&connection_id) else {
         return gone();
     };

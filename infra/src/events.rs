@@ -232,6 +232,8 @@ pub fn http_authorizer_event(
         "headers": event["headers"],
         "requestContext": event["requestContext"],
         "pathParameters": event["pathParameters"],
+        // The one identity source, $request.header.Authorization.
+        "identitySource": [event["headers"]["authorization"].clone()],
     });
     if let Some(q) = event.get("queryStringParameters") {
         auth["queryStringParameters"] = q.clone();

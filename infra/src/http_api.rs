@@ -52,6 +52,20 @@ pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Res
             return error_response(status, code, &message);
         }
     };
+    // API Gateway's own check of the authorizer's identity source, before anything else. The
+    // identity (and cache key) is the header as the authorizer sees it: repeated ones joined
+    // with commas, as in the event.
+    let values: Vec<String> = parts
+        .headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let authorization = (!values.is_empty()).then(|| values.join(","));
+    if !natter::authorizer::has_identity_source(authorization.as_deref()) {
+        bump(&state.stats.missing_identity);
+        return missing_identity();
+    }
     let mut path_parameters = BTreeMap::new();
     for (name, raw) in params {
         match percent_decode_str(raw).decode_utf8() {
@@ -87,12 +101,25 @@ pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Res
         state.now_ms(),
     );
 
-    let verdict = natter::authorizer::authorize(
-        &state.auth,
-        &http_authorizer_event(&event, route),
-        state.now_secs(),
-    );
-    let event = match http_request(event, verdict.context) {
+    // The verdict API Gateway has cached for this Authorization value, or the authorizer's.
+    let identity = authorization.unwrap_or_default();
+    let verdict = match state.authorizer_cache.get(&identity, state.now_ms()) {
+        Some(cached) => cached,
+        None => {
+            bump(&state.stats.authorizer_calls);
+            let verdict = natter::authorizer::authorize(
+                &state.auth,
+                &http_authorizer_event(&event, route),
+                state.now_secs(),
+            )
+            .context;
+            state
+                .authorizer_cache
+                .put(&identity, verdict.clone(), state.now_ms());
+            verdict
+        }
+    };
+    let event = match http_request(event, verdict) {
         Ok(event) => event,
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e),
     };
@@ -104,6 +131,18 @@ pub async fn serve(State(state): State<AppState>, request: Request<Body>) -> Res
         );
     };
     lambda_response(&state.stats, route.function, service.handle(event).await)
+}
+
+/// API Gateway's answer to a request without the authorizer's identity source (an HTTP API
+/// cannot change it): 401 `{"message":"Unauthorized"}`, not natter's error format.
+fn missing_identity() -> Response {
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            natter::config::authorizer::MISSING_IDENTITY_BODY,
+        ))
+        .unwrap_or_default()
 }
 
 /// How many bytes the Lambda runtime would send for `response`: its JSON.

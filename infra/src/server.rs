@@ -223,6 +223,10 @@ pub async fn run(options: ServeOptions) -> Result<(), String> {
         idle: options.ws_idle_timeout,
         max_lifetime: options.ws_max_lifetime,
     };
+    state.authorizer_cache = Arc::new(crate::state::AuthorizerCache::new(
+        options.authorizer_cache_ttl,
+    ));
+    state.connections_latency = options.connections_latency;
     if dev_secrets {
         let sample = natter::auth::issue_user_token(
             "alice",

@@ -2,7 +2,7 @@
 //! the secrets, the open sockets, their timeouts, and the gateway's counters.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use natter::auth::AuthConfig;
@@ -10,6 +10,7 @@ use natter::http::HttpService;
 use natter::ports::ConnectionReader;
 use natter::services::Services;
 use natter::ws::WsService;
+use serde_json::Value;
 
 use crate::sockets::Registry;
 use crate::stats::Stats;
@@ -30,6 +31,59 @@ impl Default for WsTimeouts {
             idle: Duration::from_secs(WS_IDLE_TIMEOUT_SECS as u64),
             max_lifetime: Duration::from_secs(WS_CONNECTION_MAX_SECS as u64),
         }
+    }
+}
+
+/// API Gateway's cache of the HTTP authorizer's verdicts: one verdict (the authorizer's context)
+/// per `Authorization` value, reused for `ttl_ms` after the authorizer gave it
+/// (`config::authorizer::CACHE_TTL_SECS` unless `--authorizer-cache-ttl` shortens it; 0 caches
+/// nothing). Bounded by `config::local::AUTHORIZER_CACHE_MAX_ENTRIES`.
+#[derive(Debug)]
+pub struct AuthorizerCache {
+    ttl_ms: i64,
+    verdicts: Mutex<HashMap<String, (i64, Value)>>,
+}
+
+impl AuthorizerCache {
+    pub fn new(ttl: Duration) -> Self {
+        AuthorizerCache {
+            ttl_ms: ttl.as_millis().min(i64::MAX as u128) as i64,
+            verdicts: Mutex::default(),
+        }
+    }
+
+    /// The verdict cached for `identity` at `now_ms`, if one is still fresh.
+    pub fn get(&self, identity: &str, now_ms: i64) -> Option<Value> {
+        let verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        verdicts
+            .get(identity)
+            .filter(|(at, _)| now_ms < at.saturating_add(self.ttl_ms))
+            .map(|(_, verdict)| verdict.clone())
+    }
+
+    /// Keeps the authorizer's verdict for `identity`, given at `now_ms`.
+    pub fn put(&self, identity: &str, verdict: Value, now_ms: i64) {
+        if self.ttl_ms <= 0 {
+            return;
+        }
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        if verdicts.len() >= natter::config::local::AUTHORIZER_CACHE_MAX_ENTRIES {
+            let ttl = self.ttl_ms;
+            verdicts.retain(|_, (at, _)| now_ms < at.saturating_add(ttl));
+            if verdicts.len() >= natter::config::local::AUTHORIZER_CACHE_MAX_ENTRIES {
+                verdicts.clear();
+            }
+        }
+        verdicts.insert(identity.to_string(), (now_ms, verdict));
+    }
+}
+
+impl Default for AuthorizerCache {
+    /// API Gateway's, as `template.yaml` configures it.
+    fn default() -> Self {
+        AuthorizerCache::new(Duration::from_secs(
+            natter::config::authorizer::CACHE_TTL_SECS,
+        ))
     }
 }
 
@@ -54,6 +108,11 @@ pub struct AppState {
     /// Whether the demo page may have tokens for any user (`POST /@local/token`): only when the
     /// gateway runs with its dev secrets.
     pub dev_tokens: bool,
+    /// The HTTP authorizer's verdicts, cached as API Gateway caches them.
+    pub authorizer_cache: Arc<AuthorizerCache>,
+    /// How long each `@connections` post waits before it is served (`--connections-latency-ms`;
+    /// none by default): the network round trip a post takes on AWS.
+    pub connections_latency: Duration,
 }
 
 impl AppState {
@@ -77,6 +136,8 @@ impl AppState {
             ws_timeouts: WsTimeouts::default(),
             stats: Arc::default(),
             dev_tokens: false,
+            authorizer_cache: Arc::default(),
+            connections_latency: Duration::ZERO,
         }
     }
 

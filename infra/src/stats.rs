@@ -25,6 +25,11 @@ pub struct Stats {
     pub idle_closes: AtomicU64,
     /// Connections closed with 1001 at the end of their lifetime.
     pub lifetime_closes: AtomicU64,
+    /// HTTP requests that ran the authorizer (the others had a cached verdict or no
+    /// `Authorization` header).
+    pub authorizer_calls: AtomicU64,
+    /// HTTP requests without an `Authorization` header, answered 401 without the authorizer.
+    pub missing_identity: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -62,6 +67,8 @@ impl Stats {
             "slowReaderCloses": get(&self.slow_reader_closes),
             "idleCloses": get(&self.idle_closes),
             "lifetimeCloses": get(&self.lifetime_closes),
+            "authorizerCalls": get(&self.authorizer_calls),
+            "missingIdentity": get(&self.missing_identity),
             "openConnections": open_connections,
         })
     }

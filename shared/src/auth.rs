@@ -185,11 +185,28 @@ pub fn authenticate(
     config: &AuthConfig,
     now_secs: u64,
 ) -> Result<Identity, AuthError> {
+    authenticate_with_expiry(authorization_header, config, now_secs).map(|(identity, _)| identity)
+}
+
+/// [`authenticate`], and when the identity is a user token's, the second it expires (its
+/// `exp`): the secret key does not expire. The authorizer hands `exp` on with its verdict so
+/// that a cached verdict is refused from that second (`authorizer::identity_from_context`).
+pub fn authenticate_with_expiry(
+    authorization_header: Option<&str>,
+    config: &AuthConfig,
+    now_secs: u64,
+) -> Result<(Identity, Option<u64>), AuthError> {
     let token = bearer_token(authorization_header)?;
     if is_secret_key(token, config) {
-        return Ok(Identity::Secret);
+        return Ok((Identity::Secret, None));
     }
-    verify_user_token(token, config, now_secs)
+    verify_user_token_until(token, config, now_secs).map(|(identity, exp)| (identity, Some(exp)))
+}
+
+/// Whether a user token that expires at `exp` has expired at `now_secs` (no leeway but
+/// `TOKEN_EXP_LEEWAY_SECS`).
+pub fn is_expired(exp: u64, now_secs: u64) -> bool {
+    exp.saturating_add(TOKEN_EXP_LEEWAY_SECS) <= now_secs
 }
 
 /// Authenticates a WebSocket connection from a bare token (a query parameter,
@@ -287,6 +304,15 @@ fn verify_user_token(
     config: &AuthConfig,
     now_secs: u64,
 ) -> Result<Identity, AuthError> {
+    verify_user_token_until(token, config, now_secs).map(|(identity, _)| identity)
+}
+
+/// The token's identity and its `exp`.
+fn verify_user_token_until(
+    token: &str,
+    config: &AuthConfig,
+    now_secs: u64,
+) -> Result<(Identity, u64), AuthError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(_signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -339,7 +365,7 @@ fn verify_user_token(
     .claims;
 
     let exp = claims.exp.ok_or(AuthError::MissingExp)?;
-    if exp.saturating_add(TOKEN_EXP_LEEWAY_SECS) <= now_secs {
+    if is_expired(exp, now_secs) {
         return Err(AuthError::Expired);
     }
     if claims
@@ -352,10 +378,13 @@ fn verify_user_token(
         .sub
         .ok_or_else(|| AuthError::BadSubject("sub claim is missing".to_owned()))?;
     check_subject(&sub)?;
-    Ok(Identity::User {
-        user_id: sub,
-        role: claims.role,
-    })
+    Ok((
+        Identity::User {
+            user_id: sub,
+            role: claims.role,
+        },
+        exp,
+    ))
 }
 
 fn decode_part<T: DeserializeOwned>(part: &str, what: &str) -> Result<T, AuthError> {

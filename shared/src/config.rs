@@ -290,6 +290,26 @@ pub mod input {
     pub const SECRET_MIN_CHARS: usize = 32;
 }
 
+/// The HTTP API's Lambda authorizer and API Gateway's cache of its verdicts (`template.yaml`'s
+/// `NatterAuthorizer`, which natter-local imitates; `shared/tests/route_parity.rs` checks the
+/// template against these).
+pub mod authorizer {
+    /// The request header API Gateway reads the identity from: the authorizer's only identity
+    /// source, and so the cache key. A request without it (or with it empty) is answered 401
+    /// `{"message":"Unauthorized"}` by API Gateway itself, without calling the authorizer.
+    pub const IDENTITY_HEADER: &str = "Authorization";
+    /// How long API Gateway reuses one verdict for the same `Authorization` value
+    /// (`ReauthorizeEvery`, the authorizer's `AuthorizerResultTtlInSeconds`). A user token whose
+    /// `exp` passes within it is still refused from that second: the verdict carries `exp` and
+    /// every function checks it against its own clock. What the cache may hold on to for up to
+    /// this long is a verdict the authorizer would now give differently for another reason: a
+    /// signing key or the secret key removed from the secrets, or a token whose `nbf` was too
+    /// far ahead when it was first seen. So a removed key is refused within a minute.
+    pub const CACHE_TTL_SECS: u64 = 60;
+    /// API Gateway's answer to a request without the identity header.
+    pub const MISSING_IDENTITY_BODY: &str = r#"{"message":"Unauthorized"}"#;
+}
+
 /// WebSocket connections and subscriptions (the realtime store).
 pub mod connections {
     /// How long a connection id stays usable as a recent client id after its connection closed
@@ -348,8 +368,11 @@ pub mod fanout {
     use std::time::Duration;
 
     /// Posts in flight at once when `FANOUT_CONCURRENCY` (template parameter
-    /// `FanOutConcurrency`) is unset.
-    pub const DEFAULT_CONCURRENCY: usize = 32;
+    /// `FanOutConcurrency`) is unset. At AWS's post latency (about 20 ms) one fan-out posts
+    /// 128 / 20 ms = 6,400 a second, under API Gateway's account throttle of 10,000 requests a
+    /// second (shared with `@connections`), and 5,000 subscribers are bounded by
+    /// 5,000 × 20 ms / 128 = 781 ms; `docs/benchmarks.md` has the measurements it was chosen from.
+    pub const DEFAULT_CONCURRENCY: usize = 128;
     /// The least `FANOUT_CONCURRENCY` may ask for.
     pub const MIN_CONCURRENCY: usize = 1;
     /// The most `FANOUT_CONCURRENCY` may ask for.
@@ -448,6 +471,12 @@ pub mod local {
     /// How long the writer of a connection closed as a slow reader may still take to send its
     /// close frame (its `$disconnect` has run already) before the socket is dropped.
     pub const SLOW_READER_CLOSE_WAIT: Duration = Duration::from_secs(5);
+    /// The most verdicts the gateway's authorizer cache holds; past it, expired ones are dropped
+    /// and, if it is still full, all of them (a miss only calls the authorizer again, as API
+    /// Gateway's cache may do at any time).
+    pub const AUTHORIZER_CACHE_MAX_ENTRIES: usize = 10_000;
+    /// The most `--connections-latency-ms` may ask for: an `@connections` post's delay.
+    pub const CONNECTIONS_LATENCY_MAX_MS: u64 = 10_000;
 }
 
 /// Numbers AWS imposes. natter does not choose them; everything it sends must fit them, and

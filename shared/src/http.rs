@@ -135,6 +135,8 @@ pub struct HttpService {
     route: HttpRoute,
     handler: Box<dyn HttpHandler>,
     limits: Limits,
+    /// Checks a (possibly cached) verdict's token expiry.
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 impl HttpService {
@@ -144,6 +146,7 @@ impl HttpService {
             route: O::ROUTE,
             handler: Box::new(O::build(services)),
             limits: services.config().limits.clone(),
+            clock: services.clock().clone(),
         }
     }
 
@@ -154,7 +157,8 @@ impl HttpService {
     /// Serves one API Gateway HTTP API event.
     pub async fn handle(&self, event: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         let reply = async {
-            let identity = identity_from_context(&event.request_context)?;
+            let now_secs = (self.clock.now_ms() / 1000).max(0) as u64;
+            let identity = identity_from_context(&event.request_context, now_secs)?;
             let req = Request::new(&self.limits, &event)?;
             self.handler.call(&identity, &req).await
         };

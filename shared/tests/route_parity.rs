@@ -324,3 +324,65 @@ fn only_the_fan_out_may_post_to_connections() {
     assert!(stream["MaximumRetryAttempts"].as_u64().is_some());
     assert!(!stream["DestinationConfig"]["OnFailure"]["Destination"].is_null());
 }
+
+/// The HTTP API's authorizer: every route behind it, payload 2.0 with simple responses, its one
+/// identity source the `Authorization` header and its verdicts cached for the TTL natter's
+/// functions and natter-local assume (`config::authorizer`).
+#[test]
+fn the_http_authorizer_caches_its_verdicts_per_authorization_header() {
+    use natter::config::authorizer::{CACHE_TTL_SECS, IDENTITY_HEADER};
+    let template = load_yaml("template.yaml");
+    let auth = &template["Resources"]["HttpApi"]["Properties"]["Auth"];
+    let name = string(&auth["DefaultAuthorizer"], "DefaultAuthorizer");
+    let authorizer = &auth["Authorizers"][name.as_str()];
+    assert_eq!(
+        authorizer["AuthorizerPayloadFormatVersion"].as_str(),
+        Some("2.0")
+    );
+    assert_eq!(authorizer["EnableSimpleResponses"].as_bool(), Some(true));
+    let function = string(
+        untagged(&authorizer["FunctionArn"]),
+        "the authorizer's FunctionArn (!GetAtt Function.Arn)",
+    );
+    assert_eq!(
+        function.split('.').next(),
+        Some("AuthorizerFunction"),
+        "{function}"
+    );
+    let identity = &authorizer["Identity"];
+    let headers: Vec<String> = identity["Headers"]
+        .as_sequence()
+        .expect("the authorizer names its identity headers")
+        .iter()
+        .map(|h| string(h, "identity header"))
+        .collect();
+    assert_eq!(headers, vec![IDENTITY_HEADER.to_string()]);
+    for other in ["QueryStrings", "StageVariables", "Context"] {
+        assert!(
+            identity[other].is_null(),
+            "{other}: the cache key must be the Authorization header alone"
+        );
+    }
+    assert_eq!(
+        identity["ReauthorizeEvery"].as_u64(),
+        Some(CACHE_TTL_SECS),
+        "the cache TTL (ReauthorizeEvery) is config::authorizer::CACHE_TTL_SECS"
+    );
+    // "Refused within a minute": a removed key's cached verdicts live at most this long.
+    assert!((1..=60).contains(&CACHE_TTL_SECS));
+    // No route opts out of the authorizer.
+    for (name, function) in resources_of(&template, "AWS::Serverless::Function") {
+        for (_, event) in function["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            if event["Type"].as_str() == Some("HttpApi") {
+                assert!(
+                    event["Properties"]["Auth"].is_null(),
+                    "{name}'s route sets its own Auth"
+                );
+            }
+        }
+    }
+}

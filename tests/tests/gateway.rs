@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use base64::Engine;
-use natter_e2e::{command, expect_error, expect_status, now_secs, Gateway, Store};
+use natter_e2e::{command, expect_error, expect_status, now_secs, Gateway, GatewayOptions, Store};
 use serde_json::{json, Value};
 
 fn run(args: &[&str]) -> Output {
@@ -388,4 +388,34 @@ fn documented_cargo_run_commands_pick_a_binary() {
         checked >= 3,
         "found only {checked} documented cargo run commands"
     );
+}
+
+/// `--connections-latency-ms` holds every `@connections` post that long (AWS's round trip, for
+/// the fan-out benchmark); without it a post is answered at once.
+#[tokio::test]
+async fn connections_latency_delays_every_management_post() {
+    let post = |gw: &Gateway| {
+        let url = format!("{}/@connections/nobody", gw.base_url);
+        async move {
+            let started = std::time::Instant::now();
+            let status = reqwest::Client::new()
+                .post(url)
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            (status, started.elapsed())
+        }
+    };
+    let slow =
+        Gateway::start(GatewayOptions::new(Store::Memory).arg("--connections-latency-ms", "400"));
+    let (status, took) = post(&slow).await;
+    assert_eq!(status, 410);
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    let fast = Gateway::on(Store::Memory);
+    let (status, took) = post(&fast).await;
+    assert_eq!(status, 410);
+    assert!(took < Duration::from_millis(400), "{took:?}");
 }

@@ -1558,8 +1558,29 @@ async fn auth_failures(store: Store) {
     );
     let near_secret = format!("{}x", secret_key());
 
+    // Without the Authorization header (the authorizer's identity source), or with it empty,
+    // API Gateway answers 401 itself, in its own format, and never calls the authorizer.
+    let before = gw.stats().await;
+    for headers in [vec![], vec![("authorization", "")]] {
+        for method in ["POST", "GET"] {
+            let mut headers = headers.clone();
+            headers.push(("content-type", "application/json"));
+            let response = gw.send_raw(method, &path, &headers, body.clone()).await;
+            assert_eq!(
+                response,
+                (401, json!({"message": "Unauthorized"})),
+                "{method} with {headers:?}"
+            );
+        }
+    }
+    let after = gw.stats().await;
+    assert_eq!(after["authorizerCalls"], before["authorizerCalls"]);
+    assert_eq!(
+        after["missingIdentity"].as_u64(),
+        before["missingIdentity"].as_u64().map(|n| n + 4)
+    );
+
     let cases: Vec<(Option<String>, &str)> = vec![
-        (None, "missing Authorization header"),
         (Some("Basic x".into()), "Bearer"),
         (Some("Bearer".into()), "Bearer"),
         (Some(valid.clone()), "Bearer"), // no scheme at all
@@ -1580,6 +1601,7 @@ async fn auth_failures(store: Store) {
         if let Some(h) = &header {
             headers.push(("authorization", h.as_str()));
         }
+        // The second request of each has the cached denial: the same answer.
         let response = gw.send_raw("POST", &path, &headers, body.clone()).await;
         let message = expect_error(&response, 401, "unauthorized");
         assert!(
@@ -1972,6 +1994,90 @@ async fn unknown_routes_and_methods(store: Store) {
         assert_eq!(response.0, 405, "{method} {path}: {response:?}");
         assert!(response.1["error"]["message"].is_string(), "{response:?}");
     }
+}
+
+// ---- the authorizer's cache --------------------------------------------------------------------
+
+/// API Gateway caches the authorizer's verdict per Authorization value (60 s, `template.yaml`):
+/// natter-local does too, so that nothing passes locally that a cached verdict would refuse on
+/// AWS, or the other way round.
+#[tokio::test]
+async fn authorizer_verdicts_are_cached_per_authorization_value() {
+    let gw = Gateway::on(Store::Memory);
+    let alice = user_token("alice");
+    gw.conversation("c", &["alice"]).await;
+    let calls = |stats: &Value| stats["authorizerCalls"].as_u64().unwrap();
+    let start = calls(&gw.stats().await);
+    for _ in 0..5 {
+        expect_status(gw.get(&msgs("c"), &alice).await, 200);
+    }
+    // One verdict for one token's five requests, over any route.
+    expect_status(gw.get("/users/alice", &alice).await, 404);
+    assert_eq!(calls(&gw.stats().await), start + 1, "one authorizer call");
+    // Another value is another verdict, even for the same token.
+    let lower = format!("bearer {alice}");
+    let headers = [("authorization", lower.as_str())];
+    expect_status(
+        gw.send_raw("GET", &msgs("c"), &headers, Vec::new()).await,
+        200,
+    );
+    assert_eq!(calls(&gw.stats().await), start + 2);
+    // A denial is cached as well, and answered in natter's format every time.
+    for _ in 0..3 {
+        expect_error(&gw.get(&msgs("c"), "not-a-jwt").await, 401, "unauthorized");
+    }
+    assert_eq!(calls(&gw.stats().await), start + 3);
+}
+
+/// A cached verdict does not outlive its token: the verdict carries `exp`, and the function
+/// refuses it from that second with the authorizer's own 401.
+#[tokio::test]
+async fn a_cached_verdict_is_refused_once_its_token_expires() {
+    let gw = Gateway::on(Store::Memory);
+    gw.conversation("c", &["alice"]).await;
+    let now = now_secs();
+    let short =
+        natter::auth::issue_user_token("alice", None, 2, now, &natter_e2e::signing_key()).unwrap();
+    let calls = |stats: &Value| stats["authorizerCalls"].as_u64().unwrap();
+    let start = calls(&gw.stats().await);
+    expect_status(gw.get(&msgs("c"), &short).await, 200);
+    // Past exp (now + 2), well within the cache's 60 s.
+    tokio::time::sleep(Duration::from_millis(
+        ((now + 2) * 1000).saturating_sub(now_ms() as u64) + 200,
+    ))
+    .await;
+    let message = expect_error(&gw.get(&msgs("c"), &short).await, 401, "unauthorized");
+    assert!(message.contains("expired"), "{message}");
+    assert_eq!(
+        calls(&gw.stats().await),
+        start + 1,
+        "the verdict was cached"
+    );
+}
+
+/// `--authorizer-cache-ttl` shortens the cache (0: none): a verdict is asked for again once it
+/// is older than the TTL.
+#[tokio::test]
+async fn the_authorizer_cache_forgets_a_verdict_after_its_ttl() {
+    let gw = Gateway::start(GatewayOptions::new(Store::Memory).arg("--authorizer-cache-ttl", "1"));
+    let alice = user_token("alice");
+    gw.conversation("c", &["alice"]).await;
+    let calls = |stats: &Value| stats["authorizerCalls"].as_u64().unwrap();
+    let start = calls(&gw.stats().await);
+    expect_status(gw.get(&msgs("c"), &alice).await, 200);
+    expect_status(gw.get(&msgs("c"), &alice).await, 200);
+    assert_eq!(calls(&gw.stats().await), start + 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    expect_status(gw.get(&msgs("c"), &alice).await, 200);
+    assert_eq!(calls(&gw.stats().await), start + 2);
+
+    let gw = Gateway::start(GatewayOptions::new(Store::Memory).arg("--authorizer-cache-ttl", "0"));
+    gw.conversation("c", &["alice"]).await;
+    let start = calls(&gw.stats().await);
+    for _ in 0..3 {
+        expect_status(gw.get(&msgs("c"), &alice).await, 200);
+    }
+    assert_eq!(calls(&gw.stats().await), start + 3);
 }
 
 // ---- expiry ------------------------------------------------------------------------------------

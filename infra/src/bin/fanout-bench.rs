@@ -8,9 +8,15 @@
 //! for each, the time from the send until each client has the push: the time until the last
 //! client has it, and the p50/p99 over clients.
 //!
-//! `fanout-bench [--clients N] [--rounds R] [--concurrency C]` (N ≤ 5,000, R ≤ 20; C is the
-//! fan-out's concurrency, default `FANOUT_CONCURRENCY` or 32). Run it with
-//! `cargo run --release -p natter-local --bin fanout-bench`.
+//! `fanout-bench [--clients N] [--rounds R] [--concurrency C] [--connections-latency-ms MS]`
+//! (N ≤ 5,000, R ≤ 20; C is the fan-out's concurrency, default `FANOUT_CONCURRENCY` or
+//! `config::fanout::DEFAULT_CONCURRENCY`; MS delays every `@connections` post by that much, as
+//! AWS's network round trip would, and the report puts the last delivery beside the bound
+//! `N × MS / C`). Run it with `cargo run --release -p natter-local --bin fanout-bench`.
+//!
+//! Each client is two sockets in this process (its own and the gateway's end), plus one per
+//! fan-out post in flight: 5,000 clients need about 10,100 file descriptors, and the bench
+//! says so and stops when `ulimit -n` is lower.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +42,7 @@ struct Options {
     clients: usize,
     rounds: usize,
     concurrency: usize,
+    latency_ms: u64,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -43,6 +50,7 @@ fn parse_args() -> Result<Options, String> {
         clients: 1000,
         rounds: 5,
         concurrency: natter::fanout::concurrency_from_env()?,
+        latency_ms: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -57,6 +65,11 @@ fn parse_args() -> Result<Options, String> {
             "--concurrency" if (1..=natter::config::fanout::MAX_CONCURRENCY).contains(&number) => {
                 options.concurrency = number
             }
+            "--connections-latency-ms"
+                if number as u64 <= natter::config::local::CONNECTIONS_LATENCY_MAX_MS =>
+            {
+                options.latency_ms = number as u64
+            }
             _ => return Err(format!("bad argument {flag} {value}")),
         }
     }
@@ -68,7 +81,7 @@ async fn main() {
     let options = match parse_args() {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("fanout-bench: {e}\nusage: fanout-bench [--clients N] [--rounds R] [--concurrency C]");
+            eprintln!("fanout-bench: {e}\nusage: fanout-bench [--clients N] [--rounds R] [--concurrency C] [--connections-latency-ms MS]");
             std::process::exit(2);
         }
     };
@@ -94,7 +107,9 @@ async fn run(options: Options) -> Result<(), String> {
     };
     let storage = server::storage(&serve, Config::from_env()?).await?;
     let (auth, _) = server::auth_from_env()?;
-    let state = server::app_state(&storage.services, auth);
+    let mut state = server::app_state(&storage.services, auth);
+    state.connections_latency = Duration::from_millis(options.latency_ms);
+    check_open_files(options.clients)?;
     let put_conversation: PutConversation = storage.services.build();
     let send_message: SendMessage = storage.services.build();
     let listener = tokio::net::TcpListener::bind(serve.listen)
@@ -136,9 +151,12 @@ async fn run(options: Options) -> Result<(), String> {
     }
 
     // ---- the clients ----
+    // The least time the fan-out can take: N posts, C at a time, each taking the latency.
+    let bound_ms = options.clients as f64 * options.latency_ms as f64 / options.concurrency as f64;
     println!(
-        "fanout-bench: {} clients, fan-out concurrency {}, gateway on {addr}",
-        options.clients, options.concurrency
+        "fanout-bench: {} clients, fan-out concurrency {}, @connections latency {} ms \
+         (bound N × latency / concurrency = {bound_ms:.1} ms), gateway on {addr}",
+        options.clients, options.concurrency, options.latency_ms
     );
     let started = Instant::now();
     let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel::<(usize, String, Instant)>();
@@ -197,8 +215,11 @@ async fn run(options: Options) -> Result<(), String> {
         latencies.sort();
         let result = Round::of(&latencies);
         println!(
-            "round {round}: last client after {:.1} ms; per client p50 {:.1} ms, p99 {:.1} ms",
-            result.last_ms, result.p50_ms, result.p99_ms
+            "round {round}: last client after {:.1} ms{}; per client p50 {:.1} ms, p99 {:.1} ms",
+            result.last_ms,
+            ratio(result.last_ms, bound_ms),
+            result.p50_ms,
+            result.p99_ms
         );
         results.push(result);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -209,13 +230,41 @@ async fn run(options: Options) -> Result<(), String> {
         v[v.len() / 2]
     };
     println!(
-        "median of {} rounds: last client {:.1} ms, p50 {:.1} ms, p99 {:.1} ms",
+        "median of {} rounds: last client {:.1} ms{}, p50 {:.1} ms, p99 {:.1} ms",
         results.len(),
         median(|r| r.last_ms),
+        ratio(median(|r| r.last_ms), bound_ms),
         median(|r| r.p50_ms),
         median(|r| r.p99_ms)
     );
     Ok(())
+}
+
+/// " (1.08× the bound)", or nothing without a latency.
+fn ratio(ms: f64, bound_ms: f64) -> String {
+    if bound_ms > 0.0 {
+        format!(" ({:.2}× the bound)", ms / bound_ms)
+    } else {
+        String::new()
+    }
+}
+
+/// The open-files limit must hold every client's two sockets and the posts in flight.
+fn check_open_files(clients: usize) -> Result<(), String> {
+    let needed = 2 * clients + natter::config::fanout::MAX_CONCURRENCY + 64;
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    match soft {
+        Some(soft) if soft < needed => Err(format!(
+            "{clients} clients need about {needed} open files, and `ulimit -n` is {soft}: \
+             raise it for this shell (ulimit -n {needed}) and run again"
+        )),
+        _ => Ok(()),
+    }
 }
 
 struct Round {

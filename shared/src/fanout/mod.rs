@@ -26,7 +26,7 @@
 //! 4. the frames of `protocol`. A message snapshot is expanded once; `currentUserReacted` is per
 //!    viewer, so when the message (or the one it replies to) has reactions each subscribing user's
 //!    own reactions are read (one query each), and otherwise it is `false` without a query;
-//! 5. posts through a `Pusher` with bounded concurrency (`FANOUT_CONCURRENCY`, default 32).
+//! 5. posts through a `Pusher` with bounded concurrency (`FANOUT_CONCURRENCY`, default 128).
 //!    A gone connection (410) is disconnected: it and all its subscriptions are removed. A post
 //!    refused for good (413, 400, 403: see `push`) is logged with its connection and the reason
 //!    and skipped, so that it never holds back the changes after it. A post that failed in a way
