@@ -138,10 +138,7 @@ impl State {
             .get(&(cid.to_string(), user_id.to_string()))
             .filter(|a| !is_expired(a.expires_at, now_ms))
             .map(|a| activity_key(a.created_at, cid));
-        Some(match messaged {
-            Some(m) if m > joined => m,
-            _ => joined,
-        })
+        Some(super::list_place(&joined, messaged.as_deref()).to_string())
     }
 
     fn live_participant(&self, cid: &str, uid: &str, now_ms: i64) -> Option<&ParticipantRecord> {

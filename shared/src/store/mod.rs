@@ -500,6 +500,15 @@ pub trait ActivityWriter: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// Where a conversation stands in a user's list, from its live entries there: the later of the
+/// user's joining and the newest message recorded for them (both activity keys).
+pub fn list_place<'a>(joined: &'a str, messaged: Option<&'a str>) -> &'a str {
+    match messaged {
+        Some(m) if m > joined => m,
+        _ => joined,
+    }
+}
+
 /// True when an item with this `expiresAt` (seconds) is gone at `now_ms`.
 pub fn is_expired(expires_at: i64, now_ms: i64) -> bool {
     expires_at * 1000 <= now_ms

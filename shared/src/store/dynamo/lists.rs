@@ -43,11 +43,10 @@ impl Entries {
     /// Where the conversation stands: the later entry; nowhere when the user is not a
     /// participant.
     fn position(&self) -> Option<&str> {
-        let joined = self.joined.as_deref()?;
-        Some(match self.messaged.as_deref() {
-            Some(m) if m > joined => m,
-            _ => joined,
-        })
+        Some(crate::store::list_place(
+            self.joined.as_deref()?,
+            self.messaged.as_deref(),
+        ))
     }
 }
 
