@@ -15,27 +15,113 @@ use natter::clock::{Clock, SystemClock};
 use natter::config::Config;
 use natter::fanout::{FanOut, ManagementApiPusher};
 use natter::http::{HttpOperation, HttpService};
+use natter::ports::Port;
 use natter::secrets;
-use natter::services::Services;
+use natter::services::{ports_of, Services};
+use natter::store::dynamo::DynamoStore;
 use natter::typing::{SqsTypingTimer, TypingExpiry};
 use natter::ws::{WsOperation, WsService};
 
-/// The AWS configuration every client of this process is built from.
+/// The AWS configuration every client of this process is built from, with one HTTPS client.
+///
+/// On Lambda the region and the credentials are in the environment (`AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, ...): taking them from there skips building the SDK's default chains
+/// (profile files, IMDS, ECS), half a millisecond of every cold start. Anywhere else, the default
+/// chains find them.
 async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client());
+    if let (Ok(region), Ok(_)) = (
+        std::env::var("AWS_REGION"),
+        std::env::var("AWS_ACCESS_KEY_ID"),
+    ) {
+        loader = loader
+            .region(aws_config::Region::new(region))
+            .credentials_provider(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            );
+    }
+    loader.load().await
+}
+
+/// The one HTTPS client every AWS client of this process shares: one TLS configuration and one
+/// connection pool for DynamoDB, the management API, SQS and Secrets Manager.
+///
+/// It trusts the roots of Amazon Trust Services (`AMAZON_ROOTS`, compiled in), which issue the
+/// certificates of every AWS endpoint the functions call, unless `NATTER_TLS_ROOTS=system` asks
+/// for the system's certificates. Why not the SDK's default: it gives each service client its
+/// own HTTPS client, and each one reads every file of the system's certificate directory and
+/// decodes the whole bundle. That was most of a function's cold init (docs/benchmarks.md,
+/// *Cold init*), and the fan-out paid it twice.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let mut builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(
+        tls::rustls_provider::CryptoMode::AwsLc,
+    ));
+    let system = std::env::var(TLS_ROOTS_ENV).is_ok_and(|v| v == "system");
+    if !system {
+        let trust_store = amazon_roots()
+            .into_iter()
+            .fold(TrustStore::empty(), TrustStore::with_pem_certificate);
+        // Building the context fails only for a provider without trust-store support, which
+        // rustls is not; the system's roots are the fallback all the same.
+        if let Ok(context) = TlsContext::builder().with_trust_store(trust_store).build() {
+            builder = builder.tls_context(context);
+        }
+    }
+    builder.build_https()
+}
+
+/// `NATTER_TLS_ROOTS=system`: trust the system's root certificates instead of `AMAZON_ROOTS`
+/// (for an endpoint behind another CA, e.g. a TLS-inspecting proxy).
+pub const TLS_ROOTS_ENV: &str = "NATTER_TLS_ROOTS";
+
+/// The root CAs of Amazon Trust Services, by subject common name: the roots of the
+/// certificates of DynamoDB, API Gateway, SQS and Secrets Manager endpoints.
+pub const AMAZON_ROOTS: &[&str] = &[
+    "Amazon Root CA 1",
+    "Amazon Root CA 2",
+    "Amazon Root CA 3",
+    "Amazon Root CA 4",
+    "Starfield Services Root Certificate Authority - G2",
+];
+
+/// `AMAZON_ROOTS` from Mozilla's root store (compiled in), as PEM, the form the SDK's trust
+/// store takes. Only these few: decoding PEM is slow on purpose (constant-time base64), and all
+/// of Mozilla's ~150 roots cost 2 ms of every cold start.
+pub fn amazon_roots() -> Vec<String> {
+    use base64::Engine;
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter(|der| {
+            AMAZON_ROOTS
+                .iter()
+                .any(|name| contains(der.as_ref(), name.as_bytes()))
+        })
+        .map(|der| {
+            let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+            format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+        })
+        .collect()
+}
+
+/// Whether `needle` occurs in `haystack` (a root's subject name, in its DER). `memmem`, not a
+/// loop over `windows`: over all of Mozilla's roots that loop alone took 3 ms.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// The services over the table named by `TABLE_NAME`, with the deployment's settings; when
-/// `TYPING_QUEUE_URL` is set (only `ws-typing`'s), typing expiry checks go to that queue.
-fn services(sdk: &aws_config::SdkConfig) -> Result<Services, Error> {
+/// `TYPING_QUEUE_URL` is set (only `ws-typing`'s), typing expiry checks go to that queue. An
+/// operation whose `ports` use the table opens its connection first.
+async fn services(sdk: &aws_config::SdkConfig, ports: &[Port]) -> Result<Services, Error> {
     init_tracing();
     let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let services = Services::dynamodb(
-        aws_sdk_dynamodb::Client::new(sdk),
-        &table,
-        Arc::new(SystemClock),
-        Config::from_env()?,
-    );
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    if natter::ports::uses_table(ports) {
+        warm_up(&client, &table).await;
+    }
+    let services = Services::dynamodb(client, &table, Arc::new(SystemClock), Config::from_env()?);
     Ok(match std::env::var("TYPING_QUEUE_URL") {
         Ok(url) if !url.is_empty() => {
             services.with_typing_timer(Arc::new(SqsTypingTimer::from_sdk(sdk, &url)))
@@ -44,9 +130,28 @@ fn services(sdk: &aws_config::SdkConfig) -> Result<Services, Error> {
     })
 }
 
+/// How long init waits for the warm-up; Lambda allows init 10 s in all.
+const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the DynamoDB connection before the runtime asks for the first event
+/// (`DynamoStore::warm_up`), so the first invocation does not pay for it. A failure is logged,
+/// not fatal: the first invocation then opens the connection, as it would have anyway.
+async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
+    let started = std::time::Instant::now();
+    let store = DynamoStore::new(client.clone(), table);
+    match tokio::time::timeout(WARM_UP_LIMIT, store.warm_up()).await {
+        Ok(Ok(())) => {
+            let elapsed_us = started.elapsed().as_micros() as u64;
+            tracing::info!(elapsed_us, "{}", natter::store::dynamo::WARM_UP_LOG);
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "the DynamoDB warm-up failed"),
+        Err(_) => tracing::warn!(limit = ?WARM_UP_LIMIT, "the DynamoDB warm-up timed out"),
+    }
+}
+
 /// Runs HTTP API operation `O` (e.g. `serve_http::<SendMessage>()`).
 pub async fn serve_http<O: HttpOperation>() -> Result<(), Error> {
-    let services = services(&sdk_config().await)?;
+    let services = services(&sdk_config().await, &(O::ROUTE.ports)()).await?;
     let service = &HttpService::new::<O>(&services);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
@@ -58,7 +163,7 @@ pub async fn serve_http<O: HttpOperation>() -> Result<(), Error> {
 
 /// Runs WebSocket route operation `O` (e.g. `serve_ws::<WsSubscribe>()`).
 pub async fn serve_ws<O: WsOperation>() -> Result<(), Error> {
-    let services = services(&sdk_config().await)?;
+    let services = services(&sdk_config().await, &(O::ROUTE.ports)()).await?;
     let service = &WsService::new::<O>(&services);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
@@ -104,7 +209,7 @@ pub async fn serve_ws_authorizer() -> Result<(), Error> {
 /// one `SdkConfig`.
 pub async fn serve_fan_out() -> Result<(), Error> {
     let sdk = sdk_config().await;
-    let services = services(&sdk)?;
+    let services = services(&sdk, &FanOut::ports()).await?;
     let endpoint =
         std::env::var("WEBSOCKET_ENDPOINT").map_err(|_| "WEBSOCKET_ENDPOINT is not set")?;
     let pusher = Arc::new(ManagementApiPusher::for_endpoint(&sdk, &endpoint));
@@ -120,7 +225,7 @@ pub async fn serve_fan_out() -> Result<(), Error> {
 /// Runs the typing expiry checks of the typing queue (an SQS event source with batch item
 /// failures reported).
 pub async fn serve_typing_expiry() -> Result<(), Error> {
-    let services = services(&sdk_config().await)?;
+    let services = services(&sdk_config().await, &ports_of::<TypingExpiry>()).await?;
     let expiry = &services.build::<TypingExpiry>();
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
@@ -144,6 +249,7 @@ pub async fn auth_config_at_init(
             .filter(|v| !v.is_empty())
             .ok_or_else(|| format!("{name} is not set"))
     };
+    let started = std::time::Instant::now();
     let config = load_auth_config(
         client,
         &arn(secrets::SECRET_KEY_SECRET_ENV)?,
@@ -155,7 +261,8 @@ pub async fn auth_config_at_init(
         .iter()
         .map(|k| k.kid.as_str())
         .collect();
-    tracing::info!(?kids, "secrets loaded");
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    tracing::info!(?kids, elapsed_us, "{}", secrets::LOADED_LOG);
     Ok(config)
 }
 

@@ -26,6 +26,7 @@ pub mod connections;
 pub mod errors;
 pub mod events;
 pub mod http_api;
+pub mod lambda_runtime_api;
 pub mod server;
 pub mod sockets;
 pub mod state;

@@ -155,3 +155,10 @@ ports! {
     TypingLister from typing => [Query],
     TypingRemover from typing => [DeleteItem],
 }
+
+/// Whether an operation with these ports reads or writes the table at all: the functions that
+/// do open their DynamoDB connection at init (`DynamoStore::warm_up`) and hold `template.yaml`'s
+/// `WarmUpPolicy`.
+pub fn uses_table(ports: &[Port]) -> bool {
+    ports.iter().any(|port| !port.actions().is_empty())
+}

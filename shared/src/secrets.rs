@@ -28,6 +28,9 @@ pub const SIGNING_KEYS_SECRET_ENV: &str = "SIGNING_KEYS_SECRET_ARN";
 pub const READERS: &[&str] = &["authorizer", "ws-authorizer"];
 /// The IAM actions reading the secrets needs: one `GetSecretValue` per secret, at init.
 pub const ACTIONS: &[&str] = &["secretsmanager:GetSecretValue"];
+/// What an authorizer logs once it has read the secrets at init, with `elapsed_us` (the
+/// cold-init bench reads it to show the reads' share of init).
+pub const LOADED_LOG: &str = "secrets loaded";
 /// The template's logical ids of the secrets, the only resources [`ACTIONS`] are granted on.
 pub const SECRET_RESOURCES: &[&str] = &["SecretKeySecret", "SigningKeysSecret"];
 

@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::operation::get_item::GetItemInput;
 use aws_sdk_dynamodb::operation::query::QueryInput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_dynamodb::Client;
@@ -181,6 +182,133 @@ fn every_policy_grants_exactly_what_its_ports_can_do() {
         "IAM policies differ:\n{}",
         wrong.join("\n")
     );
+}
+
+/// The functions that use the table also hold `WarmUpPolicy`, and it allows one thing: `GetItem`
+/// on the warm-up partition, where nothing is stored. So the warm-up read every such function
+/// sends at init (`DynamoStore::warm_up`) is granted, and grants nothing else.
+#[test]
+fn the_table_functions_may_read_the_warm_up_key_and_nothing_more() {
+    let template = load_template();
+    let policy = &template["Resources"]["WarmUpPolicy"];
+    assert_eq!(policy["Type"].as_str(), Some("AWS::IAM::ManagedPolicy"));
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("WarmUpPolicy has statements");
+    assert_eq!(statements.len(), 1, "WarmUpPolicy has one statement");
+    let statement = &statements[0];
+    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+    let actions: Vec<&str> = statement["Action"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(actions, [Action::GetItem.iam_name()]);
+    assert_eq!(resource_text(&statement["Resource"]), "Table.Arn");
+    let leading_keys: Vec<&str> = statement["Condition"]["ForAllValues:StringEquals"]
+        ["dynamodb:LeadingKeys"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str())
+        .collect();
+    assert_eq!(leading_keys, [natter::store::schema::WARM_UP_PK]);
+    assert_eq!(
+        statement.as_mapping().map(|m| m.len()),
+        Some(4),
+        "nothing but Effect, Action, Resource and Condition"
+    );
+
+    let ports = ports_by_function();
+    let mut wrong = Vec::new();
+    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary");
+        let holds = resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|p| resource_text(p) == "WarmUpPolicy");
+        let uses_table = natter::ports::uses_table(&ports[binary]);
+        if holds != uses_table {
+            wrong.push(format!(
+                "{binary}: uses the table {uses_table}, holds WarmUpPolicy {holds}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The warm-up sends one `GetItem`, of the warm-up key, and finds nothing there.
+#[tokio::test]
+async fn the_warm_up_reads_the_warm_up_key_once() {
+    let bench = Bench::new().await;
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let client = Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&bench.sdk)
+            .endpoint_url(&bench.endpoint)
+            .interceptor(Tag {
+                function: "warm-up".into(),
+                recorder: bench.recorder.0.clone(),
+            })
+            .interceptor(GetItemKeys(keys.clone()))
+            .build(),
+    );
+    DynamoStore::new(client, &bench.table)
+        .warm_up()
+        .await
+        .expect("the warm-up read succeeds");
+    assert_eq!(
+        bench.recorded().get("warm-up"),
+        Some(&BTreeSet::from([Action::GetItem]))
+    );
+    let warm_up = natter::store::schema::WARM_UP_PK.to_string();
+    assert_eq!(
+        *keys.lock().expect("keys"),
+        vec![(warm_up.clone(), warm_up)],
+        "one GetItem, of the warm-up key"
+    );
+}
+
+/// Records the key (`pk`, `sk`) of every `GetItem`.
+#[derive(Debug)]
+struct GetItemKeys(Arc<Mutex<Vec<(String, String)>>>);
+
+impl Intercept for GetItemKeys {
+    fn name(&self) -> &'static str {
+        "iam_parity::GetItemKeys"
+    }
+
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(input) = context.input().downcast_ref::<GetItemInput>() {
+            let text = |name: &str| {
+                input
+                    .key()
+                    .and_then(|k| k.get(name))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let key = (
+                text(natter::store::schema::PK),
+                text(natter::store::schema::SK),
+            );
+            if let Ok(mut keys) = self.0.lock() {
+                keys.push(key);
+            }
+        }
+        Ok(())
+    }
 }
 
 // ---- What the functions really do ------------------------------------------------------------
@@ -924,7 +1052,11 @@ fn secret_grants() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
             .flatten()
         {
             // A SAM policy template (e.g. AWSSecretsManagerGetSecretValuePolicy) or a managed
-            // policy name would grant what this test cannot see: none is used.
+            // policy name would grant what this test cannot see: none is used, but for
+            // WarmUpPolicy, whose one statement the warm-up test checks.
+            if resource_text(policy) == "WarmUpPolicy" {
+                continue;
+            }
             assert!(
                 policy.get("Statement").is_some(),
                 "{binary}: a policy without Statement: {policy:?}"

@@ -713,6 +713,10 @@ enum Slot {
     Idempotency,
 }
 
+/// What a function logs once its warm-up is done, with `elapsed_us` (the cold-init bench reads
+/// it to show the warm-up's share of init).
+pub const WARM_UP_LOG: &str = "DynamoDB connection opened";
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
@@ -723,6 +727,29 @@ impl DynamoStore {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// Opens the connection to DynamoDB and does the SDK's first-request work (credentials,
+    /// endpoint, TLS) at a function's init, so that its first invocation costs what a warm one
+    /// does: one eventually consistent `GetItem` of the warm-up key (`schema::WARM_UP_PK`),
+    /// where no item ever is. The functions' IAM policies allow `GetItem` on that partition
+    /// only (`WarmUpPolicy` in `template.yaml`).
+    pub async fn warm_up(&self) -> StoreResult<()> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                schema::PK,
+                AttributeValue::S(schema::WARM_UP_PK.to_string()),
+            )
+            .key(
+                schema::SK,
+                AttributeValue::S(schema::WARM_UP_PK.to_string()),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(())
     }
 
     /// Creates the table as `schema::TABLE` defines it (keys, `gsi1`, on-demand billing, a

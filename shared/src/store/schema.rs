@@ -78,6 +78,10 @@ pub const UCONN_PREFIX: &str = "UCONN#";
 pub const UCONV_PREFIX: &str = "UCONV#";
 /// The partition of a conversation's per-participant activity items.
 pub const ACT_PREFIX: &str = "ACT#";
+/// The partition (and sort key) every function reads once at init to open its connection
+/// (`DynamoStore::warm_up`). Nothing is ever written there: every other partition key begins
+/// with a letter. IAM allows the functions `GetItem` on this partition only.
+pub const WARM_UP_PK: &str = "#WARMUP";
 /// Between the parts of a composite key (`RXU#{cid}#{userId}`, `{messageId}#{emoji}`,
 /// `{connectionId}#{subscriptionId}`).
 pub const KEY_SEPARATOR: char = '#';

@@ -1,0 +1,106 @@
+//! The functions' real bootstraps, started as Lambda starts them (`natter_local::lambda_runtime_api`:
+//! Lambda's environment and a Runtime API on loopback, every AWS endpoint at moto, at
+//! `NATTER_TEST_DYNAMODB_ENDPOINT`): a function that uses the table opens its DynamoDB connection
+//! at init and then answers; one that does not, starts without it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::config::Credentials;
+use natter::clock::{Clock, SystemClock};
+use natter::store::dynamo::{DynamoStore, WARM_UP_LOG};
+use natter_local::lambda_runtime_api::{http_event, lambda_env, ws_event, RuntimeApi};
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn endpoint() -> String {
+    std::env::var("NATTER_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!("NATTER_TEST_DYNAMODB_ENDPOINT is not set: run scripts/test, which starts moto (this test never skips)")
+    })
+}
+
+/// A new table on moto, and a function's environment over it.
+async fn environment(function: &str) -> Vec<(String, String)> {
+    let endpoint = endpoint();
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "bootstrap"))
+        .endpoint_url(&endpoint)
+        .load()
+        .await;
+    let table = format!("bootstrap-{function}-{}", SystemClock.now_ms());
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table)
+        .create_table_if_missing()
+        .await
+        .expect("the table is created");
+    let mut env = lambda_env(function, &endpoint);
+    env.push(("TABLE_NAME".into(), table));
+    env.push(("RUST_LOG".into(), "info".into()));
+    env
+}
+
+fn user_verdict(user_id: &str) -> Value {
+    json!({"kind": "user", "userId": user_id, "exp": SystemClock.now_ms() / 1000 + 600})
+}
+
+#[tokio::test]
+async fn a_table_function_opens_its_connection_at_init_then_answers() {
+    let env = environment("get-user").await;
+    let api = RuntimeApi::start().await.expect("the Runtime API starts");
+    let event = http_event(
+        "GET",
+        "/v1/users/{userId}",
+        "/v1/users/ann",
+        json!({"userId": "ann"}),
+        None,
+        user_verdict("ann"),
+    );
+    let run = api
+        .run(
+            Path::new(env!("CARGO_BIN_EXE_get-user")),
+            &env,
+            vec![event.clone(), event],
+            LIMIT,
+        )
+        .await
+        .expect("get-user starts and answers twice");
+    for invocation in &run.invocations {
+        assert_eq!(
+            invocation.response["statusCode"], 404,
+            "no such user yet: {}",
+            invocation.response
+        );
+    }
+    let warm_up = run
+        .log(WARM_UP_LOG)
+        .unwrap_or_else(|| panic!("get-user logs its warm-up at init:\n{}", run.stdout));
+    assert!(warm_up["fields"]["elapsed_us"].as_u64().is_some());
+    assert_eq!(warm_up["level"], "INFO", "the warm-up succeeded: {warm_up}");
+}
+
+#[tokio::test]
+async fn a_function_without_the_table_starts_without_a_warm_up() {
+    let env = environment("ws-ping").await;
+    let api = RuntimeApi::start().await.expect("the Runtime API starts");
+    let event = ws_event("ping", "ann", Some(&json!({"action": "ping"})));
+    let run = api
+        .run(
+            Path::new(env!("CARGO_BIN_EXE_ws-ping")),
+            &env,
+            vec![event],
+            LIMIT,
+        )
+        .await
+        .expect("ws-ping starts and answers");
+    let response = &run.invocations[0].response;
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let frame: Value = serde_json::from_str(response["body"].as_str().unwrap_or_default())
+        .expect("the reply is a JSON frame");
+    assert_eq!(frame["type"], "pong");
+    assert!(
+        run.log(WARM_UP_LOG).is_none(),
+        "ws-ping holds no table action"
+    );
+}

@@ -1,0 +1,342 @@
+//! A minimal Lambda Runtime API on 127.0.0.1, to run a function's real bootstrap the way Lambda
+//! runs it: spawned with Lambda's environment, asking `GET /next` for each event and posting its
+//! answer. The cold-init bench (`src/bin/cold-init-bench.rs`) times bootstraps with it, and
+//! `functions/tests/bootstrap.rs` checks that they start and answer.
+//!
+//! It also answers every `@connections` post with 200, so a fan-out's `WEBSOCKET_ENDPOINT` can
+//! point at it.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use natter::clock::{Clock, SystemClock};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+/// One bootstrap's run: its init and each invocation, as the Runtime API saw them.
+#[derive(Debug)]
+pub struct BootstrapRun {
+    /// From the spawn to its first `GET /next` (Lambda's Init phase).
+    pub init: Duration,
+    pub invocations: Vec<Invocation>,
+    /// Everything it wrote to stdout (its logs).
+    pub stdout: String,
+}
+
+#[derive(Debug)]
+pub struct Invocation {
+    /// From handing out the event to the response's arrival.
+    pub duration: Duration,
+    pub response: Value,
+}
+
+impl BootstrapRun {
+    /// The first log line (the functions log JSON) whose message is `message`.
+    pub fn log(&self, message: &str) -> Option<Value> {
+        self.stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|log| log["fields"]["message"] == message)
+    }
+}
+
+/// Lambda's own environment for function `name` (region, credentials, the function's name and
+/// memory), with every AWS endpoint at `endpoint`; `AWS_LAMBDA_RUNTIME_API` is added by
+/// [`RuntimeApi::run`].
+pub fn lambda_env(name: &str, endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_FUNCTION_NAME", name),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/natter"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "local"),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
+        ("_HANDLER", "bootstrap"),
+        ("LAMBDA_TASK_ROOT", "/var/task"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_SESSION_TOKEN", "test"),
+        ("AWS_ENDPOINT_URL", endpoint),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// An HTTP API (payload 2.0) event for `method route` at `path`, authorized with the Lambda
+/// authorizer context `verdict` (`natter::authorizer`'s shape).
+pub fn http_event(
+    method: &str,
+    route: &str,
+    path: &str,
+    path_parameters: Value,
+    body: Option<&Value>,
+    verdict: Value,
+) -> Value {
+    let route_key = format!("{method} {route}");
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "localhost",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "natter-local"},
+            "requestId": "local",
+            "routeKey": route_key,
+            "stage": "$default",
+            "timeEpoch": SystemClock.now_ms(),
+            "authorizer": {"lambda": verdict},
+        },
+        "pathParameters": path_parameters,
+        "isBase64Encoded": false,
+    });
+    if let Some(body) = body {
+        event["body"] = json!(body.to_string());
+    }
+    event
+}
+
+/// A WebSocket API event for route `route_key` on a connection of `user_id`, carrying `frame`.
+pub fn ws_event(route_key: &str, user_id: &str, frame: Option<&Value>) -> Value {
+    let event_type = match route_key {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    let now = SystemClock.now_ms();
+    let mut event = json!({
+        "requestContext": {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "messageId": "m1",
+            "connectedAt": now,
+            "requestTimeEpoch": now,
+            "requestId": "local",
+            "domainName": "localhost",
+            "stage": "local",
+            "connectionId": "local-connection",
+            "apiId": "local",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "natter-local"},
+            "authorizer": {"userId": user_id, "principalId": user_id},
+        },
+        "isBase64Encoded": false,
+    });
+    if let Some(frame) = frame {
+        event["body"] = json!(frame.to_string());
+    }
+    if route_key == "$disconnect" {
+        event["requestContext"]["disconnectStatusCode"] = json!(1000);
+        event["requestContext"]["disconnectReason"] = json!("closed");
+    }
+    event
+}
+
+/// The Runtime API, serving one bootstrap at a time.
+pub struct RuntimeApi {
+    address: String,
+    state: Arc<Shared>,
+}
+
+impl RuntimeApi {
+    /// Listens on a free loopback port.
+    pub async fn start() -> Result<Self, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("could not listen: {e}"))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let state = Arc::new(Shared::default());
+        let router = router(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(RuntimeApi { address, state })
+    }
+
+    /// `host:port`, as `AWS_LAMBDA_RUNTIME_API` names it.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Spawns `binary` with `env` and nothing else (plus `AWS_LAMBDA_RUNTIME_API`), hands it
+    /// `events` one at a time, and stops it once it has answered them all and asked for more
+    /// (as a frozen sandbox waits); an error report, an exit or `limit` passing is an error.
+    pub async fn run(
+        &self,
+        binary: &Path,
+        env: &[(String, String)],
+        events: Vec<Value>,
+        limit: Duration,
+    ) -> Result<BootstrapRun, String> {
+        let count = events.len();
+        self.state.reset(events);
+        let spawned = Instant::now();
+        let mut child = tokio::process::Command::new(binary)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("AWS_LAMBDA_RUNTIME_API", &self.address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", binary.display()))?;
+        let waited = tokio::time::timeout(limit, async {
+            loop {
+                let changed = self.state.changed.notified();
+                {
+                    let seen = self.state.seen.lock().expect("seen");
+                    if let Some(e) = &seen.error {
+                        return Err(format!("it reported an error: {e}"));
+                    }
+                    if seen.responses.len() == count && seen.nexts.len() > count {
+                        return Ok(());
+                    }
+                }
+                tokio::select! {
+                    _ = changed => {}
+                    status = child.wait() => {
+                        return Err(format!("it exited ({status:?}) before answering {count} events"));
+                    }
+                }
+            }
+        })
+        .await;
+        let _ = child.start_kill();
+        let (stdout, stderr) = match child.wait_with_output().await {
+            Ok(o) => (
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            ),
+            Err(_) => Default::default(),
+        };
+        let failed = |e: String| format!("{}: {e}\n{stdout}{stderr}", binary.display());
+        match waited {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(failed(e)),
+            Err(_) => return Err(failed(format!("no {count} answers in {limit:?}"))),
+        }
+        let seen = self.state.seen.lock().expect("seen");
+        Ok(BootstrapRun {
+            init: seen.nexts[0] - spawned,
+            invocations: seen
+                .responses
+                .iter()
+                .zip(&seen.nexts)
+                .map(|((at, response), asked)| Invocation {
+                    duration: *at - *asked,
+                    response: response.clone(),
+                })
+                .collect(),
+            stdout,
+        })
+    }
+}
+
+/// What the bootstrap did, as the Runtime API saw it.
+#[derive(Default)]
+struct Seen {
+    /// Each `GET /next`'s arrival.
+    nexts: Vec<Instant>,
+    /// Each response's arrival and body.
+    responses: Vec<(Instant, Value)>,
+    /// An `/init/error` or `/invocation/{id}/error` body.
+    error: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    events: Mutex<VecDeque<Value>>,
+    seen: Mutex<Seen>,
+    changed: Notify,
+}
+
+impl Shared {
+    fn reset(&self, events: Vec<Value>) {
+        *self.events.lock().expect("events") = events.into();
+        *self.seen.lock().expect("seen") = Seen::default();
+    }
+
+    fn record(&self, f: impl FnOnce(&mut Seen)) {
+        f(&mut self.seen.lock().expect("seen"));
+        self.changed.notify_waiters();
+    }
+}
+
+fn router(state: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(|state: State<Arc<Shared>>, body: String| response(state, body)),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/error",
+            post(|state: State<Arc<Shared>>, body: String| error(state, body)),
+        )
+        .route("/2018-06-01/runtime/init/error", post(error))
+        .route("/@connections/{id}", post(|| async { StatusCode::OK }))
+        .with_state(state)
+}
+
+async fn next(State(state): State<Arc<Shared>>) -> Response {
+    let arrived = Instant::now();
+    let event = state.events.lock().expect("events").pop_front();
+    let mut count = 0;
+    state.record(|seen| {
+        seen.nexts.push(arrived);
+        count = seen.nexts.len();
+    });
+    let Some(event) = event else {
+        // No more events: the bootstrap waits here until it is stopped, as a frozen one would.
+        std::future::pending::<()>().await;
+        unreachable!("pending never completes")
+    };
+    let header = |s: String| HeaderValue::from_str(&s).expect("an ASCII header");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "lambda-runtime-aws-request-id",
+        header(format!("req-{count}")),
+    );
+    let deadline = SystemClock.now_ms() + 10_000;
+    headers.insert("lambda-runtime-deadline-ms", header(deadline.to_string()));
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:natter"),
+    );
+    headers.insert(
+        "lambda-runtime-trace-id",
+        HeaderValue::from_static("Root=1-00000000-000000000000000000000000;Sampled=0"),
+    );
+    (headers, event.to_string()).into_response()
+}
+
+async fn response(State(state): State<Arc<Shared>>, body: String) -> StatusCode {
+    let arrived = Instant::now();
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    state.record(|seen| seen.responses.push((arrived, value)));
+    StatusCode::ACCEPTED
+}
+
+async fn error(State(state): State<Arc<Shared>>, body: String) -> StatusCode {
+    state.record(|seen| seen.error = Some(body));
+    StatusCode::ACCEPTED
+}
