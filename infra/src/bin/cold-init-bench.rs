@@ -40,6 +40,8 @@ use serde_json::{json, Map, Value};
 const HELLO: &str = "hello-lambda";
 const CONVERSATION: &str = "bench";
 const USER: &str = "bench-user";
+/// The user the participant routes add and remove.
+const OTHER_USER: &str = "bench-other";
 const RUNS_MAX: usize = 50;
 /// How long one function may take from spawn to its second response.
 const RUN_LIMIT: Duration = Duration::from_secs(20);
@@ -213,6 +215,8 @@ struct Setup {
     typing_queue_url: String,
     token: String,
     message_id: String,
+    /// The message `delete-message` deletes, so that the reactions still find theirs.
+    spare_message_id: String,
     message_record: Value,
 }
 
@@ -254,17 +258,34 @@ fn event_for(setup: &Setup, name: &str) -> Option<Value> {
         return Some(json!({"hello": "world"}));
     }
     if let Some(route) = HTTP_ROUTES.iter().find(|r| r.function == name) {
+        // The participant routes add and remove another user, so that `USER` stays in the
+        // conversation for the functions measured after them; they and the import take the
+        // secret key.
+        let (user, verdict) = match name {
+            "put-participant" | "delete-participant" | "import-messages" => {
+                (OTHER_USER, json!({"kind": "secret"}))
+            }
+            _ => (USER, verdict),
+        };
+        let message_id = match name {
+            "delete-message" => &setup.spare_message_id,
+            _ => &setup.message_id,
+        };
         let path = route
             .path
             .replace("{conversationId}", CONVERSATION)
-            .replace("{userId}", USER)
-            .replace("{messageId}", &setup.message_id)
+            .replace("{userId}", user)
+            .replace("{messageId}", message_id)
             .replace("{emoji}", "%F0%9F%91%8D");
         let body = match name {
             "send-message" => Some(json!({"text": "hello"})),
             "edit-message" => Some(json!({"text": "edited"})),
-            "send-inbox-message" => Some(json!({"userIds": [USER], "message": {"hello": 1}})),
-            "import-messages" => Some(json!({"messages": []})),
+            "send-inbox-message" => Some(json!({"recipients": [USER], "message": {"hello": 1}})),
+            "import-messages" => Some(json!([{
+                "sender": USER,
+                "text": "imported",
+                "createdAt": SystemClock.now_ms() - 60_000,
+            }])),
             _ if route.method == "PUT" || route.method == "POST" => Some(json!({})),
             _ => None,
         };
@@ -272,7 +293,7 @@ fn event_for(setup: &Setup, name: &str) -> Option<Value> {
             route.method,
             route.path,
             &path,
-            path_parameters(route.path, &setup.message_id),
+            path_parameters(route.path, user, message_id),
             body.as_ref(),
             verdict,
         );
@@ -336,11 +357,11 @@ fn event_for(setup: &Setup, name: &str) -> Option<Value> {
     }
 }
 
-fn path_parameters(template: &str, message_id: &str) -> Value {
+fn path_parameters(template: &str, user_id: &str, message_id: &str) -> Value {
     let mut params = Map::new();
     for (name, value) in [
         ("conversationId", CONVERSATION),
-        ("userId", USER),
+        ("userId", user_id),
         ("messageId", message_id),
         ("emoji", "👍"),
     ] {
@@ -384,20 +405,24 @@ async fn prepare(runtime_api: &str) -> Result<Setup, String> {
         .run(&Identity::Secret, CONVERSATION, body)
         .await
         .map_err(|e| format!("could not seed the conversation: {e}"))?;
-    let body = serde_json::from_value(json!({ "text": "seed" })).map_err(|e| e.to_string())?;
-    let sent = services
-        .build::<SendMessage>()
-        .run(
-            &Identity::User {
-                user_id: USER.into(),
-                role: None,
-            },
-            CONVERSATION,
-            body,
-        )
-        .await
-        .map_err(|e| format!("could not seed a message: {e}"))?;
-    let message_id = sent.id.clone();
+    let mut sent = Vec::new();
+    for text in ["seed", "spare"] {
+        let body = serde_json::from_value(json!({ "text": text })).map_err(|e| e.to_string())?;
+        let message = services
+            .build::<SendMessage>()
+            .run(
+                &Identity::User {
+                    user_id: USER.into(),
+                    role: None,
+                },
+                CONVERSATION,
+                body,
+            )
+            .await
+            .map_err(|e| format!("could not seed a message: {e}"))?;
+        sent.push(message.id);
+    }
+    let (message_id, spare_message_id) = (sent[0].clone(), sent[1].clone());
     let item = client
         .get_item()
         .table_name(&table)
@@ -469,6 +494,7 @@ async fn prepare(runtime_api: &str) -> Result<Setup, String> {
         typing_queue_url: format!("{endpoint}/000000000000/{table}-typing"),
         token,
         message_id,
+        spare_message_id,
         message_record,
     })
 }
