@@ -309,9 +309,14 @@ fn only_the_fan_out_may_post_to_connections() {
         }
     }
     let fan_out = &template["Resources"]["FanOutFunction"]["Properties"];
-    let statements = fan_out["Policies"][0]["Statement"]
+    // Its inline statements (the first policy is the shared `!Ref WarmUpPolicy`).
+    let statements: Vec<&serde_yaml::Value> = fan_out["Policies"]
         .as_sequence()
-        .expect("fan-out policy statements");
+        .expect("fan-out policies")
+        .iter()
+        .filter_map(|p| p["Statement"].as_sequence())
+        .flatten()
+        .collect();
     assert!(statements
         .iter()
         .any(|s| s["Action"][0].as_str() == Some("execute-api:ManageConnections")));
