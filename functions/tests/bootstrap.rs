@@ -49,14 +49,18 @@ fn user_verdict(user_id: &str) -> Value {
 async fn a_table_function_opens_its_connection_at_init_then_answers() {
     let env = environment("get-user").await;
     let api = RuntimeApi::start().await.expect("the Runtime API starts");
+    let route = natter::routes::HTTP_ROUTES
+        .iter()
+        .find(|r| r.function == "get-user")
+        .expect("get-user's route");
     let event = http_event(
-        "GET",
-        "/v1/users/{userId}",
+        route,
         "/v1/users/ann",
-        json!({"userId": "ann"}),
+        &[("userId".to_string(), "ann".to_string())].into(),
         None,
         user_verdict("ann"),
-    );
+    )
+    .expect("the event");
     let run = api
         .run(
             Path::new(env!("CARGO_BIN_EXE_get-user")),
@@ -84,7 +88,7 @@ async fn a_table_function_opens_its_connection_at_init_then_answers() {
 async fn a_function_without_the_table_starts_without_a_warm_up() {
     let env = environment("ws-ping").await;
     let api = RuntimeApi::start().await.expect("the Runtime API starts");
-    let event = ws_event("ping", "ann", Some(&json!({"action": "ping"})));
+    let event = ws_event("ping", "ann", Some(&json!({"action": "ping"}))).expect("the event");
     let run = api
         .run(
             Path::new(env!("CARGO_BIN_EXE_ws-ping")),

@@ -6,20 +6,24 @@
 //! It also answers every `@connections` post with 200, so a fan-out's `WEBSOCKET_ENDPOINT` can
 //! point at it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use natter::clock::{Clock, SystemClock};
+use natter::routes::HttpRoute;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
+
+use crate::events::{self, Params, WsPeer};
 
 /// One bootstrap's run: its init and each invocation, as the Runtime API saw them.
 #[derive(Debug)]
@@ -74,77 +78,64 @@ pub fn lambda_env(name: &str, endpoint: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// An HTTP API (payload 2.0) event for `method route` at `path`, authorized with the Lambda
-/// authorizer context `verdict` (`natter::authorizer`'s shape).
+/// The HTTP API (payload 2.0) event of `route` at `path`, as natter-local builds it
+/// (`events::http_event`), authorized with the Lambda authorizer context `verdict`
+/// (`natter::authorizer`'s shape).
 pub fn http_event(
-    method: &str,
-    route: &str,
+    route: &HttpRoute,
     path: &str,
-    path_parameters: Value,
+    path_parameters: &BTreeMap<String, String>,
     body: Option<&Value>,
     verdict: Value,
-) -> Value {
-    let route_key = format!("{method} {route}");
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "local",
-            "domainName": "localhost",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "127.0.0.1", "userAgent": "natter-local"},
-            "requestId": "local",
-            "routeKey": route_key,
-            "stage": "$default",
-            "timeEpoch": SystemClock.now_ms(),
-            "authorizer": {"lambda": verdict},
-        },
-        "pathParameters": path_parameters,
-        "isBase64Encoded": false,
-    });
-    if let Some(body) = body {
-        event["body"] = json!(body.to_string());
-    }
-    event
+) -> Result<Value, String> {
+    let method = Method::from_bytes(route.method.as_bytes()).map_err(|e| e.to_string())?;
+    let uri: Uri = path
+        .parse()
+        .map_err(|e| format!("{path} is not a path: {e}"))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let event = events::http_event(
+        route,
+        &method,
+        &uri,
+        &headers,
+        path_parameters,
+        body.as_bytes(),
+        SystemClock.now_ms(),
+    );
+    let request = events::http_request(event, json!(verdict))?;
+    serde_json::to_value(request).map_err(|e| e.to_string())
 }
 
-/// A WebSocket API event for route `route_key` on a connection of `user_id`, carrying `frame`.
-pub fn ws_event(route_key: &str, user_id: &str, frame: Option<&Value>) -> Value {
-    let event_type = match route_key {
-        "$connect" => "CONNECT",
-        "$disconnect" => "DISCONNECT",
-        _ => "MESSAGE",
-    };
+/// The WebSocket API event of route `route_key` on a connection of `user_id`, carrying `frame`,
+/// as natter-local builds it (`events::ws_connect_event`, `ws_message_event`,
+/// `ws_disconnect_event`).
+pub fn ws_event(route_key: &str, user_id: &str, frame: Option<&Value>) -> Result<Value, String> {
     let now = SystemClock.now_ms();
-    let mut event = json!({
-        "requestContext": {
-            "routeKey": route_key,
-            "eventType": event_type,
-            "messageId": "m1",
-            "connectedAt": now,
-            "requestTimeEpoch": now,
-            "requestId": "local",
-            "domainName": "localhost",
-            "stage": "local",
-            "connectionId": "local-connection",
-            "apiId": "local",
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": "natter-local"},
-            "authorizer": {"userId": user_id, "principalId": user_id},
-        },
-        "isBase64Encoded": false,
-    });
-    if let Some(frame) = frame {
-        event["body"] = json!(frame.to_string());
-    }
-    if route_key == "$disconnect" {
-        event["requestContext"]["disconnectStatusCode"] = json!(1000);
-        event["requestContext"]["disconnectReason"] = json!("closed");
-    }
-    event
+    let peer = WsPeer {
+        host: "localhost",
+        connection_id: "local-connection",
+        connected_at: now,
+        source_ip: "127.0.0.1",
+        user_agent: "natter-local",
+    };
+    let authorizer =
+        events::ws_authorizer_context(json!({ "userId": user_id }), Some(user_id.to_string()));
+    let event = match route_key {
+        "$connect" => events::ws_connect_event(
+            &Params::default(),
+            &Params::default(),
+            events::ws_request_context(&peer, route_key, "CONNECT", now),
+            &authorizer,
+        )?,
+        "$disconnect" => events::ws_disconnect_event(&peer, &authorizer, 1000, "closed", now)?,
+        _ => {
+            let body = frame.map(Value::to_string).unwrap_or_default();
+            events::ws_message_event(&peer, route_key, &authorizer, &body, now)?
+        }
+    };
+    serde_json::to_value(event).map_err(|e| e.to_string())
 }
 
 /// The Runtime API, serving one bootstrap at a time.

@@ -34,7 +34,7 @@ use natter::store::schema;
 use natter_local::lambda_runtime_api::{
     http_event, lambda_env, ws_event, BootstrapRun, RuntimeApi,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// The hello-world binary every function is measured against.
 const HELLO: &str = "hello-lambda";
@@ -247,15 +247,15 @@ fn function_env(setup: &Setup, name: &str) -> Vec<(String, String)> {
     env
 }
 
-/// The event `name` is invoked with, or `None` for a binary the bench does not know.
-fn event_for(setup: &Setup, name: &str) -> Option<Value> {
+/// The event `name` is invoked with; an error for a binary the bench does not know.
+fn event_for(setup: &Setup, name: &str) -> Result<Value, String> {
     let verdict = json!({
         "kind": "user",
         "userId": USER,
         "exp": SystemClock.now_ms() / 1000 + 3600,
     });
     if name == HELLO {
-        return Some(json!({"hello": "world"}));
+        return Ok(json!({"hello": "world"}));
     }
     if let Some(route) = HTTP_ROUTES.iter().find(|r| r.function == name) {
         // The participant routes add and remove another user, so that `USER` stays in the
@@ -289,15 +289,13 @@ fn event_for(setup: &Setup, name: &str) -> Option<Value> {
             _ if route.method == "PUT" || route.method == "POST" => Some(json!({})),
             _ => None,
         };
-        let event = http_event(
-            route.method,
-            route.path,
+        return http_event(
+            route,
             &path,
-            path_parameters(route.path, user, message_id),
+            &path_parameters(route.path, user, message_id),
             body.as_ref(),
             verdict,
         );
-        return Some(event);
     }
     if let Some(route) = WS_ROUTES.iter().find(|r| r.function == name) {
         let frame = match route.route_key {
@@ -314,12 +312,11 @@ fn event_for(setup: &Setup, name: &str) -> Option<Value> {
             "$default" => Some(json!({"action": "nothing"})),
             action => Some(json!({ "action": action })),
         };
-        let event = ws_event(route.route_key, USER, frame.as_ref());
-        return Some(event);
+        return ws_event(route.route_key, USER, frame.as_ref());
     }
     match name {
-        "fan-out" => Some(json!({ "Records": [setup.message_record] })),
-        "typing-expiry" => Some(json!({ "Records": [{
+        "fan-out" => Ok(json!({ "Records": [setup.message_record] })),
+        "typing-expiry" => Ok(json!({ "Records": [{
             "messageId": "q1",
             "receiptHandle": "r1",
             "body": json!({"conversationId": CONVERSATION, "userId": USER, "at": SystemClock.now_ms()})
@@ -331,7 +328,7 @@ fn event_for(setup: &Setup, name: &str) -> Option<Value> {
             "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:bench",
             "awsRegion": "us-east-1",
         }]})),
-        "authorizer" => Some(json!({
+        "authorizer" => Ok(json!({
             "version": "2.0",
             "type": "REQUEST",
             "routeArn": "arn:aws:execute-api:us-east-1:000000000000:bench/$default/GET/v1/inbox",
@@ -342,7 +339,7 @@ fn event_for(setup: &Setup, name: &str) -> Option<Value> {
             "headers": {"authorization": format!("Bearer {}", setup.token)},
             "requestContext": {"http": {"method": "GET", "path": "/v1/inbox"}},
         })),
-        "ws-authorizer" => Some(json!({
+        "ws-authorizer" => Ok(json!({
             "type": "REQUEST",
             "methodArn": "arn:aws:execute-api:us-east-1:000000000000:bench/prod/$connect",
             "queryStringParameters": {"token": setup.token},
@@ -353,12 +350,16 @@ fn event_for(setup: &Setup, name: &str) -> Option<Value> {
                 "identity": {"sourceIp": "127.0.0.1"}, "connectedAt": 0, "requestTimeEpoch": 0,
             },
         })),
-        _ => None,
+        _ => Err(format!("no event for {name}")),
     }
 }
 
-fn path_parameters(template: &str, user_id: &str, message_id: &str) -> Value {
-    let mut params = Map::new();
+fn path_parameters(
+    template: &str,
+    user_id: &str,
+    message_id: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let mut params = std::collections::BTreeMap::new();
     for (name, value) in [
         ("conversationId", CONVERSATION),
         ("userId", user_id),
@@ -366,10 +367,10 @@ fn path_parameters(template: &str, user_id: &str, message_id: &str) -> Value {
         ("emoji", "👍"),
     ] {
         if template.contains(&format!("{{{name}}}")) {
-            params.insert(name.into(), json!(value));
+            params.insert(name.to_string(), value.to_string());
         }
     }
-    Value::Object(params)
+    params
 }
 
 /// The table, the secrets and a conversation that `USER` is in, with one message, on moto.
@@ -516,7 +517,7 @@ async fn run(options: Options) -> Result<(), String> {
     names.retain(|n| n != HELLO);
     let mut summaries = Vec::new();
     for name in std::iter::once(HELLO.to_string()).chain(names) {
-        let event = event_for(&setup, &name).ok_or_else(|| format!("no event for {name}"))?;
+        let event = event_for(&setup, &name)?;
         let env = function_env(&setup, &name);
         let summary = measure(&api, &options, &name, &env, &event).await?;
         eprintln!(
