@@ -23,7 +23,7 @@ use crate::sockets::Queued;
 use crate::state::AppState;
 use crate::stats::bump;
 
-fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+pub(crate) fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
         status,
         [

@@ -5,6 +5,12 @@
 //!
 //! It also answers every `@connections` post with 200, so a fan-out's `WEBSOCKET_ENDPOINT` can
 //! point at it.
+//!
+//! It is as strict as Lambda and API Gateway where a bootstrap could tell the difference: a
+//! response over Lambda's 6 MB payload limit (`config::aws::LAMBDA_PAYLOAD_MAX_BYTES`) is refused
+//! with 413 and fails the run, as Lambda fails the invocation; a response up to the limit passes
+//! (axum's default 2 MB body limit is lifted); and a post over API Gateway's 128 KiB WebSocket
+//! message limit is refused with 413 `PayloadTooLargeException`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -12,13 +18,15 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use natter::clock::{Clock, SystemClock};
+use natter::config::aws::{LAMBDA_PAYLOAD_MAX_BYTES, WS_MESSAGE_MAX_BYTES};
 use natter::routes::HttpRoute;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -277,14 +285,16 @@ fn router(state: Arc<Shared>) -> Router {
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route(
             "/2018-06-01/runtime/invocation/{id}/response",
-            post(|state: State<Arc<Shared>>, body: String| response(state, body)),
+            post(|state: State<Arc<Shared>>, body: Bytes| response(state, body)),
         )
         .route(
             "/2018-06-01/runtime/invocation/{id}/error",
             post(|state: State<Arc<Shared>>, body: String| error(state, body)),
         )
         .route("/2018-06-01/runtime/init/error", post(error))
-        .route("/@connections/{id}", post(|| async { StatusCode::OK }))
+        .route("/@connections/{id}", post(connections_post))
+        // The limits are the handlers' own, Lambda's and API Gateway's, not axum's 2 MB.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -320,14 +330,121 @@ async fn next(State(state): State<Arc<Shared>>) -> Response {
     (headers, event.to_string()).into_response()
 }
 
-async fn response(State(state): State<Arc<Shared>>, body: String) -> StatusCode {
+async fn response(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
     let arrived = Instant::now();
+    if body.len() > LAMBDA_PAYLOAD_MAX_BYTES {
+        // Lambda refuses the response and fails the invocation (`Function.ResponseSizeTooLarge`).
+        let message = format!(
+            "Response payload size ({} bytes) exceeded maximum allowed payload size \
+             ({LAMBDA_PAYLOAD_MAX_BYTES} bytes).",
+            body.len()
+        );
+        let refusal = json!({ "errorMessage": message, "errorType": "RequestEntityTooLarge" });
+        state.record(|seen| seen.error = Some(format!("Function.ResponseSizeTooLarge: {message}")));
+        return (StatusCode::PAYLOAD_TOO_LARGE, refusal.to_string()).into_response();
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
     let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
     state.record(|seen| seen.responses.push((arrived, value)));
-    StatusCode::ACCEPTED
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// `POST @connections/{id}`: accepted, unless API Gateway would refuse it for its size.
+async fn connections_post(body: Bytes) -> Response {
+    if body.len() > WS_MESSAGE_MAX_BYTES {
+        return crate::connections::aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            &format!("the payload is larger than {WS_MESSAGE_MAX_BYTES} bytes"),
+        );
+    }
+    StatusCode::OK.into_response()
 }
 
 async fn error(State(state): State<Arc<Shared>>, body: String) -> StatusCode {
     state.record(|seen| seen.error = Some(body));
     StatusCode::ACCEPTED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Posts `body` to `path` over a plain HTTP/1.1 connection; the status and the body.
+    async fn post(address: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The server may answer and close before it has read a refused body.
+        let _ = stream.write_all(body).await;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer[9..12].parse().unwrap();
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body)
+    }
+
+    /// A JSON string of exactly `bytes` bytes.
+    fn json_string(bytes: usize) -> Vec<u8> {
+        format!("\"{}\"", "a".repeat(bytes - 2)).into_bytes()
+    }
+
+    const RESPONSE: &str = "/2018-06-01/runtime/invocation/req-1/response";
+
+    #[tokio::test]
+    async fn a_response_up_to_lambdas_limit_is_taken() {
+        let api = RuntimeApi::start().await.unwrap();
+        let (status, _) = post(
+            api.address(),
+            RESPONSE,
+            &json_string(LAMBDA_PAYLOAD_MAX_BYTES),
+        )
+        .await;
+        assert_eq!(status, 202);
+        let seen = api.state.seen.lock().unwrap();
+        assert_eq!(seen.error, None);
+        assert_eq!(seen.responses.len(), 1);
+        assert_eq!(
+            seen.responses[0].1.as_str().map(str::len),
+            Some(LAMBDA_PAYLOAD_MAX_BYTES - 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_response_over_lambdas_limit_is_refused_and_fails_the_run() {
+        let api = RuntimeApi::start().await.unwrap();
+        let body = json_string(LAMBDA_PAYLOAD_MAX_BYTES + 1);
+        let (status, answer) = post(api.address(), RESPONSE, &body).await;
+        assert_eq!(status, 413);
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["errorType"], "RequestEntityTooLarge");
+        let seen = api.state.seen.lock().unwrap();
+        assert!(seen.responses.is_empty());
+        let error = seen.error.as_deref().unwrap_or_default();
+        assert!(
+            error.starts_with("Function.ResponseSizeTooLarge"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_post_over_the_websocket_message_limit_is_refused() {
+        let api = RuntimeApi::start().await.unwrap();
+        let path = "/@connections/abc";
+        let (status, _) = post(api.address(), path, &vec![b'a'; WS_MESSAGE_MAX_BYTES]).await;
+        assert_eq!(status, 200);
+        let (status, answer) =
+            post(api.address(), path, &vec![b'a'; WS_MESSAGE_MAX_BYTES + 1]).await;
+        assert_eq!(status, 413);
+        assert!(
+            answer.contains(&WS_MESSAGE_MAX_BYTES.to_string()),
+            "{answer}"
+        );
+    }
 }
