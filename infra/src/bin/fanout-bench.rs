@@ -190,6 +190,7 @@ async fn run(options: Options) -> Result<(), String> {
         let text = format!("round {round}");
         let body = serde_json::from_value(json!({ "text": text })).map_err(|e| e.to_string())?;
         let sent_at = Instant::now();
+        let cpu_before = process_cpu();
         let message = send_message
             .run(&sender, CONVERSATION, body)
             .await
@@ -212,14 +213,19 @@ async fn run(options: Options) -> Result<(), String> {
                 }
             }
         }
+        let cpu = process_cpu()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
         latencies.sort();
-        let result = Round::of(&latencies);
+        let mut result = Round::of(&latencies);
+        result.cpu_ms = cpu.map(|d| d.as_secs_f64() * 1000.0);
         println!(
-            "round {round}: last client after {:.1} ms{}; per client p50 {:.1} ms, p99 {:.1} ms",
+            "round {round}: last client after {:.1} ms{}; per client p50 {:.1} ms, p99 {:.1} ms{}",
             result.last_ms,
             ratio(result.last_ms, bound_ms),
             result.p50_ms,
-            result.p99_ms
+            result.p99_ms,
+            cpu_per_post(result.cpu_ms, options.clients)
         );
         results.push(result);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -229,13 +235,18 @@ async fn run(options: Options) -> Result<(), String> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    let cpu_ms = results
+        .iter()
+        .all(|r| r.cpu_ms.is_some())
+        .then(|| median(|r| r.cpu_ms.unwrap_or_default()));
     println!(
-        "median of {} rounds: last client {:.1} ms{}, p50 {:.1} ms, p99 {:.1} ms",
+        "median of {} rounds: last client {:.1} ms{}, p50 {:.1} ms, p99 {:.1} ms{}",
         results.len(),
         median(|r| r.last_ms),
         ratio(median(|r| r.last_ms), bound_ms),
         median(|r| r.p50_ms),
-        median(|r| r.p99_ms)
+        median(|r| r.p99_ms),
+        cpu_per_post(cpu_ms, options.clients)
     );
     Ok(())
 }
@@ -246,6 +257,31 @@ fn ratio(ms: f64, bound_ms: f64) -> String {
         format!(" ({:.2}× the bound)", ms / bound_ms)
     } else {
         String::new()
+    }
+}
+
+/// The CPU time this process has used, all threads (Linux's `/proc/self/stat`: user and system
+/// time, in clock ticks of 10 ms); `None` where it cannot be read. Everything of a round runs in
+/// this one process (the fan-out, the gateway and the clients), so a round's CPU is the whole
+/// pipeline's, and it shows where the CPU, not the latency, sets the pace.
+fn process_cpu() -> Option<Duration> {
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+/// "; CPU 2120 ms, 424 µs per post", or nothing without a CPU reading.
+fn cpu_per_post(cpu_ms: Option<f64>, posts: usize) -> String {
+    match cpu_ms {
+        Some(ms) => format!(
+            "; CPU {ms:.0} ms, {:.0} µs per post",
+            ms * 1000.0 / posts.max(1) as f64
+        ),
+        None => String::new(),
     }
 }
 
@@ -271,6 +307,8 @@ struct Round {
     last_ms: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The process's CPU time from the send to the last delivery.
+    cpu_ms: Option<f64>,
 }
 
 impl Round {
@@ -284,6 +322,7 @@ impl Round {
             last_ms: sorted.last().map_or(0.0, |d| ms(*d)),
             p50_ms: at(0.50),
             p99_ms: at(0.99),
+            cpu_ms: None,
         }
     }
 }

@@ -55,9 +55,12 @@ pub struct ManagementApiPusher {
 }
 
 impl ManagementApiPusher {
-    /// A pusher over `client`, with its configuration changed in two ways: the SDK's own retries
-    /// are off (this pusher's are the one retry policy; the SDK's would multiply them) and one
-    /// send may take at most `PUSH_ATTEMPT_TIMEOUT`.
+    /// A pusher over `client`, with its configuration changed in three ways: the SDK's own
+    /// retries are off (this pusher's are the one retry policy; the SDK's would multiply them),
+    /// one send may take at most `PUSH_ATTEMPT_TIMEOUT`, and stalled-stream protection is off.
+    /// That protection watches the throughput of every request body and answer in the
+    /// background; a post is at most 128 KiB and its answer empty, and the attempt timeout already
+    /// ends a post that stalls. It was 4.5 % of the CPU of 5,000 posts (docs/benchmarks.md).
     pub fn new(client: aws_sdk_apigatewaymanagement::Client) -> Self {
         ManagementApiPusher {
             client,
@@ -74,6 +77,9 @@ impl ManagementApiPusher {
             .config()
             .to_builder()
             .retry_config(aws_config::retry::RetryConfig::disabled())
+            .stalled_stream_protection(
+                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+            )
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .operation_attempt_timeout(timeout)
@@ -192,6 +198,29 @@ mod tests {
         let (endpoint, count) = scripted_server(statuses).await;
         let outcome = real_pusher(&endpoint).push("c=", "{}").await;
         (outcome, count.count())
+    }
+
+    #[test]
+    fn the_pushers_client_has_no_retries_and_no_stalled_stream_protection_of_its_own() {
+        let sdk = crate::scripted_http::sdk_config();
+        // The shared configuration has both on, as the SDK's defaults do.
+        let sdk = sdk
+            .to_builder()
+            .stalled_stream_protection(
+                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
+                    .build(),
+            )
+            .retry_config(aws_config::retry::RetryConfig::standard())
+            .build();
+        let pusher = ManagementApiPusher::for_endpoint(&sdk, "http://127.0.0.1:9");
+        let config = pusher.client.config();
+        let stalled = config.stalled_stream_protection().map(|c| c.is_enabled());
+        assert_eq!(stalled, Some(false));
+        assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(1));
+        let timeout = config
+            .timeout_config()
+            .and_then(|t| t.operation_attempt_timeout());
+        assert_eq!(timeout, Some(PUSH_ATTEMPT_TIMEOUT));
     }
 
     #[tokio::test]
