@@ -23,7 +23,7 @@ use crate::sockets::Queued;
 use crate::state::AppState;
 use crate::stats::bump;
 
-pub(crate) fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
         status,
         [
@@ -40,6 +40,15 @@ pub(crate) fn aws_error(status: StatusCode, error_type: &str, message: &str) -> 
 
 fn gone() -> Response {
     aws_error(StatusCode::GONE, "GoneException", "Gone")
+}
+
+/// API Gateway's refusal of a post over its WebSocket message limit (`WS_MESSAGE_MAX_BYTES`).
+pub(crate) fn payload_too_large() -> Response {
+    aws_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PayloadTooLargeException",
+        &format!("the payload is larger than {WS_MESSAGE_MAX_BYTES} bytes"),
+    )
 }
 
 /// ISO 8601 with milliseconds, as the API's timestamps are.
@@ -74,11 +83,7 @@ pub async fn post(
             "bug: a post to @connections is over API Gateway's WebSocket message limit; \
              answered 413"
         );
-        return aws_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLargeException",
-            &format!("the payload is larger than {WS_MESSAGE_MAX_BYTES} bytes"),
-        );
+        return payload_too_large();
     }
     let text = String::from_utf8_lossy(&body).into_owned();
     match socket.send_text(text) {

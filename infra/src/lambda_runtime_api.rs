@@ -3,8 +3,8 @@
 //! answer. The cold-init bench (`src/bin/cold-init-bench.rs`) times bootstraps with it, and
 //! `functions/tests/bootstrap.rs` checks that they start and answer.
 //!
-//! It also answers every `@connections` post with 200, so a fan-out's `WEBSOCKET_ENDPOINT` can
-//! point at it.
+//! It also answers `@connections` posts with 200, so a fan-out's `WEBSOCKET_ENDPOINT` can point
+//! at it.
 //!
 //! It is as strict as Lambda and API Gateway where a bootstrap could tell the difference: a
 //! response over Lambda's 6 MB payload limit (`config::aws::LAMBDA_PAYLOAD_MAX_BYTES`) is refused
@@ -285,7 +285,7 @@ fn router(state: Arc<Shared>) -> Router {
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route(
             "/2018-06-01/runtime/invocation/{id}/response",
-            post(|state: State<Arc<Shared>>, body: Bytes| response(state, body)),
+            post(response),
         )
         .route(
             "/2018-06-01/runtime/invocation/{id}/error",
@@ -352,11 +352,7 @@ async fn response(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
 /// `POST @connections/{id}`: accepted, unless API Gateway would refuse it for its size.
 async fn connections_post(body: Bytes) -> Response {
     if body.len() > WS_MESSAGE_MAX_BYTES {
-        return crate::connections::aws_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLargeException",
-            &format!("the payload is larger than {WS_MESSAGE_MAX_BYTES} bytes"),
-        );
+        return crate::connections::payload_too_large();
     }
     StatusCode::OK.into_response()
 }

@@ -217,8 +217,7 @@ async fn run(options: Options) -> Result<(), String> {
             .zip(cpu_before)
             .map(|(after, before)| after - before);
         latencies.sort();
-        let mut result = Round::of(&latencies);
-        result.cpu_ms = cpu.map(|d| d.as_secs_f64() * 1000.0);
+        let result = Round::of(&latencies, cpu);
         println!(
             "round {round}: last client after {:.1} ms{}; per client p50 {:.1} ms, p99 {:.1} ms{}",
             result.last_ms,
@@ -312,7 +311,7 @@ struct Round {
 }
 
 impl Round {
-    fn of(sorted: &[Duration]) -> Round {
+    fn of(sorted: &[Duration], cpu: Option<Duration>) -> Round {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let at = |q: f64| {
             let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
@@ -322,7 +321,7 @@ impl Round {
             last_ms: sorted.last().map_or(0.0, |d| ms(*d)),
             p50_ms: at(0.50),
             p99_ms: at(0.99),
-            cpu_ms: None,
+            cpu_ms: cpu.map(ms),
         }
     }
 }
