@@ -54,22 +54,31 @@ async fn sdk_config() -> aws_config::SdkConfig {
 /// decodes the whole bundle. That was most of a function's cold init (docs/benchmarks.md,
 /// *Cold init*), and the fan-out paid it twice.
 pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-    let mut builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(
-        tls::rustls_provider::CryptoMode::AwsLc,
-    ));
-    let system = std::env::var(TLS_ROOTS_ENV).is_ok_and(|v| v == "system");
-    if !system {
-        let trust_store = amazon_roots()
-            .into_iter()
-            .fold(TrustStore::empty(), TrustStore::with_pem_certificate);
-        // Building the context fails only for a provider without trust-store support, which
-        // rustls is not; the system's roots are the fallback all the same.
-        if let Ok(context) = TlsContext::builder().with_trust_store(trust_store).build() {
-            builder = builder.tls_context(context);
-        }
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(tls_context())
+        .build_https()
+}
+
+/// The TLS configuration of every HTTPS connection of this process: `AMAZON_ROOTS`, or the
+/// system's roots with `NATTER_TLS_ROOTS=system` (the default context reads them).
+pub fn tls_context() -> aws_smithy_http_client::tls::TlsContext {
+    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+    if std::env::var(TLS_ROOTS_ENV).is_ok_and(|v| v == "system") {
+        return TlsContext::default();
     }
-    builder.build_https()
+    let trust_store = amazon_roots()
+        .into_iter()
+        .fold(TrustStore::empty(), TrustStore::with_pem_certificate);
+    // Building the context fails only for a provider without trust-store support, which rustls
+    // is not; the system's roots are the fallback all the same.
+    TlsContext::builder()
+        .with_trust_store(trust_store)
+        .build()
+        .unwrap_or_default()
 }
 
 /// `NATTER_TLS_ROOTS=system`: trust the system's root certificates instead of `AMAZON_ROOTS`
@@ -151,7 +160,8 @@ async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
 
 /// Runs HTTP API operation `O` (e.g. `serve_http::<SendMessage>()`).
 pub async fn serve_http<O: HttpOperation>() -> Result<(), Error> {
-    let services = services(&sdk_config().await, &(O::ROUTE.ports)()).await?;
+    let ports = (O::ROUTE.ports)();
+    let services = services(&sdk_config().await, &ports).await?;
     let service = &HttpService::new::<O>(&services);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
@@ -163,7 +173,8 @@ pub async fn serve_http<O: HttpOperation>() -> Result<(), Error> {
 
 /// Runs WebSocket route operation `O` (e.g. `serve_ws::<WsSubscribe>()`).
 pub async fn serve_ws<O: WsOperation>() -> Result<(), Error> {
-    let services = services(&sdk_config().await, &(O::ROUTE.ports)()).await?;
+    let ports = (O::ROUTE.ports)();
+    let services = services(&sdk_config().await, &ports).await?;
     let service = &WsService::new::<O>(&services);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
@@ -205,14 +216,15 @@ pub async fn serve_ws_authorizer() -> Result<(), Error> {
 }
 
 /// Runs the stream fan-out: posts through the management API at `WEBSOCKET_ENDPOINT` with
-/// `FANOUT_CONCURRENCY` posts in flight, and reports batch item failures. Both clients come from
-/// one `SdkConfig`.
+/// `FANOUT_CONCURRENCY` posts in flight, and reports batch item failures. The DynamoDB client and
+/// the pusher take their region and credentials from one `SdkConfig`, and trust the same roots.
 pub async fn serve_fan_out() -> Result<(), Error> {
     let sdk = sdk_config().await;
     let services = services(&sdk, &FanOut::ports()).await?;
     let endpoint =
         std::env::var("WEBSOCKET_ENDPOINT").map_err(|_| "WEBSOCKET_ENDPOINT is not set")?;
-    let pusher = Arc::new(ManagementApiPusher::for_endpoint(&sdk, &endpoint));
+    let connector = natter::fanout::rustls_connector(tls_context());
+    let pusher = Arc::new(ManagementApiPusher::new(&sdk, connector, &endpoint)?);
     let fan_out = &FanOut::new(&services, pusher, natter::fanout::concurrency_from_env()?);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<aws_lambda_events::dynamodb::Event>| async move {

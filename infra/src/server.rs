@@ -141,24 +141,33 @@ async fn stores(
     }
 }
 
-/// The fan-out's pusher: the real management API client, pointed at this gateway's own
-/// `@connections` endpoint with dummy credentials (loopback checks no signatures).
+/// The fan-out's pusher: the functions' own, pointed at this gateway's `@connections` endpoint
+/// over plain HTTP, signing with dummy credentials (loopback checks no signatures).
 pub fn local_pusher(addr: std::net::SocketAddr) -> ManagementApiPusher {
-    let config = aws_sdk_apigatewaymanagement::Config::builder()
-        .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
-        .region(aws_sdk_apigatewaymanagement::config::Region::new(
-            "us-east-1",
-        ))
-        .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-            "natter-local",
-            "natter-local",
-            None,
-            None,
-            "natter-local",
-        ))
-        .endpoint_url(format!("http://{addr}"))
+    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    "natter-local",
+                    "natter-local",
+                    None,
+                    None,
+                    "natter-local",
+                ),
+            ),
+        )
         .build();
-    ManagementApiPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(config))
+    // No certificates to load: the gateway is plain HTTP.
+    let tls = TlsContext::builder()
+        .with_trust_store(TrustStore::empty())
+        .build()
+        .unwrap_or_default();
+    let connector = natter::fanout::rustls_connector(tls);
+    ManagementApiPusher::new(&sdk, connector, &format!("http://{addr}"))
+        .expect("a configuration with a region and credentials makes a pusher")
 }
 
 /// Starts the fan-out on its change source, posting through the gateway at `addr`.

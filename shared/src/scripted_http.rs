@@ -54,6 +54,11 @@ impl Received {
         self.0.lock().map(|r| r.len()).unwrap_or(0)
     }
 
+    /// Every request's head, in order.
+    pub fn heads(&self) -> Vec<String> {
+        self.0.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     /// How many requests carried `needle` in their head (e.g. an `x-amz-target` value).
     pub fn count_with(&self, needle: &str) -> usize {
         let needle = needle.to_ascii_lowercase();

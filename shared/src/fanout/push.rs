@@ -13,12 +13,19 @@
 //!   however often it is sent: the post is logged and skipped, so that one change that can never
 //!   be delivered to one connection does not hold back every change after it.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, SdkError};
-use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_smithy_async::time::SharedTimeSource;
+use aws_smithy_runtime_api::client::http::{HttpConnector, SharedHttpConnector};
+use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::config::fanout::{
     PUSH_ATTEMPT_TIMEOUT, PUSH_BACKOFF_BASE, PUSH_BACKOFF_MAX, PUSH_MAX_ATTEMPTS,
@@ -46,63 +53,193 @@ pub trait Pusher: Send + Sync {
 
 /// The real pusher: API Gateway's management API (`POST @connections/{id}`), with posts that may
 /// pass later sent again with jittered exponential backoff.
+///
+/// It signs each post with SigV4 (`aws-sigv4`, the SDK's own signer) and sends it through an
+/// HTTP connector of the SDK's stack (hyper, rustls), but not through the SDK's
+/// `PostToConnection` operation. That operation's pipeline (interceptors, endpoint resolution,
+/// identity and retry layers, stalled-stream checks) was most of the CPU of a fan-out to
+/// thousands of connections (docs/benchmarks.md), for a request this simple: one POST, a body,
+/// an empty answer. The request it sends is the SDK's, byte for byte in what is signed: a test
+/// signs one post both ways and compares the signatures.
 pub struct ManagementApiPusher {
-    client: aws_sdk_apigatewaymanagement::Client,
+    connector: SharedHttpConnector,
+    /// The stage's management endpoint, without a trailing `/`.
+    endpoint: String,
+    region: String,
+    credentials: SharedCredentialsProvider,
+    /// The credentials of the last signing, until they come within `CREDENTIALS_REFRESH` of
+    /// their expiry.
+    identity: Mutex<Option<Identity>>,
+    time: SharedTimeSource,
     /// Sends of one post at most, the first included.
     pub max_attempts: u32,
     /// The base and the cap of the wait between sends (`retry::jittered_backoff`).
     pub backoff: (Duration, Duration),
+    /// How long one send may take before it counts as unanswered.
+    pub attempt_timeout: Duration,
+}
+
+/// The service name SigV4 signs management API requests for.
+const SIGNING_NAME: &str = "execute-api";
+
+/// How long before their expiry cached credentials are fetched again (temporary credentials
+/// from a role are refreshed by their provider well before they run out).
+const CREDENTIALS_REFRESH: Duration = Duration::from_secs(300);
+
+/// What a connection id's path segment escapes: everything but RFC 3986's unreserved
+/// characters, as the SDK escapes a path label (API Gateway's ids end in `=`).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// An HTTPS (and HTTP) connector of the SDK's stack, hyper over rustls with aws-lc, trusting
+/// the roots of `tls` (the functions give it the same roots as their AWS clients).
+pub fn rustls_connector(tls: aws_smithy_http_client::tls::TlsContext) -> SharedHttpConnector {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    SharedHttpConnector::new(
+        aws_smithy_http_client::Connector::builder()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls)
+            .build(),
+    )
 }
 
 impl ManagementApiPusher {
-    /// A pusher over `client`, with its configuration changed in three ways: the SDK's own
-    /// retries are off (this pusher's are the one retry policy; the SDK's would multiply them),
-    /// one send may take at most `PUSH_ATTEMPT_TIMEOUT`, and stalled-stream protection is off.
-    /// That protection watches the throughput of every request body and answer in the
-    /// background; a post is at most 128 KiB and its answer empty, and the attempt timeout already
-    /// ends a post that stalls. It was 4.5 % of the CPU of 5,000 posts (docs/benchmarks.md).
-    pub fn new(client: aws_sdk_apigatewaymanagement::Client) -> Self {
-        ManagementApiPusher {
-            client,
+    /// A pusher for the management endpoint of a WebSocket API stage
+    /// (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`, or the local gateway), with
+    /// the region, the credentials and the clock of `sdk`, sending through `connector`. Fails
+    /// when `sdk` has no region or no credentials, which every post would need.
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        connector: SharedHttpConnector,
+        endpoint: &str,
+    ) -> Result<Self, String> {
+        let region = sdk
+            .region()
+            .ok_or("the AWS configuration names no region to sign management API posts for")?;
+        let credentials = sdk
+            .credentials_provider()
+            .ok_or("the AWS configuration has no credentials to sign management API posts")?;
+        Ok(ManagementApiPusher {
+            connector,
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            region: region.to_string(),
+            credentials,
+            identity: Mutex::new(None),
+            time: sdk.time_source().unwrap_or_default(),
             max_attempts: PUSH_MAX_ATTEMPTS,
             backoff: (PUSH_BACKOFF_BASE, PUSH_BACKOFF_MAX),
+            attempt_timeout: PUSH_ATTEMPT_TIMEOUT,
+        })
+    }
+
+    /// The identity to sign with: the cached one while it is fresh, else the provider's.
+    async fn identity(&self, now: SystemTime) -> Result<Identity, String> {
+        let fresh = |identity: &Identity| {
+            identity
+                .expiration()
+                .is_none_or(|expiry| expiry > now + CREDENTIALS_REFRESH)
+        };
+        if let Some(identity) = self.cached_identity().filter(fresh) {
+            return Ok(identity);
         }
-        .with_attempt_timeout(PUSH_ATTEMPT_TIMEOUT)
+        let credentials = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("no credentials to sign the post: {e}"))?;
+        let identity = Identity::from(credentials);
+        if let Ok(mut cached) = self.identity.lock() {
+            *cached = Some(identity.clone());
+        }
+        Ok(identity)
     }
 
-    /// This pusher with one send allowed `timeout` before it counts as unanswered.
-    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
-        let config = self
-            .client
-            .config()
-            .to_builder()
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .stalled_stream_protection(
-                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
-            )
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_attempt_timeout(timeout)
-                    .build(),
-            )
-            .build();
-        self.client = aws_sdk_apigatewaymanagement::Client::from_conf(config);
-        self
+    fn cached_identity(&self) -> Option<Identity> {
+        self.identity.lock().ok().and_then(|cached| cached.clone())
     }
 
-    /// A client for the management endpoint of a WebSocket API stage
-    /// (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`, or the local gateway).
-    pub fn for_endpoint(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .endpoint_url(endpoint)
-            .build();
-        Self::new(aws_sdk_apigatewaymanagement::Client::from_conf(config))
+    /// `POST {endpoint}/@connections/{id}` with `frame` as its body, signed for `now`.
+    fn signed_post(
+        &self,
+        connection_id: &str,
+        frame: &str,
+        identity: &Identity,
+        now: SystemTime,
+    ) -> Result<http::Request<SdkBody>, String> {
+        let uri = format!(
+            "{}/@connections/{}",
+            self.endpoint,
+            utf8_percent_encode(connection_id, PATH_SEGMENT)
+        );
+        let length = frame.len().to_string();
+        let headers = [
+            ("content-type", "application/octet-stream"),
+            ("content-length", length.as_str()),
+        ];
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(identity)
+            .region(&self.region)
+            .name(SIGNING_NAME)
+            .time(now)
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| format!("could not sign the post: {e}"))?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            uri.as_str(),
+            headers.into_iter(),
+            SignableBody::Bytes(frame.as_bytes()),
+        )
+        .map_err(|e| format!("could not sign the post to {uri}: {e}"))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| format!("could not sign the post to {uri}: {e}"))?
+            .into_parts();
+        let mut request = http::Request::post(&uri);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let mut request = request
+            .body(SdkBody::from(frame))
+            .map_err(|e| format!("could not build the post to {uri}: {e}"))?;
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request)
+    }
+
+    /// One send of the post, and what its answer means.
+    async fn send_once(&self, connection_id: &str, frame: &str) -> (Answer, String) {
+        let now = self.time.now();
+        let request = match self.identity(now).await.and_then(|identity| {
+            let request = self.signed_post(connection_id, frame, &identity, now)?;
+            aws_smithy_runtime_api::http::Request::try_from(request)
+                .map_err(|e| format!("could not build the post: {e}"))
+        }) {
+            Ok(request) => request,
+            // Nothing was sent: without credentials or a valid request, sending again would
+            // fail the same way until the provider recovers, so this counts as transient.
+            Err(why) => return (Answer::Transient, why),
+        };
+        match tokio::time::timeout(self.attempt_timeout, self.connector.call(request)).await {
+            Ok(Ok(response)) => read_answer(response).await,
+            Ok(Err(e)) => (Answer::Transient, format!("the post was not answered: {e}")),
+            Err(_) => (
+                Answer::Transient,
+                format!(
+                    "the post was not answered within {:?}",
+                    self.attempt_timeout
+                ),
+            ),
+        }
     }
 }
 
-/// What one failed send means.
+/// What one send's answer means.
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
+    Delivered,
     Gone,
     /// May pass if sent again.
     Transient,
@@ -110,20 +247,35 @@ enum Answer {
     Refused,
 }
 
-/// Reads API Gateway's answer to one failed post: by the error type it names and the status.
-fn classify(err: &SdkError<PostToConnectionError, HttpResponse>) -> Answer {
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    let service = err.as_service_error();
-    if service.is_some_and(|e| e.is_gone_exception()) || status == Some(410) {
-        return Answer::Gone;
+/// Reads API Gateway's answer to one post, by its status and the error type it names
+/// (`x-amzn-errortype`), and describes a refusal with its message.
+async fn read_answer(response: HttpResponse) -> (Answer, String) {
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return (Answer::Delivered, String::new());
     }
-    match status {
-        // No HTTP answer at all: a timeout, a connection that failed or broke off.
-        None => Answer::Transient,
-        Some(429) => Answer::Transient,
-        Some(s) if s >= 500 => Answer::Transient,
-        Some(_) if service.is_some_and(|e| e.is_limit_exceeded_exception()) => Answer::Transient,
-        Some(_) => Answer::Refused,
+    let error_type = response
+        .headers()
+        .get("x-amzn-errortype")
+        .map(|t| t.split(':').next().unwrap_or(t).to_string())
+        .unwrap_or_default();
+    let answer = classify(status, &error_type);
+    // The body is a short JSON `{"message": …}`; read it whole so the connection can be reused.
+    let body = ByteStream::new(response.into_body())
+        .collect()
+        .await
+        .map(|body| String::from_utf8_lossy(&body.into_bytes()).into_owned())
+        .unwrap_or_default();
+    (answer, format!("{status} {error_type}: {body}"))
+}
+
+/// What an error answer means: 410 (`GoneException`) that the connection is gone; 429, 5xx or
+/// `LimitExceededException` that it may pass later; anything else that it will be refused again.
+fn classify(status: u16, error_type: &str) -> Answer {
+    match (status, error_type) {
+        (410, _) | (_, "GoneException") => Answer::Gone,
+        (429, _) | (500.., _) | (_, "LimitExceededException") => Answer::Transient,
+        _ => Answer::Refused,
     }
 }
 
@@ -133,19 +285,10 @@ impl Pusher for ManagementApiPusher {
         let attempts = self.max_attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
-            let sent = self
-                .client
-                .post_to_connection()
-                .connection_id(connection_id)
-                .data(aws_smithy_types::Blob::new(frame.as_bytes()))
-                .send()
-                .await;
-            let err = match sent {
-                Ok(_) => return PushOutcome::Delivered,
-                Err(err) => err,
-            };
-            last = DisplayErrorContext(&err).to_string();
-            match classify(&err) {
+            let (answer, why) = self.send_once(connection_id, frame).await;
+            last = why;
+            match answer {
+                Answer::Delivered => return PushOutcome::Delivered,
                 Answer::Gone => return PushOutcome::Gone,
                 Answer::Refused => return PushOutcome::Refused(last),
                 Answer::Transient if attempt < attempts => {
@@ -185,11 +328,15 @@ mod tests {
         crate::scripted_http::scripted_server(replies, management_reply(200)).await
     }
 
-    fn real_pusher(endpoint: &str) -> ManagementApiPusher {
-        let mut pusher =
-            ManagementApiPusher::for_endpoint(&crate::scripted_http::sdk_config(), endpoint);
+    fn pusher_over(sdk: &aws_config::SdkConfig, endpoint: &str) -> ManagementApiPusher {
+        let connector = rustls_connector(Default::default());
+        let mut pusher = ManagementApiPusher::new(sdk, connector, endpoint).expect("a pusher");
         pusher.backoff = (Duration::from_millis(2), Duration::from_millis(10));
         pusher
+    }
+
+    fn real_pusher(endpoint: &str) -> ManagementApiPusher {
+        pusher_over(&crate::scripted_http::sdk_config(), endpoint)
     }
 
     /// Pushes once through a management API answering `statuses` then 200; returns the outcome
@@ -200,27 +347,228 @@ mod tests {
         (outcome, count.count())
     }
 
-    #[test]
-    fn the_pushers_client_has_no_retries_and_no_stalled_stream_protection_of_its_own() {
-        let sdk = crate::scripted_http::sdk_config();
-        // The shared configuration has both on, as the SDK's defaults do.
-        let sdk = sdk
-            .to_builder()
-            .stalled_stream_protection(
-                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
-                    .build(),
+    /// A request's head as the server saw it: the request line and the headers, names in
+    /// lower case.
+    struct Head {
+        line: String,
+        headers: Vec<(String, String)>,
+    }
+
+    impl Head {
+        fn parse(head: &str) -> Head {
+            let mut lines = head.lines();
+            let line = lines.next().unwrap_or_default().to_string();
+            let headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            Head { line, headers }
+        }
+
+        fn header(&self, name: &str) -> &str {
+            let value = self.headers.iter().find(|(k, _)| k == name);
+            value.map(|(_, v)| v.as_str()).unwrap_or_default()
+        }
+
+        /// A field of the `Authorization` header (`Credential=`, `SignedHeaders=`, `Signature=`).
+        fn authorization(&self, field: &str) -> &str {
+            let authorization = self.header("authorization");
+            let value = authorization
+                .split([' ', ','])
+                .find_map(|p| p.strip_prefix(field));
+            value.unwrap_or_default()
+        }
+
+        fn signed_headers(&self) -> Vec<(&str, &str)> {
+            let names = self.authorization("SignedHeaders=").split(';');
+            names.map(|name| (name, self.header(name))).collect()
+        }
+
+        /// The signature of this request with `body` at `at`, recomputed by `aws-sigv4` from
+        /// what arrived: what API Gateway checks a post's `Authorization` against.
+        fn recomputed_signature(&self, body: &str, at: std::time::SystemTime) -> String {
+            let mut parts = self.line.split(' ');
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let identity = session_credentials().into();
+            let scope: Vec<&str> = self.authorization("Credential=").split('/').collect();
+            let params = aws_sigv4::sign::v4::SigningParams::builder()
+                .identity(&identity)
+                .region(scope.get(2).copied().unwrap_or(""))
+                .name(scope.get(3).copied().unwrap_or(""))
+                .time(at)
+                .settings(SigningSettings::default())
+                .build()
+                .expect("signing parameters")
+                .into();
+            let uri = format!("http://{}{path}", self.header("host"));
+            let signable = SignableRequest::new(
+                method,
+                uri,
+                self.signed_headers().into_iter(),
+                SignableBody::Bytes(body.as_bytes()),
             )
-            .retry_config(aws_config::retry::RetryConfig::standard())
+            .expect("a signable request");
+            sign(signable, &params)
+                .expect("signed")
+                .signature()
+                .to_string()
+        }
+    }
+
+    /// Temporary credentials, as a Lambda function's role gives it: with a session token.
+    fn session_credentials() -> aws_credential_types::Credentials {
+        let token = Some("the-session-token".to_string());
+        aws_credential_types::Credentials::new("test", "test", token, None, "test")
+    }
+
+    #[tokio::test]
+    async fn a_post_is_signed_as_api_gateway_checks_it_and_as_the_sdk_signs_it() {
+        use aws_smithy_async::time::StaticTimeSource;
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        let sdk = crate::scripted_http::sdk_config()
+            .to_builder()
+            .region(aws_config::Region::new("eu-west-2"))
+            .credentials_provider(SharedCredentialsProvider::new(session_credentials()))
+            .time_source(StaticTimeSource::new(at))
             .build();
-        let pusher = ManagementApiPusher::for_endpoint(&sdk, "http://127.0.0.1:9");
-        let config = pusher.client.config();
-        let stalled = config.stalled_stream_protection().map(|c| c.is_enabled());
-        assert_eq!(stalled, Some(false));
-        assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(1));
-        let timeout = config
-            .timeout_config()
-            .and_then(|t| t.operation_attempt_timeout());
-        assert_eq!(timeout, Some(PUSH_ATTEMPT_TIMEOUT));
+        // An id as API Gateway makes them, with a character a path must escape.
+        let (id, frame) = ("L0SM9cOFvHcCIhw=", r#"{"type":"message","text":"hé"}"#);
+        let (endpoint, received) = scripted_server(vec![]).await;
+        let endpoint = format!("{endpoint}/prod");
+        let outcome = pusher_over(&sdk, &endpoint).push(id, frame).await;
+        assert_eq!(outcome, PushOutcome::Delivered);
+        // The same post through the SDK's `PostToConnection`, the reference.
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+            .endpoint_url(&endpoint)
+            .build();
+        aws_sdk_apigatewaymanagement::Client::from_conf(config)
+            .post_to_connection()
+            .connection_id(id)
+            .data(aws_smithy_types::Blob::new(frame.as_bytes()))
+            .send()
+            .await
+            .expect("the SDK's post is answered 200");
+        let heads: Vec<Head> = received.heads().iter().map(|h| Head::parse(h)).collect();
+        let [ours, sdks] = heads.as_slice() else {
+            panic!("two posts, not {}", heads.len());
+        };
+
+        assert!(
+            ours.line
+                .starts_with("POST /prod/@connections/L0SM9cOFvHcCIhw%3D HTTP/1.1"),
+            "{}",
+            ours.line
+        );
+        assert_eq!(ours.line, sdks.line);
+        assert_eq!(
+            ours.authorization("Credential="),
+            "test/20261130/eu-west-2/execute-api/aws4_request"
+        );
+        assert_eq!(
+            ours.authorization("Credential="),
+            sdks.authorization("Credential=")
+        );
+        // The SDK signs the headers ours signs, and its own user agent besides.
+        let sdk_signed: Vec<(&str, &str)> = sdks.signed_headers();
+        let ours_signed = ours.signed_headers();
+        let names: Vec<&str> = ours_signed.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "content-length",
+                "content-type",
+                "host",
+                "x-amz-date",
+                "x-amz-security-token"
+            ]
+        );
+        let sdk_without_agent: Vec<(&str, &str)> = sdk_signed
+            .into_iter()
+            .filter(|(name, _)| *name != "x-amz-user-agent")
+            .collect();
+        assert_eq!(ours_signed, sdk_without_agent);
+        // Recomputed from what arrived, both signatures hold: the recomputation is checked on
+        // the SDK's request, then holds ours to it.
+        assert_eq!(
+            sdks.recomputed_signature(frame, at),
+            sdks.authorization("Signature=")
+        );
+        assert_eq!(ours.authorization("Signature=").len(), 64);
+        assert_eq!(
+            ours.recomputed_signature(frame, at),
+            ours.authorization("Signature=")
+        );
+        assert_ne!(
+            ours.recomputed_signature("another frame", at),
+            ours.authorization("Signature="),
+            "the body is signed"
+        );
+    }
+
+    /// A credentials provider that counts its calls and gives credentials expiring `ttl` after
+    /// the call.
+    #[derive(Debug, Clone)]
+    struct CountingProvider {
+        calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        ttl: Duration,
+    }
+
+    impl ProvideCredentials for CountingProvider {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let expiry = SystemTime::now() + self.ttl;
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(
+                aws_credential_types::Credentials::new("test", "test", None, Some(expiry), "n"),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_fetched_again_only_when_they_near_their_expiry() {
+        for (ttl, expected_calls) in [(Duration::from_secs(3600), 1), (Duration::from_secs(60), 3)]
+        {
+            let provider = CountingProvider {
+                calls: Default::default(),
+                ttl,
+            };
+            let sdk = crate::scripted_http::sdk_config()
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider.clone()))
+                .build();
+            let (endpoint, received) = scripted_server(vec![]).await;
+            let pusher = pusher_over(&sdk, &endpoint);
+            for _ in 0..3 {
+                assert_eq!(pusher.push("c=", "{}").await, PushOutcome::Delivered);
+            }
+            assert_eq!(received.count(), 3);
+            let calls = provider.calls.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(calls, expected_calls, "credentials valid for {ttl:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pusher_needs_a_region_and_credentials() {
+        let connector = || rustls_connector(Default::default());
+        let no_region = aws_config::SdkConfig::builder()
+            .credentials_provider(
+                crate::scripted_http::sdk_config()
+                    .credentials_provider()
+                    .expect("test credentials"),
+            )
+            .build();
+        let err = ManagementApiPusher::new(&no_region, connector(), "http://127.0.0.1:9").err();
+        assert!(err.is_some_and(|e| e.contains("region")));
+        let no_credentials = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let err =
+            ManagementApiPusher::new(&no_credentials, connector(), "http://127.0.0.1:9").err();
+        assert!(err.is_some_and(|e| e.contains("credentials")));
     }
 
     #[tokio::test]
@@ -277,7 +625,8 @@ mod tests {
                 held.push(socket);
             }
         });
-        let mut pusher = real_pusher(&endpoint).with_attempt_timeout(Duration::from_millis(100));
+        let mut pusher = real_pusher(&endpoint);
+        pusher.attempt_timeout = Duration::from_millis(100);
         pusher.max_attempts = 3;
         let outcome = pusher.push("c=", "{}").await;
         server.abort();
