@@ -44,6 +44,21 @@ async fn sdk_config() -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The AWS configuration of an operation with these ports: `sdk_config`'s, or, for one that
+/// holds no table action and so makes no AWS call (`ws-ping`, `$default`), a bare one: no
+/// region, no credentials, no HTTPS client. Its unused DynamoDB client then costs the cold start
+/// next to nothing, where loading the configuration and building the TLS client would be most of
+/// its init (docs/benchmarks.md, *Cold init*).
+async fn sdk_config_for(ports: &[Port]) -> aws_config::SdkConfig {
+    if natter::ports::uses_table(ports) {
+        sdk_config().await
+    } else {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+}
+
 /// The one HTTPS client every AWS client of this process shares: one TLS configuration and one
 /// connection pool for DynamoDB, the management API, SQS and Secrets Manager.
 ///
@@ -161,7 +176,7 @@ async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
 /// Runs HTTP API operation `O` (e.g. `serve_http::<SendMessage>()`).
 pub async fn serve_http<O: HttpOperation>() -> Result<(), Error> {
     let ports = (O::ROUTE.ports)();
-    let services = services(&sdk_config().await, &ports).await?;
+    let services = services(&sdk_config_for(&ports).await, &ports).await?;
     let service = &HttpService::new::<O>(&services);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
@@ -174,7 +189,7 @@ pub async fn serve_http<O: HttpOperation>() -> Result<(), Error> {
 /// Runs WebSocket route operation `O` (e.g. `serve_ws::<WsSubscribe>()`).
 pub async fn serve_ws<O: WsOperation>() -> Result<(), Error> {
     let ports = (O::ROUTE.ports)();
-    let services = services(&sdk_config().await, &ports).await?;
+    let services = services(&sdk_config_for(&ports).await, &ports).await?;
     let service = &WsService::new::<O>(&services);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
