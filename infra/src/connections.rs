@@ -1,8 +1,8 @@
-//! The management API, `/@connections/{connectionId}`, as API Gateway serves it and as
-//! `aws-sdk-apigatewaymanagement` calls it: `POST` sends the body to the connection as one frame,
-//! `GET` describes it, `DELETE` closes it. A closed or unknown connection answers 410 with the
-//! error type `GoneException`, which the SDK turns into `PostToConnectionError::GoneException`.
-//! On loopback no request signature is checked.
+//! The management API, `/@connections/{connectionId}`, as API Gateway serves it and as the
+//! fan-out's pusher and `aws-sdk-apigatewaymanagement` call it: `POST` sends the body to the
+//! connection as one frame, `GET` describes it, `DELETE` closes it. A closed or unknown
+//! connection answers 410 with the error type `GoneException`, which the pusher reads as a gone
+//! connection. On loopback no request signature is checked.
 //!
 //! `GET /@local/connections/{connectionId}` is the gateway's own introspection (not an AWS API):
 //! the realtime store's record of the connection and the socket's counters, for tests and
