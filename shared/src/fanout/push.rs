@@ -59,8 +59,9 @@ pub trait Pusher: Send + Sync {
 /// `PostToConnection` operation. That operation's pipeline (interceptors, endpoint resolution,
 /// identity and retry layers, stalled-stream checks) was most of the CPU of a fan-out to
 /// thousands of connections (docs/benchmarks.md), for a request this simple: one POST, a body,
-/// an empty answer. The request it sends is the SDK's, byte for byte in what is signed: a test
-/// signs one post both ways and compares the signatures.
+/// an empty answer. What it signs is what the SDK signs, less the SDK's own user-agent header:
+/// a test sends one post both ways and compares them, and recomputes both signatures from the
+/// wire.
 pub struct ManagementApiPusher {
     connector: SharedHttpConnector,
     /// The stage's management endpoint, without a trailing `/`.
