@@ -45,19 +45,43 @@ async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 /// The AWS configuration of an operation with these ports: `sdk_config`'s, or, for one that
-/// holds no table action and so makes no AWS call (`ws-ping`, `$default`), a bare one: no
-/// region, no credentials, no HTTPS client. Its unused DynamoDB client then costs the cold start
-/// next to nothing, where loading the configuration and building the TLS client would be most of
-/// its init (docs/benchmarks.md, *Cold init*).
+/// holds no table action and so makes no AWS call (`ws-ping`, `$default`), a bare one whose
+/// HTTP client connects nowhere (`NoAwsCalls`). Its DynamoDB client then costs the cold start
+/// next to nothing: no configuration chains, no TLS set-up. The SDK's default HTTPS client in
+/// its place would load the system's certificates, the slowest step of a cold init
+/// (docs/benchmarks.md, *Cold init*).
 async fn sdk_config_for(ports: &[Port]) -> aws_config::SdkConfig {
     if natter::ports::uses_table(ports) {
         sdk_config().await
     } else {
         aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(aws_smithy_runtime_api::client::http::http_client_fn(
+                |_, _| aws_smithy_runtime_api::client::http::SharedHttpConnector::new(NoAwsCalls),
+            ))
             .build()
     }
 }
+
+/// The HTTP connector of a function that makes no AWS call: any request fails at once, saying
+/// so, instead of reaching an endpoint the function's role would refuse anyway.
+#[derive(Debug)]
+struct NoAwsCalls;
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for NoAwsCalls {
+    fn call(
+        &self,
+        _request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        let refusal = aws_smithy_runtime_api::client::result::ConnectorError::other(
+            NO_AWS_CALLS.into(),
+            None,
+        );
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Err(refusal))
+    }
+}
+
+const NO_AWS_CALLS: &str = "this function's operation holds no AWS action, so it makes no AWS call";
 
 /// The one HTTPS client every AWS client of this process shares: one TLS configuration and one
 /// connection pool for DynamoDB, the management API, SQS and Secrets Manager.
@@ -339,6 +363,32 @@ fn init_tracing() {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_function_without_aws_actions_gets_a_client_that_connects_nowhere() {
+        let bare = sdk_config_for(&[]).await;
+        assert!(bare.credentials_provider().is_none() && bare.region().is_none());
+        // Even given a region and credentials, its requests go nowhere.
+        let credentials = aws_sdk_dynamodb::config::Credentials::for_tests();
+        let sdk = bare
+            .to_builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                credentials,
+            ))
+            .build();
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        let err = client
+            .get_item()
+            .table_name("t")
+            .send()
+            .await
+            .expect_err("no call can succeed");
+        let message = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
+        assert!(message.contains(NO_AWS_CALLS), "{message}");
+    }
+
     /// The authorizers' secrets as Secrets Manager holds them, checked as the init checks them.
     fn from(secret_key: &str, signing_key: &str) -> Result<(), String> {
         let secret_key = serde_json::json!({ "secretKey": secret_key }).to_string();
