@@ -64,6 +64,29 @@ fn load_template() -> serde_yaml::Value {
     serde_yaml::from_str(&text).expect("template.yaml is YAML")
 }
 
+/// Every function of the template, by the name of its binary, with its resource.
+fn functions(template: &serde_yaml::Value) -> Vec<(String, &serde_yaml::Value)> {
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|r| {
+            let binary = r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .expect("every function names its binary");
+            (binary.to_string(), r)
+        })
+        .collect()
+}
+
+/// A function's policies: inline documents, SAM policy templates or the names of policies.
+fn policies(function: &serde_yaml::Value) -> impl Iterator<Item = &serde_yaml::Value> {
+    function["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+}
+
 /// A policy statement's resource, as text (`!GetAtt Table.Arn`, `!Sub "${Table.Arn}/index/*"`).
 fn resource_text(value: &serde_yaml::Value) -> String {
     match value {
@@ -99,20 +122,9 @@ fn action_named(name: &str, on_index: bool) -> Action {
 fn granted() -> BTreeMap<String, BTreeSet<Action>> {
     let template = load_template();
     let mut out = BTreeMap::new();
-    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("every function names its binary")
-            .to_string();
+    for (binary, resource) in functions(&template) {
         let mut actions = BTreeSet::new();
-        for policy in resource["Properties"]["Policies"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-        {
+        for policy in policies(resource) {
             for statement in policy["Statement"].as_sequence().into_iter().flatten() {
                 let resource = resource_text(&statement["Resource"]);
                 if !resource.contains("Table.Arn") {
@@ -222,18 +234,9 @@ fn the_table_functions_may_read_the_warm_up_key_and_nothing_more() {
 
     let ports = ports_by_function();
     let mut wrong = Vec::new();
-    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("every function names its binary");
-        let holds = resource["Properties"]["Policies"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-            .any(|p| resource_text(p) == "WarmUpPolicy");
+    for (binary, resource) in functions(&template) {
+        let binary = binary.as_str();
+        let holds = policies(resource).any(|p| resource_text(p) == "WarmUpPolicy");
         let uses_table = natter::ports::uses_table(&ports[binary]);
         if holds != uses_table {
             wrong.push(format!(
@@ -1037,20 +1040,9 @@ fn secret_grants() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
         .map(|(name, _)| name.as_str().expect("logical id").to_string())
         .collect();
     let mut out = BTreeMap::new();
-    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("every function names its binary")
-            .to_string();
+    for (binary, resource) in functions(&template) {
         let (mut actions, mut resources) = (BTreeSet::new(), BTreeSet::new());
-        for policy in resource["Properties"]["Policies"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-        {
+        for policy in policies(resource) {
             // A SAM policy template (e.g. AWSSecretsManagerGetSecretValuePolicy) or a managed
             // policy name would grant what this test cannot see: none is used, but for
             // WarmUpPolicy, whose one statement the warm-up test checks.
@@ -1099,20 +1091,9 @@ fn secret_grants() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
 fn sqs_grants() -> BTreeMap<String, BTreeSet<(String, String)>> {
     let template = load_template();
     let mut out = BTreeMap::new();
-    for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("every function names its binary")
-            .to_string();
+    for (binary, resource) in functions(&template) {
         let mut grants = BTreeSet::new();
-        for policy in resource["Properties"]["Policies"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-        {
+        for policy in policies(resource) {
             for statement in policy["Statement"].as_sequence().into_iter().flatten() {
                 let target = resource_text(&statement["Resource"]);
                 for action in statement["Action"].as_sequence().into_iter().flatten() {
@@ -1252,15 +1233,9 @@ fn the_secrets_are_generated_and_passed_by_arn() {
         "Globals".to_string(),
         template["Globals"]["Function"]["Environment"]["Variables"].clone(),
     )];
-    for (_, resource) in resources.as_mapping().expect("Resources") {
-        if resource["Type"].as_str() == Some("AWS::Serverless::Function") {
-            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-                .as_str()
-                .expect("binary")
-                .to_string();
-            let env = resource["Properties"]["Environment"]["Variables"].clone();
-            environments.push((binary, env));
-        }
+    for (binary, resource) in functions(&template) {
+        let env = resource["Properties"]["Environment"]["Variables"].clone();
+        environments.push((binary, env));
     }
     for (who, env) in environments {
         let Some(vars) = env.as_mapping() else {
