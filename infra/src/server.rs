@@ -144,7 +144,6 @@ async fn stores(
 /// The fan-out's pusher: the functions' own, pointed at this gateway's `@connections` endpoint
 /// over plain HTTP, signing with dummy credentials (loopback checks no signatures).
 pub fn local_pusher(addr: std::net::SocketAddr) -> ManagementApiPusher {
-    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
     let sdk = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
@@ -160,12 +159,7 @@ pub fn local_pusher(addr: std::net::SocketAddr) -> ManagementApiPusher {
             ),
         )
         .build();
-    // No certificates to load: the gateway is plain HTTP.
-    let tls = TlsContext::builder()
-        .with_trust_store(TrustStore::empty())
-        .build()
-        .unwrap_or_default();
-    let connector = natter::fanout::rustls_connector(tls);
+    let connector = natter::fanout::plain_http_connector();
     ManagementApiPusher::new(&sdk, connector, &format!("http://{addr}"))
         .expect("a configuration with a region and credentials makes a pusher")
 }

@@ -43,7 +43,7 @@ mod push;
 mod stream;
 mod typing;
 
-pub use push::{rustls_connector, ManagementApiPusher, PushOutcome, Pusher};
+pub use push::{plain_http_connector, rustls_connector, ManagementApiPusher, PushOutcome, Pusher};
 pub use stream::change_from_record;
 
 use std::collections::{BTreeSet, HashMap, HashSet};

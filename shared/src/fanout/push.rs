@@ -95,6 +95,17 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// A connector for a plain-HTTP endpoint (the local gateway, a test's server): no certificates
+/// to load.
+pub fn plain_http_connector() -> SharedHttpConnector {
+    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+    let tls = TlsContext::builder()
+        .with_trust_store(TrustStore::empty())
+        .build()
+        .unwrap_or_default();
+    rustls_connector(tls)
+}
+
 /// An HTTPS (and HTTP) connector of the SDK's stack, hyper over rustls with aws-lc, trusting
 /// the roots of `tls` (the functions give it the same roots as their AWS clients).
 pub fn rustls_connector(tls: aws_smithy_http_client::tls::TlsContext) -> SharedHttpConnector {
@@ -223,9 +234,16 @@ impl ManagementApiPusher {
             // fail the same way until the provider recovers, so this counts as transient.
             Err(why) => return (Answer::Transient, why),
         };
-        match tokio::time::timeout(self.attempt_timeout, self.connector.call(request)).await {
-            Ok(Ok(response)) => read_answer(response).await,
-            Ok(Err(e)) => (Answer::Transient, format!("the post was not answered: {e}")),
+        // The timeout covers the answer's body too: a refusal's body that never ends would
+        // otherwise hold the post past its attempt.
+        let answered = async {
+            match self.connector.call(request).await {
+                Ok(response) => read_answer(response).await,
+                Err(e) => (Answer::Transient, format!("the post was not answered: {e}")),
+            }
+        };
+        match tokio::time::timeout(self.attempt_timeout, answered).await {
+            Ok(answer) => answer,
             Err(_) => (
                 Answer::Transient,
                 format!(
@@ -330,7 +348,7 @@ mod tests {
     }
 
     fn pusher_over(sdk: &aws_config::SdkConfig, endpoint: &str) -> ManagementApiPusher {
-        let connector = rustls_connector(Default::default());
+        let connector = plain_http_connector();
         let mut pusher = ManagementApiPusher::new(sdk, connector, endpoint).expect("a pusher");
         pusher.backoff = (Duration::from_millis(2), Duration::from_millis(10));
         pusher
@@ -554,7 +572,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pusher_needs_a_region_and_credentials() {
-        let connector = || rustls_connector(Default::default());
+        let connector = plain_http_connector;
         let no_region = aws_config::SdkConfig::builder()
             .credentials_provider(
                 crate::scripted_http::sdk_config()
@@ -608,6 +626,34 @@ mod tests {
             );
             assert_eq!(sends, 1, "{status}: no retry of a refusal");
         }
+    }
+
+    #[tokio::test]
+    async fn an_answer_whose_body_never_ends_counts_as_unanswered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A management API that answers every post's head with a refusal and then holds back the
+        // body it announced.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let head = "HTTP/1.1 400 Bad Request\r\ncontent-length: 100\r\n\r\n{";
+                let _ = socket.write_all(head.as_bytes()).await;
+                held.push(socket);
+            }
+        });
+        let mut pusher = real_pusher(&endpoint);
+        pusher.attempt_timeout = Duration::from_millis(100);
+        pusher.max_attempts = 2;
+        let outcome = tokio::time::timeout(Duration::from_secs(5), pusher.push("c=", "{}")).await;
+        server.abort();
+        let outcome = outcome.expect("the attempt timeout ends a post whose answer stalls");
+        assert!(matches!(outcome, PushOutcome::Failed(_)), "{outcome:?}");
     }
 
     #[tokio::test]
