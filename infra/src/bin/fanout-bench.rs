@@ -8,11 +8,18 @@
 //! for each, the time from the send until each client has the push: the time until the last
 //! client has it, and the p50/p99 over clients.
 //!
-//! `fanout-bench [--clients N] [--rounds R] [--concurrency C] [--connections-latency-ms MS]`
+//! `fanout-bench [--clients N] [--rounds R] [--concurrency C] [--connections-latency-ms MS]
+//! [--fan-out-memory-mb MB]`
 //! (N ≤ 5,000, R ≤ 20; C is the fan-out's concurrency, default `FANOUT_CONCURRENCY` or
 //! `config::fanout::DEFAULT_CONCURRENCY`; MS delays every `@connections` post by that much, as
 //! AWS's network round trip would, and the report puts the last delivery beside the bound
-//! `N × MS / C`). Run it with `cargo run --release -p natter-local --bin fanout-bench`.
+//! `N × MS / C`); MB limits the fan-out's thread to the CPU share of a Lambda function of that
+//! memory (`LambdaCpuShare`: a cgroup quota, where the machine lets the bench make one). Run it with `cargo run --release -p natter-local --bin fanout-bench`.
+//!
+//! The fan-out (the change feed, its store reads and every post with its HTTP connections) runs
+//! on a runtime and thread of its own, and each round reports that thread's CPU time beside the
+//! whole process's: the fan-out's own work per post, apart from the simulation's (the gateway and
+//! the clients), and what that work would take at a Lambda function's CPU share.
 //!
 //! Each client is two sockets in this process (its own and the gateway's end), plus one per
 //! fan-out post in flight: 5,000 clients need about 10,100 file descriptors, and the bench
@@ -43,6 +50,8 @@ struct Options {
     rounds: usize,
     concurrency: usize,
     latency_ms: u64,
+    /// Limit the fan-out's thread to the CPU share of a Lambda function of this memory.
+    fan_out_memory_mb: Option<u32>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -51,6 +60,7 @@ fn parse_args() -> Result<Options, String> {
         rounds: 5,
         concurrency: natter::fanout::concurrency_from_env()?,
         latency_ms: 0,
+        fan_out_memory_mb: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -70,6 +80,10 @@ fn parse_args() -> Result<Options, String> {
             {
                 options.latency_ms = number as u64
             }
+            // Lambda's memory settings.
+            "--fan-out-memory-mb" if (128..=10240).contains(&number) => {
+                options.fan_out_memory_mb = Some(number as u32)
+            }
             _ => return Err(format!("bad argument {flag} {value}")),
         }
     }
@@ -81,7 +95,7 @@ async fn main() {
     let options = match parse_args() {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("fanout-bench: {e}\nusage: fanout-bench [--clients N] [--rounds R] [--concurrency C] [--connections-latency-ms MS]");
+            eprintln!("fanout-bench: {e}\nusage: fanout-bench [--clients N] [--rounds R] [--concurrency C] [--connections-latency-ms MS] [--fan-out-memory-mb MB]");
             std::process::exit(2);
         }
     };
@@ -118,12 +132,10 @@ async fn run(options: Options) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let pusher = Arc::new(server::local_pusher(addr));
     let fan_out = Arc::new(FanOut::new(&storage.services, pusher, options.concurrency));
-    match storage.changes {
-        ChangeSource::Memory(feed) => {
-            tokio::spawn(natter_local::streams::run_change_feed(feed, fan_out));
-        }
+    let mut fan_out_thread = match storage.changes {
+        ChangeSource::Memory(feed) => spawn_fan_out_thread(feed, fan_out)?,
         ChangeSource::Stream(_) => return Err("the benchmark uses the embedded store".into()),
-    }
+    };
     let secret = state.auth.signing_key().clone();
     let now_secs = state.now_secs();
     let router = server::router(state);
@@ -181,16 +193,33 @@ async fn run(options: Options) -> Result<(), String> {
     );
 
     // ---- the rounds ----
+    // Each join told every participant's conversation lists: let the fan-out finish that.
+    let settling = Instant::now();
+    fan_out_thread.settle().await?;
+    println!(
+        "fanout-bench: the fan-out had the joins' changes done {:.2} s later",
+        settling.elapsed().as_secs_f64()
+    );
+    // The limit starts with the rounds (the joins are the bench's set-up), and is removed when
+    // the run ends, however it ends.
+    let _cpu_share = match options.fan_out_memory_mb {
+        Some(mb) => Some(LambdaCpuShare::limit(&fan_out_thread, mb)?),
+        None => None,
+    };
     let sender = Identity::User {
         user_id: users[0].clone(),
         role: None,
     };
     let mut results = Vec::new();
-    for round in 1..=options.rounds {
+    // Round 0 warms up: the pusher opens its connections (up to the concurrency), which it then
+    // keeps for the rounds that count, as a warm fan-out Lambda does.
+    for round in 0..=options.rounds {
+        fan_out_thread.settle().await?;
         let text = format!("round {round}");
         let body = serde_json::from_value(json!({ "text": text })).map_err(|e| e.to_string())?;
         let sent_at = Instant::now();
         let cpu_before = process_cpu();
+        let fan_out_cpu_before = fan_out_thread.cpu();
         let message = send_message
             .run(&sender, CONVERSATION, body)
             .await
@@ -216,18 +245,41 @@ async fn run(options: Options) -> Result<(), String> {
         let cpu = process_cpu()
             .zip(cpu_before)
             .map(|(after, before)| after - before);
+        let fan_out_cpu = fan_out_thread
+            .cpu()
+            .zip(fan_out_cpu_before)
+            .map(|(after, before)| after - before);
         latencies.sort();
-        let result = Round::of(&latencies, cpu);
+        let result = Round::of(&latencies, cpu, fan_out_cpu);
         println!(
-            "round {round}: last client after {:.1} ms{}; per client p50 {:.1} ms, p99 {:.1} ms{}",
+            "round {round}{}: last client after {:.1} ms{}; per client p50 {:.1} ms, p99 {:.1} ms{}{}",
+            if round == 0 { " (warm-up, not counted)" } else { "" },
             result.last_ms,
             ratio(result.last_ms, bound_ms),
             result.p50_ms,
             result.p99_ms,
-            cpu_per_post(result.cpu_ms, options.clients)
+            cpu_per_post(result.cpu_ms, options.clients),
+            fan_out_cpu_per_post(result.fan_out_cpu_ms, options.clients),
         );
-        results.push(result);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // What follows the pushes: the lists' side of the message (every participant's
+        // list subscriptions and activity item).
+        let lists_started = Instant::now();
+        let lists_cpu_before = fan_out_thread.cpu();
+        fan_out_thread.settle().await?;
+        if let Some(cpu) = fan_out_thread
+            .cpu()
+            .zip(lists_cpu_before)
+            .map(|(after, before)| after - before)
+        {
+            println!(
+                "  then the conversation lists' side: done {:.0} ms later, the fan-out's thread {:.0} ms",
+                lists_started.elapsed().as_secs_f64() * 1000.0,
+                cpu.as_secs_f64() * 1000.0
+            );
+        }
+        if round > 0 {
+            results.push(result);
+        }
     }
     let median = |f: fn(&Round) -> f64| {
         let mut v: Vec<f64> = results.iter().map(f).collect();
@@ -238,16 +290,193 @@ async fn run(options: Options) -> Result<(), String> {
         .iter()
         .all(|r| r.cpu_ms.is_some())
         .then(|| median(|r| r.cpu_ms.unwrap_or_default()));
+    let fan_out_cpu_ms = results
+        .iter()
+        .all(|r| r.fan_out_cpu_ms.is_some())
+        .then(|| median(|r| r.fan_out_cpu_ms.unwrap_or_default()));
     println!(
-        "median of {} rounds: last client {:.1} ms{}, p50 {:.1} ms, p99 {:.1} ms{}",
+        "median of {} rounds: last client {:.1} ms{}, p50 {:.1} ms, p99 {:.1} ms{}{}",
         results.len(),
         median(|r| r.last_ms),
         ratio(median(|r| r.last_ms), bound_ms),
         median(|r| r.p50_ms),
         median(|r| r.p99_ms),
-        cpu_per_post(cpu_ms, options.clients)
+        cpu_per_post(cpu_ms, options.clients),
+        fan_out_cpu_per_post(fan_out_cpu_ms, options.clients),
     );
+    if let Some(ms) = fan_out_cpu_ms {
+        println!("{}", on_lambda(ms, options.clients));
+    }
     Ok(())
+}
+
+/// The fan-out's thread: the change feed, the fan-out's store reads and every post it makes
+/// (signing, the HTTP client and the connections it spawns) run on a runtime of their own,
+/// so that thread's CPU time is the fan-out's alone, apart from the gateway's and the clients'.
+struct FanOutThread {
+    /// `/proc/self/task/{tid}/stat` of the thread.
+    stat: std::path::PathBuf,
+    /// True while the fan-out has applied every change it received and none waits.
+    idle: tokio::sync::watch::Receiver<bool>,
+}
+
+impl FanOutThread {
+    /// The thread's CPU time (user and system) so far; `None` where it cannot be read.
+    fn cpu(&self) -> Option<Duration> {
+        cpu_of_stat(&std::fs::read_to_string(&self.stat).ok()?)
+    }
+
+    /// Waits until the fan-out has done all of its work: what a round starts with, and what
+    /// follows a message's pushes (the conversation lists' side of the change).
+    async fn settle(&mut self) -> Result<(), String> {
+        // A change just written is taken from the feed within microseconds by this otherwise
+        // idle thread; the pause makes sure it has been, so `idle` speaks of it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::timeout(ROUND_LIMIT, self.idle.wait_for(|idle| *idle))
+            .await
+            .map_err(|_| format!("the fan-out was still busy after {ROUND_LIMIT:?}"))?
+            .map_err(|_| "the fan-out's thread stopped".to_string())?;
+        Ok(())
+    }
+}
+
+/// Runs the change feed as `natter-local` does (`streams::run_change_feed`: batches in write
+/// order), with a signal of when it is idle, on its own thread.
+fn spawn_fan_out_thread(
+    mut feed: natter::changes::ChangeReceiver,
+    fan_out: Arc<FanOut>,
+) -> Result<FanOutThread, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("the fan-out's runtime: {e}"))?;
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (idle_tx, idle) = tokio::sync::watch::channel(true);
+    std::thread::Builder::new()
+        .name("fan-out".into())
+        .spawn(move || {
+            // "/proc/thread-self" links to "{pid}/task/{tid}".
+            let _ = tid_tx.send(std::fs::read_link("/proc/thread-self"));
+            runtime.block_on(async move {
+                let mut batch = Vec::with_capacity(natter::config::stream::BATCH_SIZE);
+                while feed
+                    .recv_many(&mut batch, natter::config::stream::BATCH_SIZE)
+                    .await
+                    > 0
+                {
+                    idle_tx.send_replace(false);
+                    if let Err((_, error)) = fan_out.apply_all(&batch).await {
+                        eprintln!("fanout-bench: the fan-out failed: {error}");
+                    }
+                    batch.clear();
+                    idle_tx.send_replace(feed.is_empty());
+                }
+            });
+        })
+        .map_err(|e| format!("the fan-out's thread: {e}"))?;
+    let task = tid_rx
+        .recv()
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("/proc/thread-self: {e}"))?;
+    Ok(FanOutThread {
+        stat: std::path::Path::new("/proc").join(task).join("stat"),
+        idle,
+    })
+}
+
+/// A CPU limit on the fan-out's thread: the share of one CPU that AWS Lambda gives a function
+/// of a memory size (a full vCPU at 1,769 MB, in proportion below), enforced the way Lambda
+/// enforces it, by a CFS bandwidth quota: a cgroup (v1 `cpu` controller) of that one thread.
+/// It needs a writable `/sys/fs/cgroup/cpu` (root in a container), and says so when there is
+/// none.
+struct LambdaCpuShare {
+    group: std::path::PathBuf,
+    tid: String,
+}
+
+impl LambdaCpuShare {
+    const ROOT: &'static str = "/sys/fs/cgroup/cpu";
+    const PERIOD_US: u64 = 100_000;
+
+    fn limit(thread: &FanOutThread, memory_mb: u32) -> Result<LambdaCpuShare, String> {
+        let tid = thread
+            .stat
+            .parent()
+            .and_then(|task| task.file_name())
+            .map(|tid| tid.to_string_lossy().into_owned())
+            .ok_or("the fan-out thread's id")?;
+        let group = std::path::Path::new(Self::ROOT)
+            .join(format!("natter-fanout-bench-{}", std::process::id()));
+        let quota_us = Self::PERIOD_US * u64::from(memory_mb) / FULL_VCPU_MB as u64;
+        let write = |file: &str, value: &str| {
+            std::fs::write(group.join(file), value).map_err(|e| {
+                format!(
+                    "--fan-out-memory-mb needs a writable cgroup v1 cpu controller at {}:                      writing {file}: {e}",
+                    Self::ROOT
+                )
+            })
+        };
+        std::fs::create_dir(&group).map_err(|e| {
+            format!(
+                "--fan-out-memory-mb needs a writable cgroup v1 cpu controller at {}: {e}",
+                Self::ROOT
+            )
+        })?;
+        let share = LambdaCpuShare {
+            group: group.clone(),
+            tid,
+        };
+        write("cpu.cfs_period_us", &Self::PERIOD_US.to_string())?;
+        write("cpu.cfs_quota_us", &quota_us.to_string())?;
+        write("tasks", &share.tid)?;
+        println!(
+            "fanout-bench: the fan-out's thread limited to {:.3} of a CPU, as a {memory_mb} MB Lambda function",
+            quota_us as f64 / Self::PERIOD_US as f64
+        );
+        Ok(share)
+    }
+}
+
+impl Drop for LambdaCpuShare {
+    fn drop(&mut self) {
+        // A cgroup with a task in it cannot be removed: the thread goes back to the root first.
+        let _ = std::fs::write(std::path::Path::new(Self::ROOT).join("tasks"), &self.tid);
+        let _ = std::fs::remove_dir(&self.group);
+    }
+}
+
+/// "; the fan-out's own thread 310 ms, 62 µs per post", or nothing without a reading.
+fn fan_out_cpu_per_post(cpu_ms: Option<f64>, posts: usize) -> String {
+    match cpu_ms {
+        Some(ms) => format!(
+            "; the fan-out's own thread {ms:.0} ms, {:.0} µs per post",
+            ms * 1000.0 / posts.max(1) as f64
+        ),
+        None => String::new(),
+    }
+}
+
+/// The memory at which AWS Lambda gives a function one full vCPU (its documentation); below it,
+/// CPU in proportion to memory.
+const FULL_VCPU_MB: f64 = 1769.0;
+
+/// What the fan-out's own CPU time would take on a Lambda function, whose CPU share grows with
+/// its memory: a full vCPU at 1,769 MB (AWS Lambda's documentation), so at `m` MB a second of
+/// CPU takes 1,769 / m seconds. Loopback posts carry no TLS, which AWS's would.
+fn on_lambda(fan_out_cpu_ms: f64, posts: usize) -> String {
+    let at = |mb: f64| {
+        format!(
+            "{mb:.0} MB {:.2} s",
+            fan_out_cpu_ms * FULL_VCPU_MB / mb / 1000.0
+        )
+    };
+    format!(
+        "the fan-out's own CPU for {posts} posts, as a Lambda function's time at its memory's CPU share: {}, {}, {}, {}",
+        at(256.0),
+        at(512.0),
+        at(1024.0),
+        at(FULL_VCPU_MB)
+    )
 }
 
 /// " (1.08× the bound)", or nothing without a latency.
@@ -264,8 +493,12 @@ fn ratio(ms: f64, bound_ms: f64) -> String {
 /// this one process (the fan-out, the gateway and the clients), so a round's CPU is the whole
 /// pipeline's, and it shows where the CPU, not the latency, sets the pace.
 fn process_cpu() -> Option<Duration> {
+    cpu_of_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// User and system time from a `/proc/…/stat` line.
+fn cpu_of_stat(stat: &str) -> Option<Duration> {
     const TICKS_PER_SECOND: u64 = 100;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
@@ -308,10 +541,12 @@ struct Round {
     p99_ms: f64,
     /// The process's CPU time from the send to the last delivery.
     cpu_ms: Option<f64>,
+    /// The fan-out thread's part of it.
+    fan_out_cpu_ms: Option<f64>,
 }
 
 impl Round {
-    fn of(sorted: &[Duration], cpu: Option<Duration>) -> Round {
+    fn of(sorted: &[Duration], cpu: Option<Duration>, fan_out_cpu: Option<Duration>) -> Round {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let at = |q: f64| {
             let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
@@ -322,6 +557,7 @@ impl Round {
             p50_ms: at(0.50),
             p99_ms: at(0.99),
             cpu_ms: cpu.map(ms),
+            fan_out_cpu_ms: fan_out_cpu.map(ms),
         }
     }
 }
