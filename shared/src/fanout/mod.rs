@@ -40,6 +40,7 @@
 mod batch;
 mod lists;
 mod push;
+mod signing;
 mod stream;
 mod typing;
 

@@ -18,15 +18,14 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_smithy_async::time::SharedTimeSource;
 use aws_smithy_runtime_api::client::http::{HttpConnector, SharedHttpConnector};
-use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use super::signing::{sign_post, signed_host, AmzDate, SigningKey};
 use crate::config::fanout::{
     PUSH_ATTEMPT_TIMEOUT, PUSH_BACKOFF_BASE, PUSH_BACKOFF_MAX, PUSH_MAX_ATTEMPTS,
 };
@@ -54,9 +53,9 @@ pub trait Pusher: Send + Sync {
 /// The real pusher: API Gateway's management API (`POST @connections/{id}`), with posts that may
 /// pass later sent again with jittered exponential backoff.
 ///
-/// It signs each post with SigV4 (`aws-sigv4`, the SDK's own signer) and sends it through an
-/// HTTP connector of the SDK's stack (hyper, rustls), but not through the SDK's
-/// `PostToConnection` operation. That operation's pipeline (interceptors, endpoint resolution,
+/// It signs each post with SigV4 (`signing`: the canonical request of this one shape, with
+/// `aws-sigv4`'s signing key, derived once a day) and sends it through an HTTP connector of the
+/// SDK's stack (hyper, rustls), but not through the SDK's `PostToConnection` operation. That operation's pipeline (interceptors, endpoint resolution,
 /// identity and retry layers, stalled-stream checks) was most of the CPU of a fan-out to
 /// thousands of connections (docs/benchmarks.md), for a request this simple: one POST, a body,
 /// an empty answer. What it signs is what the SDK signs, less the SDK's own user-agent header:
@@ -66,11 +65,14 @@ pub struct ManagementApiPusher {
     connector: SharedHttpConnector,
     /// The stage's management endpoint, without a trailing `/`.
     endpoint: String,
+    /// The endpoint's host as signed, and its path (the stage, or nothing).
+    host: String,
+    stage_path: String,
     region: String,
     credentials: SharedCredentialsProvider,
-    /// The credentials of the last signing, until they come within `CREDENTIALS_REFRESH` of
-    /// their expiry.
-    identity: Mutex<Option<Identity>>,
+    /// The credentials of the last signing with their key for its day, until they come within
+    /// `CREDENTIALS_REFRESH` of their expiry.
+    signing_key: Mutex<Option<SigningKey>>,
     time: SharedTimeSource,
     /// Sends of one post at most, the first included.
     pub max_attempts: u32,
@@ -79,9 +81,6 @@ pub struct ManagementApiPusher {
     /// How long one send may take before it counts as unanswered.
     pub attempt_timeout: Duration,
 }
-
-/// The service name SigV4 signs management API requests for.
-const SIGNING_NAME: &str = "execute-api";
 
 /// How long before their expiry cached credentials are fetched again (temporary credentials
 /// from a role are refreshed by their provider well before they run out).
@@ -122,7 +121,8 @@ impl ManagementApiPusher {
     /// A pusher for the management endpoint of a WebSocket API stage
     /// (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`, or the local gateway), with
     /// the region, the credentials and the clock of `sdk`, sending through `connector`. Fails
-    /// when `sdk` has no region or no credentials, which every post would need.
+    /// when `sdk` has no region or no credentials, which every post would need, or when the
+    /// endpoint is not an `http(s)://host[:port][/stage]` URL.
     pub fn new(
         sdk: &aws_config::SdkConfig,
         connector: SharedHttpConnector,
@@ -134,12 +134,28 @@ impl ManagementApiPusher {
         let credentials = sdk
             .credentials_provider()
             .ok_or("the AWS configuration has no credentials to sign management API posts")?;
+        let endpoint = endpoint.trim_end_matches('/');
+        let uri: http::Uri = endpoint
+            .parse()
+            .map_err(|e| format!("the management endpoint {endpoint:?} is not a URL: {e}"))?;
+        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+            return Err(format!(
+                "the management endpoint {endpoint:?} names no scheme and host"
+            ));
+        };
+        if uri.query().is_some() {
+            return Err(format!(
+                "the management endpoint {endpoint:?} has a query; it should end at the stage"
+            ));
+        }
         Ok(ManagementApiPusher {
             connector,
-            endpoint: endpoint.trim_end_matches('/').to_string(),
+            endpoint: endpoint.to_string(),
+            host: signed_host(scheme, host, uri.port_u16()),
+            stage_path: uri.path().trim_end_matches('/').to_string(),
             region: region.to_string(),
             credentials,
-            identity: Mutex::new(None),
+            signing_key: Mutex::new(None),
             time: sdk.time_source().unwrap_or_default(),
             max_attempts: PUSH_MAX_ATTEMPTS,
             backoff: (PUSH_BACKOFF_BASE, PUSH_BACKOFF_MAX),
@@ -147,85 +163,72 @@ impl ManagementApiPusher {
         })
     }
 
-    /// The identity to sign with: the cached one while it is fresh, else the provider's.
-    async fn identity(&self, now: SystemTime) -> Result<Identity, String> {
-        let fresh = |identity: &Identity| {
-            identity
-                .expiration()
+    /// The key to sign with at `at`: the cached one while its credentials are fresh and it is
+    /// for that day, else one derived again, from the provider's credentials when the cached
+    /// ones near their expiry.
+    async fn signing_key(&self, at: &AmzDate, now: SystemTime) -> Result<SigningKey, String> {
+        let fresh = |key: &SigningKey| {
+            key.credentials
+                .expiry()
                 .is_none_or(|expiry| expiry > now + CREDENTIALS_REFRESH)
         };
-        if let Some(identity) = self.cached_identity().filter(fresh) {
-            return Ok(identity);
+        let cached = self.cached_signing_key().filter(fresh);
+        if let Some(key) = cached.as_ref().filter(|key| key.signs_for(at)) {
+            return Ok(key.clone());
         }
-        let credentials = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| format!("no credentials to sign the post: {e}"))?;
-        let identity = Identity::from(credentials);
-        if let Ok(mut cached) = self.identity.lock() {
-            *cached = Some(identity.clone());
+        let credentials = match cached {
+            Some(key) => key.credentials,
+            None => self
+                .credentials
+                .provide_credentials()
+                .await
+                .map_err(|e| format!("no credentials to sign the post: {e}"))?,
+        };
+        let key = SigningKey::derive(credentials, at, &self.region);
+        if let Ok(mut cached) = self.signing_key.lock() {
+            *cached = Some(key.clone());
         }
-        Ok(identity)
+        Ok(key)
     }
 
-    fn cached_identity(&self) -> Option<Identity> {
-        self.identity.lock().ok().and_then(|cached| cached.clone())
+    fn cached_signing_key(&self) -> Option<SigningKey> {
+        self.signing_key
+            .lock()
+            .ok()
+            .and_then(|cached| cached.clone())
     }
 
-    /// `POST {endpoint}/@connections/{id}` with `frame` as its body, signed for `now`.
+    /// `POST {endpoint}/@connections/{id}` with `frame` as its body, signed with `key` at `at`.
     fn signed_post(
         &self,
         connection_id: &str,
         frame: &str,
-        identity: &Identity,
-        now: SystemTime,
+        key: &SigningKey,
+        at: &AmzDate,
     ) -> Result<http::Request<SdkBody>, String> {
-        let uri = format!(
-            "{}/@connections/{}",
-            self.endpoint,
-            utf8_percent_encode(connection_id, PATH_SEGMENT)
-        );
-        let length = frame.len().to_string();
-        let headers = [
-            ("content-type", "application/octet-stream"),
-            ("content-length", length.as_str()),
-        ];
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(identity)
-            .region(&self.region)
-            .name(SIGNING_NAME)
-            .time(now)
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| format!("could not sign the post: {e}"))?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            uri.as_str(),
-            headers.into_iter(),
-            SignableBody::Bytes(frame.as_bytes()),
-        )
-        .map_err(|e| format!("could not sign the post to {uri}: {e}"))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|e| format!("could not sign the post to {uri}: {e}"))?
-            .into_parts();
-        let mut request = http::Request::post(&uri);
-        for (name, value) in headers {
-            request = request.header(name, value);
+        let id = utf8_percent_encode(connection_id, PATH_SEGMENT);
+        let path = format!("{}/@connections/{id}", self.stage_path);
+        let uri = format!("{}/@connections/{id}", self.endpoint);
+        let signed = sign_post(key, at, &self.region, &self.host, &path, frame.as_bytes());
+        let mut request = http::Request::post(&uri)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", frame.len())
+            .header("x-amz-date", signed.amz_date)
+            .header("authorization", signed.authorization);
+        if let Some(token) = signed.security_token {
+            request = request.header("x-amz-security-token", token);
         }
-        let mut request = request
+        request
             .body(SdkBody::from(frame))
-            .map_err(|e| format!("could not build the post to {uri}: {e}"))?;
-        instructions.apply_to_request_http1x(&mut request);
-        Ok(request)
+            .map_err(|e| format!("could not build the post to {uri}: {e}"))
     }
 
     /// One send of the post, and what its answer means.
     async fn send_once(&self, connection_id: &str, frame: &str) -> (Answer, String) {
         let now = self.time.now();
-        let request = match self.identity(now).await.and_then(|identity| {
-            let request = self.signed_post(connection_id, frame, &identity, now)?;
+        let at = AmzDate::of(now);
+        let request = match self.signing_key(&at, now).await.and_then(|key| {
+            let request = self.signed_post(connection_id, frame, &key, &at)?;
             aws_smithy_runtime_api::http::Request::try_from(request)
                 .map_err(|e| format!("could not build the post: {e}"))
         }) {
@@ -325,6 +328,7 @@ impl Pusher for ManagementApiPusher {
 mod tests {
     use super::*;
     use crate::scripted_http::{Received, Reply};
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 
     /// The management API's answer for `status`: the error type API Gateway names for it, or 200.
     fn management_reply(status: u16) -> Reply {
@@ -406,9 +410,18 @@ mod tests {
         /// The signature of this request with `body` at `at`, recomputed by `aws-sigv4` from
         /// what arrived: what API Gateway checks a post's `Authorization` against.
         fn recomputed_signature(&self, body: &str, at: std::time::SystemTime) -> String {
+            self.recomputed_signature_with(body, at, &session_credentials())
+        }
+
+        fn recomputed_signature_with(
+            &self,
+            body: &str,
+            at: std::time::SystemTime,
+            credentials: &aws_credential_types::Credentials,
+        ) -> String {
             let mut parts = self.line.split(' ');
             let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let identity = session_credentials().into();
+            let identity = credentials.clone().into();
             let scope: Vec<&str> = self.authorization("Credential=").split('/').collect();
             let params = aws_sigv4::sign::v4::SigningParams::builder()
                 .identity(&identity)
@@ -570,6 +583,72 @@ mod tests {
         }
     }
 
+    /// A clock the test sets.
+    #[derive(Debug, Clone)]
+    struct SetClock(std::sync::Arc<Mutex<SystemTime>>);
+
+    impl aws_smithy_async::time::TimeSource for SetClock {
+        fn now(&self) -> SystemTime {
+            *self.0.lock().expect("the test clock")
+        }
+    }
+
+    #[tokio::test]
+    async fn the_signing_key_follows_the_day_and_long_lived_credentials_sign_without_a_token() {
+        // 2026-11-30T23:59:59Z, then two seconds later, the next day.
+        let before_midnight = std::time::UNIX_EPOCH + Duration::from_secs(1_796_083_199);
+        let after_midnight = before_midnight + Duration::from_secs(2);
+        let clock = SetClock(std::sync::Arc::new(Mutex::new(before_midnight)));
+        let provider = CountingProvider {
+            calls: Default::default(),
+            ttl: Duration::from_secs(3600),
+        };
+        let sdk = crate::scripted_http::sdk_config()
+            .to_builder()
+            .region(aws_config::Region::new("eu-west-2"))
+            .credentials_provider(SharedCredentialsProvider::new(provider.clone()))
+            .time_source(clock.clone())
+            .build();
+        let (endpoint, received) = scripted_server(vec![]).await;
+        let pusher = pusher_over(&sdk, &format!("{endpoint}/prod/"));
+        assert_eq!(pusher.push("a=", "one").await, PushOutcome::Delivered);
+        *clock.0.lock().expect("the test clock") = after_midnight;
+        assert_eq!(pusher.push("a=", "two").await, PushOutcome::Delivered);
+        let heads: Vec<Head> = received.heads().iter().map(|h| Head::parse(h)).collect();
+        let [first, second] = heads.as_slice() else {
+            panic!("two posts, not {}", heads.len());
+        };
+        assert!(
+            first.line.starts_with("POST /prod/@connections/a%3D "),
+            "{}",
+            first.line
+        );
+        assert_eq!(first.header("x-amz-date"), "20261130T235959Z");
+        assert_eq!(second.header("x-amz-date"), "20261201T000001Z");
+        assert!(first.authorization("Credential=").contains("/20261130/"));
+        assert!(second.authorization("Credential=").contains("/20261201/"));
+        // The credentials were still fresh: one call, and a key derived again for the new day.
+        assert_eq!(provider.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The counting provider's credentials have no session token: nothing signs one.
+        let long_lived = aws_credential_types::Credentials::new("test", "test", None, None, "n");
+        for (head, body, at) in [
+            (first, "one", before_midnight),
+            (second, "two", after_midnight),
+        ] {
+            assert_eq!(head.header("x-amz-security-token"), "");
+            assert_eq!(
+                head.authorization("SignedHeaders="),
+                "content-length;content-type;host;x-amz-date"
+            );
+            assert_eq!(
+                head.recomputed_signature_with(body, at, &long_lived),
+                head.authorization("Signature="),
+                "{}",
+                head.line
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_pusher_needs_a_region_and_credentials() {
         let connector = plain_http_connector;
@@ -588,6 +667,11 @@ mod tests {
         let err =
             ManagementApiPusher::new(&no_credentials, connector(), "http://127.0.0.1:9").err();
         assert!(err.is_some_and(|e| e.contains("credentials")));
+        let sdk = crate::scripted_http::sdk_config();
+        for endpoint in ["not a url", "/prod", "http://127.0.0.1:9/prod?stage=x"] {
+            let err = ManagementApiPusher::new(&sdk, connector(), endpoint).err();
+            assert!(err.is_some_and(|e| e.contains("endpoint")), "{endpoint}");
+        }
     }
 
     #[tokio::test]
