@@ -373,6 +373,16 @@ pub mod fanout {
     /// second (shared with `@connections`), and 5,000 subscribers are bounded by
     /// 5,000 × 20 ms / 128 = 781 ms; `docs/benchmarks.md` has the measurements it was chosen from.
     pub const DEFAULT_CONCURRENCY: usize = 128;
+    /// The fan-out function's memory (template parameter `FanOutMemorySize`), in MB. Lambda
+    /// gives a function CPU in proportion to its memory (a full vCPU at 1,769 MB), and a fan-out
+    /// to thousands of subscribers is bound by its CPU below this: with its CPU limited to a
+    /// Lambda function's share, the last of 5,000 subscribers had a message after 2.8 s at
+    /// 256 MB, 1.4 s at 512 MB and 0.97 s at 1,024 MB (`docs/benchmarks.md`). The other
+    /// functions keep the template's 256 MB.
+    pub const DEFAULT_MEMORY_MB: u32 = 1024;
+    /// The least and most `FanOutMemorySize` may ask for: Lambda's own bounds.
+    pub const MIN_MEMORY_MB: u32 = 128;
+    pub const MAX_MEMORY_MB: u32 = 10_240;
     /// The least `FANOUT_CONCURRENCY` may ask for.
     pub const MIN_CONCURRENCY: usize = 1;
     /// The most `FANOUT_CONCURRENCY` may ask for.

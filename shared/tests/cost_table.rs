@@ -70,8 +70,18 @@ const WRU_PER_ITEM: f64 = 1.0;
 /// 30 short messages (about 18 KB) reads 5 RRU, and of a handful of small items 1.
 const PAGE_QUERY_RRU: f64 = 5.0;
 const SMALL_QUERY_RRU: f64 = 1.0;
-/// Each function's memory (`template.yaml`'s `Globals.Function.MemorySize`), in GB.
-const FUNCTION_MEMORY_GB: f64 = 256.0 / 1024.0;
+/// A route function's memory (`template.yaml`'s `Globals.Function.MemorySize`) and the
+/// fan-out's (`FanOutMemorySize`, whose default `limits_parity.rs` holds to the config's), in GB.
+fn memory_gb() -> (f64, f64) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(&path).expect("template.yaml is readable");
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml is YAML");
+    let function_mb = template["Globals"]["Function"]["MemorySize"]
+        .as_f64()
+        .expect("Globals.Function.MemorySize");
+    let fan_out_mb = f64::from(natter::config::fanout::DEFAULT_MEMORY_MB);
+    (function_mb / 1024.0, fan_out_mb / 1024.0)
+}
 /// Billed milliseconds per sequential DynamoDB round trip of a function (network and
 /// DynamoDB's own latency), and of compute per invocation.
 const MS_PER_ROUND_TRIP: f64 = 8.0;
@@ -360,11 +370,19 @@ fn rows(op: &str, m: &Measured) -> Vec<Row> {
     });
     let ms = |fan: bool| round_trips(op, fan) * MS_PER_ROUND_TRIP + MS_COMPUTE;
     let post_rounds = if m.posts > 0 { 1.0 } else { 0.0 };
-    let billed_ms = ms(false) + fanout_runs * (ms(true) + post_rounds * MS_PER_POST_ROUND);
-    let gb_s = billed_ms / 1000.0 * FUNCTION_MEMORY_GB;
+    let (function_gb, fan_out_gb) = memory_gb();
+    let function_ms = ms(false);
+    let fan_out_ms = fanout_runs * (ms(true) + post_rounds * MS_PER_POST_ROUND);
+    let gb_s = (function_ms * function_gb + fan_out_ms * fan_out_gb) / 1000.0;
     rows.push(Row {
         what: "Lambda GB-seconds",
-        unit: format!("{billed_ms} ms × 0.25 GB"),
+        unit: if fan_out_ms > 0.0 {
+            format!(
+                "{function_ms} ms × {function_gb} GB + {fan_out_ms} ms × {fan_out_gb} GB (fan-out)"
+            )
+        } else {
+            format!("{function_ms} ms × {function_gb} GB")
+        },
         count: gb_s,
         usd: gb_s * LAMBDA_PER_GB_SECOND_ARM,
     });

@@ -358,6 +358,9 @@ fn template_expected() -> BTreeMap<String, Value> {
         Parameters/FanOutConcurrency/Default = {default_concurrency}
         Parameters/FanOutConcurrency/MinValue = {min_concurrency}
         Parameters/FanOutConcurrency/MaxValue = {max_concurrency}
+        Parameters/FanOutMemorySize/Default = {default_memory_mb}
+        Parameters/FanOutMemorySize/MinValue = {min_memory_mb}
+        Parameters/FanOutMemorySize/MaxValue = {max_memory_mb}
         # An empty NATTER_ROLES is the built-in roles (checked against Config below).
         Parameters/RolesJson/Default = \"\"
         {STREAM}/BatchSize = {batch_size}
@@ -368,6 +371,9 @@ fn template_expected() -> BTreeMap<String, Value> {
         default_concurrency = fanout::DEFAULT_CONCURRENCY,
         min_concurrency = fanout::MIN_CONCURRENCY,
         max_concurrency = fanout::MAX_CONCURRENCY,
+        default_memory_mb = fanout::DEFAULT_MEMORY_MB,
+        min_memory_mb = fanout::MIN_MEMORY_MB,
+        max_memory_mb = fanout::MAX_MEMORY_MB,
         batch_size = stream::BATCH_SIZE,
         max_retry_attempts = stream::MAX_RETRY_ATTEMPTS,
         max_record_age_secs = stream::MAX_RECORD_AGE_SECS,
@@ -401,6 +407,10 @@ fn the_template_parameters_reach_the_settings_they_bound() {
     assert_eq!(
         untagged(&fan_out["FANOUT_CONCURRENCY"]).as_str(),
         Some("FanOutConcurrency")
+    );
+    assert_eq!(
+        untagged(&template["Resources"]["FanOutFunction"]["Properties"]["MemorySize"]).as_str(),
+        Some("FanOutMemorySize")
     );
 
     // RetentionDays' MinValue and RolesJson's Default mean to natter what the template says.
