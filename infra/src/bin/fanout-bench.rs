@@ -258,8 +258,8 @@ async fn run(options: Options) -> Result<(), String> {
             ratio(result.last_ms, bound_ms),
             result.p50_ms,
             result.p99_ms,
-            cpu_per_post(result.cpu_ms, options.clients),
-            fan_out_cpu_per_post(result.fan_out_cpu_ms, options.clients),
+            cpu_per_post("CPU", result.cpu_ms, options.clients),
+            cpu_per_post("the fan-out's own thread", result.fan_out_cpu_ms, options.clients),
         );
         // What follows the pushes: the lists' side of the message (every participant's
         // list subscriptions and activity item).
@@ -301,8 +301,8 @@ async fn run(options: Options) -> Result<(), String> {
         ratio(median(|r| r.last_ms), bound_ms),
         median(|r| r.p50_ms),
         median(|r| r.p99_ms),
-        cpu_per_post(cpu_ms, options.clients),
-        fan_out_cpu_per_post(fan_out_cpu_ms, options.clients),
+        cpu_per_post("CPU", cpu_ms, options.clients),
+        cpu_per_post("the fan-out's own thread", fan_out_cpu_ms, options.clients),
     );
     if let Some(ms) = fan_out_cpu_ms {
         println!("{}", on_lambda(ms, options.clients));
@@ -445,17 +445,6 @@ impl Drop for LambdaCpuShare {
     }
 }
 
-/// "; the fan-out's own thread 310 ms, 62 µs per post", or nothing without a reading.
-fn fan_out_cpu_per_post(cpu_ms: Option<f64>, posts: usize) -> String {
-    match cpu_ms {
-        Some(ms) => format!(
-            "; the fan-out's own thread {ms:.0} ms, {:.0} µs per post",
-            ms * 1000.0 / posts.max(1) as f64
-        ),
-        None => String::new(),
-    }
-}
-
 /// The memory at which AWS Lambda gives a function one full vCPU (its documentation); below it,
 /// CPU in proportion to memory.
 const FULL_VCPU_MB: f64 = 1769.0;
@@ -506,11 +495,11 @@ fn cpu_of_stat(stat: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }
 
-/// "; CPU 2120 ms, 424 µs per post", or nothing without a CPU reading.
-fn cpu_per_post(cpu_ms: Option<f64>, posts: usize) -> String {
+/// "; CPU 2120 ms, 424 µs per post" (whose CPU: `of`), or nothing without a CPU reading.
+fn cpu_per_post(of: &str, cpu_ms: Option<f64>, posts: usize) -> String {
     match cpu_ms {
         Some(ms) => format!(
-            "; CPU {ms:.0} ms, {:.0} µs per post",
+            "; {of} {ms:.0} ms, {:.0} µs per post",
             ms * 1000.0 / posts.max(1) as f64
         ),
         None => String::new(),
