@@ -14,7 +14,8 @@
 //! `config::fanout::DEFAULT_CONCURRENCY`; MS delays every `@connections` post by that much, as
 //! AWS's network round trip would, and the report puts the last delivery beside the bound
 //! `N × MS / C`); MB limits the fan-out's thread to the CPU share of a Lambda function of that
-//! memory (`LambdaCpuShare`: a cgroup quota, where the machine lets the bench make one). Run it with `cargo run --release -p natter-local --bin fanout-bench`.
+//! memory (`LambdaCpuShare`: a cgroup quota, where the machine lets the bench make one). Run it
+//! with `cargo run --release -p natter-local --bin fanout-bench`.
 //!
 //! The fan-out (the change feed, its store reads and every post with its HTTP connections) runs
 //! on a runtime and thread of its own, and each round reports that thread's CPU time beside the
@@ -411,7 +412,7 @@ impl LambdaCpuShare {
         let write = |file: &str, value: &str| {
             std::fs::write(group.join(file), value).map_err(|e| {
                 format!(
-                    "--fan-out-memory-mb needs a writable cgroup v1 cpu controller at {}:                      writing {file}: {e}",
+                    "--fan-out-memory-mb needs a writable cgroup v1 cpu controller at {}: writing {file}: {e}",
                     Self::ROOT
                 )
             })

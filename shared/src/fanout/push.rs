@@ -55,12 +55,12 @@ pub trait Pusher: Send + Sync {
 ///
 /// It signs each post with SigV4 (`signing`: the canonical request of this one shape, with
 /// `aws-sigv4`'s signing key, derived once a day) and sends it through an HTTP connector of the
-/// SDK's stack (hyper, rustls), but not through the SDK's `PostToConnection` operation. That operation's pipeline (interceptors, endpoint resolution,
-/// identity and retry layers, stalled-stream checks) was most of the CPU of a fan-out to
-/// thousands of connections (docs/benchmarks.md), for a request this simple: one POST, a body,
-/// an empty answer. What it signs is what the SDK signs, less the SDK's own user-agent header:
-/// a test sends one post both ways and compares them, and recomputes both signatures from the
-/// wire.
+/// SDK's stack (hyper, rustls), but not through the SDK's `PostToConnection` operation. That
+/// operation's pipeline (interceptors, endpoint resolution, identity and retry layers,
+/// stalled-stream checks) was most of the CPU of a fan-out to thousands of connections
+/// (docs/benchmarks.md), for a request this simple: one POST, a body, an empty answer. What it
+/// signs is what the SDK signs, less the SDK's own user-agent header: a test sends one post both
+/// ways and compares them, and recomputes both signatures from the wire.
 pub struct ManagementApiPusher {
     connector: SharedHttpConnector,
     /// The stage's management endpoint, without a trailing `/`.
