@@ -13,7 +13,7 @@
 //!   however often it is sent: the post is logged and skipped, so that one change that can never
 //!   be delivered to one connection does not hold back every change after it.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -72,7 +72,7 @@ pub struct ManagementApiPusher {
     credentials: SharedCredentialsProvider,
     /// The credentials of the last signing with their key for its day, until they come within
     /// `CREDENTIALS_REFRESH` of their expiry.
-    signing_key: Mutex<Option<SigningKey>>,
+    signing_key: Mutex<Option<Arc<SigningKey>>>,
     time: SharedTimeSource,
     /// Sends of one post at most, the first included.
     pub max_attempts: u32,
@@ -166,8 +166,8 @@ impl ManagementApiPusher {
     /// The key to sign with at `at`: the cached one while its credentials are fresh and it is
     /// for that day, else one derived again, from the provider's credentials when the cached
     /// ones near their expiry.
-    async fn signing_key(&self, at: &AmzDate, now: SystemTime) -> Result<SigningKey, String> {
-        let fresh = |key: &SigningKey| {
+    async fn signing_key(&self, at: &AmzDate, now: SystemTime) -> Result<Arc<SigningKey>, String> {
+        let fresh = |key: &Arc<SigningKey>| {
             key.credentials
                 .expiry()
                 .is_none_or(|expiry| expiry > now + CREDENTIALS_REFRESH)
@@ -177,21 +177,21 @@ impl ManagementApiPusher {
             return Ok(key.clone());
         }
         let credentials = match cached {
-            Some(key) => key.credentials,
+            Some(key) => key.credentials.clone(),
             None => self
                 .credentials
                 .provide_credentials()
                 .await
                 .map_err(|e| format!("no credentials to sign the post: {e}"))?,
         };
-        let key = SigningKey::derive(credentials, at, &self.region);
+        let key = Arc::new(SigningKey::derive(credentials, at, &self.region));
         if let Ok(mut cached) = self.signing_key.lock() {
             *cached = Some(key.clone());
         }
         Ok(key)
     }
 
-    fn cached_signing_key(&self) -> Option<SigningKey> {
+    fn cached_signing_key(&self) -> Option<Arc<SigningKey>> {
         self.signing_key
             .lock()
             .ok()
@@ -712,15 +712,21 @@ mod tests {
         }
     }
 
+    /// A listener on a free loopback port, and the endpoint a pusher reaches it at.
+    async fn loopback_listener() -> (tokio::net::TcpListener, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        (listener, endpoint)
+    }
+
     #[tokio::test]
     async fn an_answer_whose_body_never_ends_counts_as_unanswered() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         // A management API that answers every post's head with a refusal and then holds back the
         // body it announced.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let (listener, endpoint) = loopback_listener().await;
         let server = tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((mut socket, _)) = listener.accept().await {
@@ -743,10 +749,7 @@ mod tests {
     #[tokio::test]
     async fn a_send_that_is_not_answered_in_time_is_sent_again() {
         // A management API that takes every connection and never answers.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let (listener, endpoint) = loopback_listener().await;
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = accepted.clone();
         let server = tokio::spawn(async move {

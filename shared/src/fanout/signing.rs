@@ -54,7 +54,6 @@ const CANONICAL_PATH: &AsciiSet = &CONTROLS
     .add(b'\\');
 
 /// Credentials with the signing key derived from them for one UTC day.
-#[derive(Clone)]
 pub(super) struct SigningKey {
     pub(super) credentials: Credentials,
     /// `YYYYMMDD`, the day the key signs for.
