@@ -73,9 +73,7 @@ const SMALL_QUERY_RRU: f64 = 1.0;
 /// A route function's memory (`template.yaml`'s `Globals.Function.MemorySize`) and the
 /// fan-out's (`FanOutMemorySize`, whose default `limits_parity.rs` holds to the config's), in GB.
 fn memory_gb() -> (f64, f64) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    let text = std::fs::read_to_string(&path).expect("template.yaml is readable");
-    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml is YAML");
+    let template = common::repo::load_template();
     let function_mb = template["Globals"]["Function"]["MemorySize"]
         .as_f64()
         .expect("Globals.Function.MemorySize");

@@ -18,9 +18,9 @@
 //! loader sends nothing else is measured against moto in `functions/tests/secrets.rs`.
 
 mod common;
+use common::repo::load_template;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -57,12 +57,6 @@ use natter::ws::{
 use serde_json::{json, Value};
 
 // ---- What the template grants ----------------------------------------------------------------
-
-fn load_template() -> serde_yaml::Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    let text = std::fs::read_to_string(&path).expect("template.yaml is readable");
-    serde_yaml::from_str(&text).expect("template.yaml is YAML")
-}
 
 /// Every function of the template, by the name of its binary, with its resource.
 fn functions(template: &serde_yaml::Value) -> Vec<(String, &serde_yaml::Value)> {

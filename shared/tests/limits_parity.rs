@@ -14,26 +14,14 @@
 //! whose number is gone from the document fails, and a number that differs from the config fails.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use natter::config::{
     self, aws, connections, fanout, input, sizes, stream, Config, Limits, Roles, SECS_PER_DAY,
 };
 use serde_yaml::Value;
 
-fn repo_file(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-}
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(repo_file(path)).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-}
-
-fn load_yaml(path: &str) -> Value {
-    serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"))
-}
+mod common;
+use common::repo::{load_yaml, read};
 
 /// A value without its CloudFormation tag (`!Ref Name` → `Name`).
 fn untagged(value: &Value) -> &Value {

@@ -2,22 +2,12 @@
 //! `template.yaml` deploys, what `docs/openapi.yaml` documents, and the function binaries.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use natter::routes::{HTTP_ROUTES, WS_AUTHORIZER_FUNCTION, WS_ROUTES};
 use serde_yaml::Value;
 
-fn repo_file(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-}
-
-fn load_yaml(path: &str) -> Value {
-    let text = std::fs::read_to_string(repo_file(path))
-        .unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"))
-}
+mod common;
+use common::repo::{load_yaml, repo_file};
 
 type RouteSet = BTreeSet<(String, String, String)>;
 

@@ -2,6 +2,8 @@
 //! The stores under test: a fresh `MemoryStore`, or a `DynamoStore` on a fresh, uniquely named
 //! table of the DynamoDB (moto) at `NATTER_TEST_DYNAMODB_ENDPOINT`.
 
+pub mod repo;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
