@@ -116,9 +116,7 @@ fn build_tls_context() -> aws_smithy_http_client::tls::TlsContext {
     if std::env::var(TLS_ROOTS_ENV).is_ok_and(|v| v == "system") {
         return TlsContext::default();
     }
-    let trust_store = amazon_roots()
-        .into_iter()
-        .fold(TrustStore::empty(), TrustStore::with_pem_certificate);
+    let trust_store = TrustStore::empty().with_pem_certificate(AMAZON_ROOTS_PEM.as_bytes());
     // Building the context fails only for a provider without trust-store support, which rustls
     // is not; the system's roots are the fallback all the same.
     TlsContext::builder()
@@ -131,36 +129,13 @@ fn build_tls_context() -> aws_smithy_http_client::tls::TlsContext {
 /// (for an endpoint behind another CA, e.g. a TLS-inspecting proxy).
 pub const TLS_ROOTS_ENV: &str = "NATTER_TLS_ROOTS";
 
-/// The root CAs of Amazon Trust Services, by subject common name: the roots of the
-/// certificates of DynamoDB, API Gateway, SQS and Secrets Manager endpoints.
-pub const AMAZON_ROOTS: &[&str] = &[
-    "Amazon Root CA 1",
-    "Amazon Root CA 2",
-    "Amazon Root CA 3",
-    "Amazon Root CA 4",
-    "Starfield Services Root Certificate Authority - G2",
-];
+mod amazon_roots;
+pub use amazon_roots::{amazon_roots, AMAZON_ROOTS};
 
-/// `AMAZON_ROOTS` from Mozilla's root store (compiled in), as PEM, the form the SDK's trust
-/// store takes. Only these few: decoding PEM is slow on purpose (constant-time base64), and all
-/// of Mozilla's ~150 roots cost 2 ms of every cold start. Each name's searcher is built once
-/// and run over every root (`memmem::Finder`): building one per root and name (`memmem::find`)
-/// took 0.2–0.3 ms, and a loop over `windows` 3 ms.
-pub fn amazon_roots() -> Vec<String> {
-    use base64::Engine;
-    let names: Vec<memchr::memmem::Finder> = AMAZON_ROOTS
-        .iter()
-        .map(|name| memchr::memmem::Finder::new(name.as_bytes()))
-        .collect();
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .filter(|der| names.iter().any(|name| name.find(der.as_ref()).is_some()))
-        .map(|der| {
-            let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-            format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
-        })
-        .collect()
-}
+/// `amazon_roots()` as one PEM bundle, picked when the crate is built (`build.rs`): a cold start
+/// then only hands these bytes to the trust store, where picking them from Mozilla's roots and
+/// encoding them took 0.1–0.2 ms of every init.
+pub const AMAZON_ROOTS_PEM: &str = include_str!(concat!(env!("OUT_DIR"), "/amazon_roots.pem"));
 
 /// The services over the table named by `TABLE_NAME`, with the deployment's settings; when
 /// `TYPING_QUEUE_URL` is set (only `ws-typing`'s), typing expiry checks go to that queue. An

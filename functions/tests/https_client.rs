@@ -4,7 +4,7 @@
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
-use natter_functions::{amazon_roots, https_client, AMAZON_ROOTS};
+use natter_functions::{amazon_roots, https_client, AMAZON_ROOTS, AMAZON_ROOTS_PEM};
 
 #[test]
 fn it_trusts_each_amazon_root_once_and_nothing_else() {
@@ -24,6 +24,17 @@ fn it_trusts_each_amazon_root_once_and_nothing_else() {
             .count();
         assert_eq!(holding, 1, "{name} is trusted once");
     }
+}
+
+#[test]
+fn the_bundle_built_into_the_crate_is_the_amazon_roots() {
+    assert_eq!(AMAZON_ROOTS_PEM, amazon_roots().concat());
+    assert_eq!(
+        AMAZON_ROOTS_PEM
+            .matches("-----BEGIN CERTIFICATE-----")
+            .count(),
+        AMAZON_ROOTS.len()
+    );
 }
 
 fn pem_body(pem: &str) -> Vec<u8> {
