@@ -94,12 +94,43 @@ const NO_AWS_CALLS: &str = "this function's operation holds no AWS action, so it
 /// *Cold init*), and the fan-out paid it twice.
 pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls;
-    aws_smithy_http_client::Builder::new()
+    let hyper = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::AwsLc,
         ))
         .tls_context(tls_context())
-        .build_https()
+        .build_https();
+    aws_smithy_runtime_api::client::http::SharedHttpClient::new(ConnectorOnFirstRequest(hyper))
+}
+
+/// An HTTP client that builds its connector only for a request, never at a service client's
+/// construction.
+///
+/// The SDK's hyper client, asked to validate a new service client's configuration, builds a
+/// whole connector (the TLS configuration, the roots parsed) and throws it away, so that
+/// native certificates load before the first request. These roots are compiled in, and the
+/// first request, the init's warm-up, builds the connector anyway: the throwaway one was
+/// 0.1–0.2 ms of every cold start, per service client (`perf`, docs/benchmarks.md).
+#[derive(Debug)]
+pub struct ConnectorOnFirstRequest<C>(pub C);
+
+impl<C: aws_smithy_runtime_api::client::http::HttpClient>
+    aws_smithy_runtime_api::client::http::HttpClient for ConnectorOnFirstRequest<C>
+{
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+    // `validate_base_client_config` is the trait's default: nothing to check, nothing built.
 }
 
 /// The TLS configuration of every HTTPS connection of this process: `AMAZON_ROOTS`, or the
@@ -365,6 +396,75 @@ mod tests {
             .expect_err("no call can succeed");
         let message = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
         assert!(message.contains(NO_AWS_CALLS), "{message}");
+    }
+
+    /// An HTTP client that counts what the SDK asks of it; its connector refuses every request.
+    #[derive(Debug, Default, Clone)]
+    struct CountingHttpClient {
+        validations: Arc<std::sync::atomic::AtomicUsize>,
+        connectors: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl aws_smithy_runtime_api::client::http::HttpClient for CountingHttpClient {
+        fn http_connector(
+            &self,
+            _: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+            _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+            self.connectors
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            aws_smithy_runtime_api::client::http::SharedHttpConnector::new(NoAwsCalls)
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder,
+            _: &aws_smithy_types::config_bag::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            self.validations
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn sdk_config_over(
+        http: impl aws_smithy_runtime_api::client::http::HttpClient + 'static,
+    ) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws_sdk_dynamodb::config::Credentials::for_tests(),
+            ))
+            .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+                http,
+            ))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_service_client_is_built_without_a_connector_the_first_request_builds_it() {
+        use std::sync::atomic::Ordering::SeqCst;
+        // The SDK asks the HTTP client to validate each new service client: the hyper client
+        // builds (and drops) a whole connector when asked.
+        let bare = CountingHttpClient::default();
+        let _ = aws_sdk_dynamodb::Client::new(&sdk_config_over(bare.clone()));
+        assert_eq!(
+            bare.validations.load(SeqCst),
+            1,
+            "the SDK validates at construction"
+        );
+
+        let inner = CountingHttpClient::default();
+        let client =
+            aws_sdk_dynamodb::Client::new(&sdk_config_over(ConnectorOnFirstRequest(inner.clone())));
+        assert_eq!(inner.validations.load(SeqCst), 0, "nothing is validated");
+        assert_eq!(inner.connectors.load(SeqCst), 0, "no connector is built");
+        let _ = client.get_item().table_name("t").send().await;
+        assert!(
+            inner.connectors.load(SeqCst) >= 1,
+            "the request builds the connector"
+        );
     }
 
     /// The authorizers' secrets as Secrets Manager holds them, checked as the init checks them.
