@@ -110,7 +110,7 @@ pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
 /// whole connector (the TLS configuration, the roots parsed) and throws it away, so that
 /// native certificates load before the first request. These roots are compiled in, and the
 /// first request, the init's warm-up, builds the connector anyway: the throwaway one was
-/// 0.1–0.2 ms of every cold start, per service client (`perf`, docs/benchmarks.md).
+/// about 0.2 ms of every cold start per service client, as `perf` (which inflates it) saw it.
 #[derive(Debug)]
 pub struct ConnectorOnFirstRequest<C>(pub C);
 
