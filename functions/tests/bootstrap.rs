@@ -82,6 +82,11 @@ async fn a_table_function_opens_its_connection_at_init_then_answers() {
         .unwrap_or_else(|| panic!("get-user logs its warm-up at init:\n{}", run.stdout));
     assert!(warm_up["fields"]["elapsed_us"].as_u64().is_some());
     assert_eq!(warm_up["level"], "INFO", "the warm-up succeeded: {warm_up}");
+    let usage = run.init_usage.expect("the init's usage, read from /proc");
+    assert!(
+        usage.cpu > std::time::Duration::ZERO && usage.minor_faults > 0,
+        "{usage:?}"
+    );
 }
 
 #[tokio::test]

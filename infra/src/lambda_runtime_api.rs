@@ -38,9 +38,43 @@ use crate::events::{self, Params, WsPeer};
 pub struct BootstrapRun {
     /// From the spawn to its first `GET /next` (Lambda's Init phase).
     pub init: Duration,
+    /// What the process had used when it asked its first `GET /next`; `None` where `/proc`
+    /// cannot tell (not Linux).
+    pub init_usage: Option<ProcessUsage>,
     pub invocations: Vec<Invocation>,
     /// Everything it wrote to stdout (its logs).
     pub stdout: String,
+}
+
+/// A process's CPU time and page faults so far, read from `/proc`.
+///
+/// The init's wall time on a shared machine moves with whatever else runs; its CPU time and
+/// faults move far less, so they tell apart changes of a tenth of a millisecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessUsage {
+    /// Time on a CPU, summed over the process's live threads (`/proc/PID/task/*/schedstat`).
+    pub cpu: Duration,
+    /// Minor page faults of the whole process (`/proc/PID/stat`, field 10).
+    pub minor_faults: u64,
+}
+
+impl ProcessUsage {
+    /// `None` if the process is gone or `/proc` is not there.
+    pub fn of(pid: u32) -> Option<ProcessUsage> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name, field 2, is in parentheses and may hold spaces: count from after it.
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        let minor_faults = after_name.split_whitespace().nth(7)?.parse().ok()?;
+        let mut cpu_ns = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            cpu_ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(ProcessUsage {
+            cpu: Duration::from_nanos(cpu_ns),
+            minor_faults,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -187,6 +221,7 @@ impl RuntimeApi {
     ) -> Result<BootstrapRun, String> {
         let count = events.len();
         self.state.reset(events);
+        *self.state.pid.lock().expect("pid") = None;
         let spawned = Instant::now();
         let mut child = tokio::process::Command::new(binary)
             .env_clear()
@@ -198,6 +233,9 @@ impl RuntimeApi {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("could not start {}: {e}", binary.display()))?;
+        // Set before the first `GET /next` can arrive: that needs the bootstrap's runtime up,
+        // milliseconds after the exec.
+        *self.state.pid.lock().expect("pid") = child.id();
         let waited = tokio::time::timeout(limit, async {
             loop {
                 let changed = self.state.changed.notified();
@@ -236,6 +274,7 @@ impl RuntimeApi {
         let seen = self.state.seen.lock().expect("seen");
         Ok(BootstrapRun {
             init: seen.nexts[0] - spawned,
+            init_usage: seen.init_usage,
             invocations: seen
                 .responses
                 .iter()
@@ -255,6 +294,8 @@ impl RuntimeApi {
 struct Seen {
     /// Each `GET /next`'s arrival.
     nexts: Vec<Instant>,
+    /// The process's usage at its first `GET /next`.
+    init_usage: Option<ProcessUsage>,
     /// Each response's arrival and body.
     responses: Vec<(Instant, Value)>,
     /// An `/init/error` or `/invocation/{id}/error` body.
@@ -265,6 +306,8 @@ struct Seen {
 struct Shared {
     events: Mutex<VecDeque<Value>>,
     seen: Mutex<Seen>,
+    /// The running bootstrap's process id.
+    pid: Mutex<Option<u32>>,
     changed: Notify,
 }
 
@@ -301,9 +344,20 @@ fn router(state: Arc<Shared>) -> Router {
 async fn next(State(state): State<Arc<Shared>>) -> Response {
     let arrived = Instant::now();
     let event = state.events.lock().expect("events").pop_front();
+    let first = state.seen.lock().expect("seen").nexts.is_empty();
+    // Read while the bootstrap waits for this answer, so the usage is its init's alone.
+    let usage = if first {
+        let pid = *state.pid.lock().expect("pid");
+        pid.and_then(ProcessUsage::of)
+    } else {
+        None
+    };
     let mut count = 0;
     state.record(|seen| {
         seen.nexts.push(arrived);
+        if first {
+            seen.init_usage = usage;
+        }
         count = seen.nexts.len();
     });
     let Some(event) = event else {
@@ -442,5 +496,41 @@ mod tests {
             answer.contains(&WS_MESSAGE_MAX_BYTES.to_string()),
             "{answer}"
         );
+    }
+
+    #[test]
+    fn a_process_usage_counts_its_cpu_and_its_faults() {
+        let before = ProcessUsage::of(std::process::id()).expect("this process's usage");
+        // Touch 256 fresh pages, then spin for 20 ms of CPU time.
+        let pages = 256;
+        let mut memory = vec![0u8; pages * 4096];
+        for page in memory.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        let spun = std::time::Instant::now();
+        let mut x = 0u64;
+        while spun.elapsed() < Duration::from_millis(20) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let after = ProcessUsage::of(std::process::id()).expect("this process's usage");
+        assert!(
+            after.minor_faults >= before.minor_faults + pages as u64 / 2,
+            "{before:?} → {after:?} after touching {pages} pages ({})",
+            memory.iter().map(|&b| b as usize).sum::<usize>()
+        );
+        assert!(
+            after.cpu >= before.cpu + Duration::from_millis(10),
+            "{before:?} → {after:?} after 20 ms of spinning"
+        );
+    }
+
+    #[test]
+    fn a_gone_process_has_no_usage() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("true runs");
+        let pid = child.id();
+        child.wait().expect("true exits");
+        assert_eq!(ProcessUsage::of(pid), None);
     }
 }

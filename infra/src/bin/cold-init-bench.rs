@@ -6,7 +6,10 @@
 //! function's own variables from `template.yaml`, with every AWS endpoint at moto), then measures:
 //! - **init**: from the spawn to the first `GET /next` (what Lambda bills and reports as Init);
 //! - **first**: the first invocation, from handing out its event to its response;
-//! - **warm**: the same event once more.
+//! - **warm**: the same event once more;
+//! - the init's **CPU time** (summed over the process's threads) and **minor page faults**, read
+//!   from `/proc` at that first `GET /next`: on a shared machine they move far less than the
+//!   wall time does.
 //!
 //! Each function gets an event of its own kind that reaches DynamoDB: the HTTP routes and the
 //! WebSocket routes as a participant of a seeded conversation would send them, the fan-out a
@@ -32,7 +35,7 @@ use natter::services::Services;
 use natter::store::dynamo::{DynamoStore, WARM_UP_LOG};
 use natter::store::schema;
 use natter_local::lambda_runtime_api::{
-    http_event, lambda_env, ws_event, BootstrapRun, RuntimeApi,
+    http_event, lambda_env, ws_event, BootstrapRun, ProcessUsage, RuntimeApi,
 };
 use serde_json::{json, Value};
 
@@ -107,6 +110,8 @@ struct Measured {
     outcome: String,
     /// The part of init spent on the network, as the function logged it.
     warm_up: Option<Duration>,
+    /// The process's CPU time and page faults at its first `GET /next`.
+    usage: Option<ProcessUsage>,
 }
 
 /// Starts `binary` cold with `env`, hands it `event` twice, and stops it.
@@ -125,6 +130,7 @@ async fn measure_once(
         warm: run.invocations[1].duration,
         outcome: outcome(&run.invocations[0].response),
         warm_up: warm_up_time(&run),
+        usage: run.init_usage,
     })
 }
 
@@ -161,9 +167,12 @@ struct Summary {
     warm: Duration,
     outcome: String,
     warm_up: Option<Duration>,
+    /// The init's CPU time and minor faults, medians (each on its own).
+    init_cpu: Option<Duration>,
+    init_faults: Option<u64>,
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
+fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
     values.sort();
     values[values.len() / 2]
 }
@@ -200,6 +209,16 @@ async fn measure(
         warm_up: runs
             .iter()
             .map(|r| r.warm_up)
+            .collect::<Option<Vec<_>>>()
+            .map(median),
+        init_cpu: runs
+            .iter()
+            .map(|r| r.usage.map(|u| u.cpu))
+            .collect::<Option<Vec<_>>>()
+            .map(median),
+        init_faults: runs
+            .iter()
+            .map(|r| r.usage.map(|u| u.minor_faults))
             .collect::<Option<Vec<_>>>()
             .map(median),
     })
@@ -531,19 +550,30 @@ async fn run(options: Options) -> Result<(), String> {
     }
     let hello = summaries[0].init;
     let ratio = |d: Duration| d.as_secs_f64() / hello.as_secs_f64();
+    let hello_cpu = summaries[0].init_cpu;
+    let cpu = |s: &Summary| match (s.init_cpu, hello_cpu) {
+        (Some(cpu), Some(hello)) => format!(
+            "{} | {:.2}",
+            ms(cpu),
+            cpu.as_secs_f64() / hello.as_secs_f64()
+        ),
+        _ => "– | –".to_string(),
+    };
     println!(
-        "| function | init (ms) | init ÷ hello | of which network (ms) | init without the network ÷ hello | first invocation (ms) | warm invocation (ms) | first ÷ warm | first answer |"
+        "| function | init (ms) | init ÷ hello | of which network (ms) | init without the network ÷ hello | init CPU (ms) | init CPU ÷ hello | minor faults at init | first invocation (ms) | warm invocation (ms) | first ÷ warm | first answer |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &summaries {
         let warm_up = s.warm_up.unwrap_or_default();
         println!(
-            "| {} | {} | {:.2} | {} | {:.2} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {:.2} | {} | {:.2} | {} | {} | {} | {} | {:.2} | {} |",
             s.name,
             ms(s.init),
             ratio(s.init),
             s.warm_up.map_or("–".to_string(), ms),
             ratio(s.init.saturating_sub(warm_up)),
+            cpu(s),
+            s.init_faults.map_or("–".to_string(), |f| f.to_string()),
             ms(s.first),
             ms(s.warm),
             s.first.as_secs_f64() / s.warm.as_secs_f64(),
