@@ -41,6 +41,25 @@ async fn environment(function: &str) -> Vec<(String, String)> {
     env
 }
 
+/// An ELF file's type (`e_type`, at byte 16): 2 a position-dependent executable, 3 a
+/// position-independent one (or a shared library).
+fn elf_type(binary: &str) -> u16 {
+    let bytes = std::fs::read(binary).expect("the binary reads");
+    assert_eq!(&bytes[..4], b"\x7fELF", "{binary} is an ELF file");
+    u16::from_le_bytes([bytes[16], bytes[17]])
+}
+
+#[test]
+fn a_bootstrap_is_linked_at_a_fixed_address_so_its_start_relocates_nothing() {
+    const ET_EXEC: u16 = 2;
+    for binary in [
+        env!("CARGO_BIN_EXE_ws-ping"),
+        env!("CARGO_BIN_EXE_send-message"),
+    ] {
+        assert_eq!(elf_type(binary), ET_EXEC, "{binary} is not linked -no-pie");
+    }
+}
+
 fn user_verdict(user_id: &str) -> Value {
     json!({"kind": "user", "userId": user_id, "exp": SystemClock.now_ms() / 1000 + 600})
 }
