@@ -501,9 +501,10 @@ mod tests {
     #[test]
     fn a_process_usage_counts_its_cpu_and_its_faults() {
         let before = ProcessUsage::of(std::process::id()).expect("this process's usage");
-        // Touch 256 fresh pages, then spin for 20 ms of CPU time.
-        let pages = 256;
-        let mut memory = vec![0u8; pages * 4096];
+        // Touch fresh memory, then spin for 20 ms of CPU time. 64 MiB is over glibc's largest
+        // mmap threshold, so it is a new mapping whatever the other tests freed; how many faults
+        // it takes depends on the page size the kernel gives it (huge pages make it a few).
+        let mut memory = vec![0u8; 64 << 20];
         for page in memory.chunks_mut(4096) {
             page[0] = 1;
         }
@@ -514,9 +515,9 @@ mod tests {
         }
         let after = ProcessUsage::of(std::process::id()).expect("this process's usage");
         assert!(
-            after.minor_faults >= before.minor_faults + pages as u64 / 2,
-            "{before:?} → {after:?} after touching {pages} pages ({})",
-            memory.iter().map(|&b| b as usize).sum::<usize>()
+            after.minor_faults > before.minor_faults,
+            "{before:?} → {after:?} after touching 64 MiB ({} pages)",
+            memory.iter().filter(|&&b| b == 1).count()
         );
         assert!(
             after.cpu >= before.cpu + Duration::from_millis(10),
