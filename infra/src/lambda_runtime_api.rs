@@ -233,9 +233,9 @@ impl RuntimeApi {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("could not start {}: {e}", binary.display()))?;
-        // Set before the first `GET /next` can arrive: that needs the bootstrap's runtime up,
-        // milliseconds after the exec.
+        // The first `GET /next` waits for this (`next`), however late it comes.
         *self.state.pid.lock().expect("pid") = child.id();
+        self.state.pid_known.notify_waiters();
         let waited = tokio::time::timeout(limit, async {
             loop {
                 let changed = self.state.changed.notified();
@@ -306,8 +306,9 @@ struct Seen {
 struct Shared {
     events: Mutex<VecDeque<Value>>,
     seen: Mutex<Seen>,
-    /// The running bootstrap's process id.
+    /// The running bootstrap's process id, and its setting's signal.
     pid: Mutex<Option<u32>>,
+    pid_known: Notify,
     changed: Notify,
 }
 
@@ -341,14 +342,24 @@ fn router(state: Arc<Shared>) -> Router {
         .with_state(state)
 }
 
+/// The running bootstrap's process id: `run` sets it once the spawn returns, which a loaded
+/// machine may put after the bootstrap's first request. `None` only if it never comes.
+async fn bootstrap_pid(state: &Shared) -> Option<u32> {
+    let known = state.pid_known.notified();
+    if let Some(pid) = *state.pid.lock().expect("pid") {
+        return Some(pid);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), known).await;
+    *state.pid.lock().expect("pid")
+}
+
 async fn next(State(state): State<Arc<Shared>>) -> Response {
     let arrived = Instant::now();
     let event = state.events.lock().expect("events").pop_front();
     let first = state.seen.lock().expect("seen").nexts.is_empty();
     // Read while the bootstrap waits for this answer, so the usage is its init's alone.
     let usage = if first {
-        let pid = *state.pid.lock().expect("pid");
-        pid.and_then(ProcessUsage::of)
+        bootstrap_pid(&state).await.and_then(ProcessUsage::of)
     } else {
         None
     };
@@ -533,5 +544,35 @@ mod tests {
         let pid = child.id();
         child.wait().expect("true exits");
         assert_eq!(ProcessUsage::of(pid), None);
+    }
+
+    #[tokio::test]
+    async fn a_first_next_before_the_pid_is_known_waits_for_it() {
+        let api = RuntimeApi::start().await.unwrap();
+        api.state.reset(vec![json!({"n": 1})]);
+        let address = api.address().to_string();
+        let asked = tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let head = format!(
+                "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {address}\r\n\
+                 Connection: close\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await.unwrap();
+            String::from_utf8_lossy(&answer).into_owned()
+        });
+        // The request is in before the pid, as on a machine that delays the spawn's return.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!asked.is_finished(), "the first /next waits for the pid");
+        *api.state.pid.lock().unwrap() = Some(std::process::id());
+        api.state.pid_known.notify_waiters();
+        let answer = asked.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let seen = api.state.seen.lock().unwrap();
+        assert!(
+            seen.init_usage.is_some(),
+            "the usage is read once the pid is known"
+        );
     }
 }
