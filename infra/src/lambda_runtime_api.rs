@@ -48,8 +48,8 @@ pub struct BootstrapRun {
 
 /// A process's CPU time and page faults so far, read from `/proc`.
 ///
-/// The init's wall time on a shared machine moves with whatever else runs; its CPU time and
-/// faults move far less, so they tell apart changes of a tenth of a millisecond.
+/// The init's wall time on a shared machine moves with whatever else runs; its faults hardly
+/// move, and its CPU time moves less than its wall time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessUsage {
     /// Time on a CPU, summed over the process's live threads (`/proc/PID/task/*/schedstat`).
@@ -221,7 +221,6 @@ impl RuntimeApi {
     ) -> Result<BootstrapRun, String> {
         let count = events.len();
         self.state.reset(events);
-        *self.state.pid.lock().expect("pid") = None;
         let spawned = Instant::now();
         let mut child = tokio::process::Command::new(binary)
             .env_clear()
@@ -234,8 +233,7 @@ impl RuntimeApi {
             .spawn()
             .map_err(|e| format!("could not start {}: {e}", binary.display()))?;
         // The first `GET /next` waits for this (`next`), however late it comes.
-        *self.state.pid.lock().expect("pid") = child.id();
-        self.state.pid_known.notify_waiters();
+        self.state.set_pid(child.id());
         let waited = tokio::time::timeout(limit, async {
             loop {
                 let changed = self.state.changed.notified();
@@ -316,6 +314,12 @@ impl Shared {
     fn reset(&self, events: Vec<Value>) {
         *self.events.lock().expect("events") = events.into();
         *self.seen.lock().expect("seen") = Seen::default();
+        *self.pid.lock().expect("pid") = None;
+    }
+
+    fn set_pid(&self, pid: Option<u32>) {
+        *self.pid.lock().expect("pid") = pid;
+        self.pid_known.notify_waiters();
     }
 
     fn record(&self, f: impl FnOnce(&mut Seen)) {
@@ -432,11 +436,12 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// Posts `body` to `path` over a plain HTTP/1.1 connection; the status and the body.
-    async fn post(address: &str, path: &str, body: &[u8]) -> (u16, String) {
+    /// Sends `method` `path` with `body` over a plain HTTP/1.1 connection; the status and the
+    /// body.
+    async fn request(address: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\
              Connection: close\r\n\r\n",
             body.len()
         );
@@ -449,6 +454,10 @@ mod tests {
         let status = answer[9..12].parse().unwrap();
         let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
         (status, body)
+    }
+
+    async fn post(address: &str, path: &str, body: &[u8]) -> (u16, String) {
+        request(address, "POST", path, body).await
     }
 
     /// A JSON string of exactly `bytes` bytes.
@@ -552,23 +561,14 @@ mod tests {
         api.state.reset(vec![json!({"n": 1})]);
         let address = api.address().to_string();
         let asked = tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-            let head = format!(
-                "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {address}\r\n\
-                 Connection: close\r\n\r\n"
-            );
-            stream.write_all(head.as_bytes()).await.unwrap();
-            let mut answer = Vec::new();
-            stream.read_to_end(&mut answer).await.unwrap();
-            String::from_utf8_lossy(&answer).into_owned()
+            request(&address, "GET", "/2018-06-01/runtime/invocation/next", b"").await
         });
         // The request is in before the pid, as on a machine that delays the spawn's return.
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!asked.is_finished(), "the first /next waits for the pid");
-        *api.state.pid.lock().unwrap() = Some(std::process::id());
-        api.state.pid_known.notify_waiters();
-        let answer = asked.await.unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        api.state.set_pid(Some(std::process::id()));
+        let (status, event) = asked.await.unwrap();
+        assert_eq!((status, event.as_str()), (200, r#"{"n":1}"#));
         let seen = api.state.seen.lock().unwrap();
         assert!(
             seen.init_usage.is_some(),

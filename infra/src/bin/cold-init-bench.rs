@@ -8,8 +8,8 @@
 //! - **first**: the first invocation, from handing out its event to its response;
 //! - **warm**: the same event once more;
 //! - the init's **CPU time** (summed over the process's threads) and **minor page faults**, read
-//!   from `/proc` at that first `GET /next`: on a shared machine they move far less than the
-//!   wall time does.
+//!   from `/proc` at that first `GET /next`: on a shared machine the faults hardly move, and
+//!   the CPU time less than the wall time.
 //!
 //! Each function gets an event of its own kind that reaches DynamoDB: the HTTP routes and the
 //! WebSocket routes as a participant of a seeded conversation would send them, the fan-out a
@@ -177,6 +177,11 @@ fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
     values[values.len() / 2]
 }
 
+/// The median, if every run has a value.
+fn median_if_all<T: Ord + Copy>(values: impl Iterator<Item = Option<T>>) -> Option<T> {
+    values.collect::<Option<Vec<_>>>().map(median)
+}
+
 async fn measure(
     api: &RuntimeApi,
     options: &Options,
@@ -206,21 +211,9 @@ async fn measure(
         first: median(runs.iter().map(|r| r.first).collect()),
         warm: median(runs.iter().map(|r| r.warm).collect()),
         outcome: runs[0].outcome.clone(),
-        warm_up: runs
-            .iter()
-            .map(|r| r.warm_up)
-            .collect::<Option<Vec<_>>>()
-            .map(median),
-        init_cpu: runs
-            .iter()
-            .map(|r| r.usage.map(|u| u.cpu))
-            .collect::<Option<Vec<_>>>()
-            .map(median),
-        init_faults: runs
-            .iter()
-            .map(|r| r.usage.map(|u| u.minor_faults))
-            .collect::<Option<Vec<_>>>()
-            .map(median),
+        warm_up: median_if_all(runs.iter().map(|r| r.warm_up)),
+        init_cpu: median_if_all(runs.iter().map(|r| r.usage.map(|u| u.cpu))),
+        init_faults: median_if_all(runs.iter().map(|r| r.usage.map(|u| u.minor_faults))),
     })
 }
 
